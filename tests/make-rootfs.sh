@@ -8,6 +8,7 @@ busybox=/bin/busybox
 [ -x "$busybox" ] || { echo "make-rootfs: $busybox missing: apt-get install busybox-static" >&2; exit 1; }
 # A dynamically linked busybox would need the host's libc inside the rootfs.
 if ldd "$busybox" >/dev/null 2>&1; then echo "make-rootfs: $busybox is not static: install busybox-static" >&2; exit 1; fi
+mkdir -p "$(dirname "$dest")"
 tmp=$(mktemp -d "${dest}.XXXXXX")
 mkdir -p "$tmp/bin" "$tmp/sbin" "$tmp/usr/bin" "$tmp/usr/sbin" "$tmp/etc" "$tmp/proc" "$tmp/sys" \
          "$tmp/dev" "$tmp/tmp" "$tmp/root" "$tmp/var" "$tmp/run" "$tmp/home"
