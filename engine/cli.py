@@ -1,0 +1,113 @@
+"""`engine`: runc's command line (the commands and flags conmon and containerd-shim-runc-v2 pass).
+
+Each command lives in engine/commands/<name>.py and is imported only when chosen, so `engine state` never
+pays for pydantic, pyroute2 or watchdog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+
+from engine import SPEC_VERSION, __version__
+from engine.errors import EngineError
+from engine.log import Log
+
+
+@dataclass
+class Context:
+    """What every command gets from the global flags."""
+
+    root: str
+    log: Log
+    systemd_cgroup: bool
+    hooks_dirs: list[str]
+
+
+def _add_create_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", "-b", default=".", help="path to the bundle directory (default: current directory)")
+    p.add_argument("--pid-file", help="write the container init's host pid to this file")
+    p.add_argument("--console-socket", help="unix socket that receives the console's pty master (SCM_RIGHTS)")
+    p.add_argument("--no-pivot", action="store_true", help="use MS_MOVE + chroot instead of pivot_root")
+    p.add_argument("--no-new-keyring", action="store_true", help="do not create a new session keyring")
+    p.add_argument("--preserve-fds", type=int, default=0, help="pass N extra fds (from 3) to the container")
+    p.add_argument("--sync-socket", help="unix socket that receives every state change as a JSON message")
+    p.add_argument("container_id", metavar="<container-id>")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="engine", description="An OCI runtime-spec container runtime.", allow_abbrev=False
+    )
+    parser.add_argument("--root", default="/run/engine", help="directory for container state (default /run/engine)")
+    parser.add_argument("--log", help="write log messages to this file")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--debug", action="store_true", help="log debug messages")
+    parser.add_argument("--systemd-cgroup", action="store_true", help="use systemd for cgroups (unsupported)")
+    parser.add_argument("--hooks-dir", action="append", default=[], help="OCI hooks.d directory (repeatable)")
+    parser.add_argument("--rootless", default="auto", help=argparse.SUPPRESS)  # accepted for runc compatibility
+    parser.add_argument("--criu", help=argparse.SUPPRESS)
+    parser.add_argument("--version", "-v", action="store_true", help="print the version")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+
+    p = sub.add_parser("create", help="create a container", allow_abbrev=False)
+    _add_create_flags(p)
+
+    p = sub.add_parser("run", help="create and start a container, and wait for it", allow_abbrev=False)
+    _add_create_flags(p)
+    p.add_argument("--detach", "-d", action="store_true", help="do not wait for the container to exit")
+    p.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
+
+    p = sub.add_parser("start", help="run the user's program in a created container", allow_abbrev=False)
+    p.add_argument("container_id", metavar="<container-id>")
+
+    p = sub.add_parser("state", help="print the state of a container as JSON", allow_abbrev=False)
+    p.add_argument("container_id", metavar="<container-id>")
+
+    p = sub.add_parser("kill", help="send a signal to the container's init (default SIGTERM)", allow_abbrev=False)
+    p.add_argument("--all", "-a", action="store_true", help="signal every process in the container")
+    p.add_argument("container_id", metavar="<container-id>")
+    p.add_argument("signal", nargs="?", default="SIGTERM")
+
+    p = sub.add_parser("delete", help="delete a stopped container", allow_abbrev=False)
+    p.add_argument("--force", "-f", action="store_true", help="kill the container first if it is not stopped")
+    p.add_argument("container_id", metavar="<container-id>")
+
+    p = sub.add_parser("list", help="list containers", allow_abbrev=False)
+    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only the ids")
+
+    p = sub.add_parser("spec", help="write a default config.json", allow_abbrev=False)
+    p.add_argument("--bundle", "-b", default=".", help="directory to write config.json into")
+    p.add_argument("--rootless", action="store_true", help="a config for a rootless container")
+
+    sub.add_parser("features", help="print the features this engine supports (JSON)", allow_abbrev=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        print(f"engine version {__version__}\nspec: {SPEC_VERSION}")
+        return 0
+    log = Log(args.log, args.log_format, args.debug)
+    if args.command is None:
+        log.error("no command given (try --help)")
+        return 2
+    ctx = Context(root=args.root, log=log, systemd_cgroup=args.systemd_cgroup, hooks_dirs=args.hooks_dir)
+    try:
+        if args.systemd_cgroup:
+            raise EngineError("--systemd-cgroup is not supported yet: drop the flag to use cgroupfs")
+        module = importlib.import_module(f"engine.commands.{args.command}")
+        return module.run(ctx, args)
+    except EngineError as err:
+        log.error(str(err))
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Namespaces, mounts and pidfds: the syscalls Python 3.11's os module lacks, wrapped with ctypes.
+
+Each wrapper raises OSError with the call (and path) named, so a failing setup stage reports what it tried.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from engine.linux.libc import check, libc
+
+# clone(2) / unshare(2) namespace flags.
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# The spec's namespace type names -> clone flag and the /proc/<pid>/ns file that names that namespace.
+NAMESPACES: dict[str, tuple[int, str]] = {
+    "pid": (CLONE_NEWPID, "pid"),
+    "network": (CLONE_NEWNET, "net"),
+    "mount": (CLONE_NEWNS, "mnt"),
+    "ipc": (CLONE_NEWIPC, "ipc"),
+    "uts": (CLONE_NEWUTS, "uts"),
+    "user": (CLONE_NEWUSER, "user"),
+    "cgroup": (CLONE_NEWCGROUP, "cgroup"),
+    "time": (CLONE_NEWTIME, "time"),
+}
+
+# mount(2) flags.
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MNT_DETACH = 0x2
+
+# x86_64 syscall numbers for calls glibc 2.36 does not wrap.
+SYS_PIVOT_ROOT = 155
+SYS_PIDFD_SEND_SIGNAL = 424
+SYS_PIDFD_OPEN = 434
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.unshare.argtypes = [ctypes.c_int]
+libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+libc.syscall.restype = ctypes.c_long
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+
+def _b(value: str | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)
+
+
+def unshare(flags: int) -> None:
+    check(libc.unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    check(libc.setns(fd, nstype), "setns")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+    check(libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), f"mount {target}", target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    check(libc.umount2(_b(target), flags), f"umount {target}", target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    check(libc.syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root", new_root)
+
+
+def pidfd_open(pid: int) -> int:
+    return check(libc.syscall(SYS_PIDFD_OPEN, ctypes.c_int(pid), ctypes.c_uint(0)), f"pidfd_open {pid}")
+
+
+def pidfd_send_signal(pidfd: int, sig: int) -> None:
+    check(
+        libc.syscall(SYS_PIDFD_SEND_SIGNAL, ctypes.c_int(pidfd), ctypes.c_int(sig), None, ctypes.c_uint(0)),
+        "pidfd_send_signal",
+    )
+
+
+def prctl(option: int, arg2: int = 0) -> None:
+    check(libc.prctl(option, arg2, 0, 0, 0), f"prctl({option})")
+
+
+def set_child_subreaper() -> None:
+    """Orphaned descendants re-parent to us: `engine run` reaps its container's init this way."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def set_parent_death_signal(sig: int) -> None:
+    prctl(PR_SET_PDEATHSIG, sig)

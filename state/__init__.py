@@ -1,0 +1,1 @@
+"""The lifecycle: state machine, state store, liveness, publishing."""

@@ -1,0 +1,37 @@
+"""Is the container's process still the one we started? (pid reuse must not fool `state`.)
+
+We record the init's start time (field 22 of /proc/<pid>/stat, clock ticks since boot) at create; a live
+process with that pid and that start time is ours. A zombie has exited: it only waits for its parent (a
+subreaper such as conmon) to reap it, so it counts as gone.
+"""
+
+from __future__ import annotations
+
+
+def read_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time) of a process, or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return fields[0].decode(), int(fields[19])
+
+
+def start_time(pid: int) -> int | None:
+    stat = read_stat(pid)
+    return None if stat is None else stat[1]
+
+
+def is_alive(pid: int, expected_start_time: int | None) -> bool:
+    if pid <= 0:
+        return False
+    stat = read_stat(pid)
+    if stat is None:
+        return False
+    letter, started = stat
+    if letter in ("Z", "X"):
+        return False
+    return expected_start_time is None or started == expected_start_time

@@ -1,0 +1,142 @@
+"""The state store: one directory per container under --root, state.json written atomically, a lock per id.
+
+Layout:  <root>/<id>/state.json   the record (written only by state transitions)
+         <root>/<id>/config.json  the config as it was at create (later edits must not affect the container)
+         <root>/<id>/exec.fifo    while created: `start` opens it to let the init exec the user's program
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+
+from engine.errors import ContainerNotFound, EngineError
+from state.ids import validate_id
+from state.record import ContainerRecord
+
+DEFAULT_ROOT = "/run/engine"
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.json"
+EXEC_FIFO = "exec.fifo"
+
+
+class ContainerExists(EngineError):
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container {container_id!r} already exists")
+
+
+def write_atomically(dir_fd: int, name: str, data: bytes) -> None:
+    """temp file, fsync, rename over the old one, fsync the directory: readers see old or new, never half."""
+    tmp = f".{name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    os.fsync(dir_fd)
+
+
+class Store:
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = os.path.abspath(root)
+
+    def path(self, container_id: str, *names: str) -> str:
+        return os.path.join(self.root, container_id, *names)
+
+    def ensure_root(self) -> None:
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if not n.startswith(".") and os.path.isdir(os.path.join(self.root, n)))
+
+    @contextlib.contextmanager
+    def reserve(self, container_id: str) -> Iterator[int]:
+        """Claim a new id atomically (mkdir) and hold its lock; yields the directory fd.
+
+        mkdir either creates the directory or fails with EEXIST, so of 16 concurrent creates of one id exactly
+        one wins. The caller removes the directory itself if creating fails.
+        """
+        validate_id(container_id)
+        self.ensure_root()
+        try:
+            os.mkdir(self.path(container_id), 0o700)
+        except FileExistsError:
+            raise ContainerExists(container_id) from None
+        dir_fd = os.open(self.path(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(dir_fd, fcntl.LOCK_EX)
+            yield dir_fd
+        finally:
+            os.close(dir_fd)
+
+    @contextlib.contextmanager
+    def locked(self, container_id: str, *, shared: bool = False) -> Iterator[int]:
+        """Hold the container's lock (flock on its directory) so commands on one id serialize."""
+        validate_id(container_id)
+        try:
+            dir_fd = os.open(self.path(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound(container_id) from None
+        try:
+            fcntl.flock(dir_fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            # The holder before us may have deleted the container while we waited.
+            try:
+                os.stat(STATE_FILE, dir_fd=dir_fd)
+            except FileNotFoundError:
+                raise ContainerNotFound(container_id) from None
+            yield dir_fd
+        finally:
+            os.close(dir_fd)
+
+    def load(self, container_id: str, dir_fd: int | None = None) -> ContainerRecord:
+        validate_id(container_id)
+        try:
+            if dir_fd is not None:
+                fd = os.open(STATE_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+            else:
+                fd = os.open(self.path(container_id, STATE_FILE), os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound(container_id) from None
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
+        try:
+            return ContainerRecord.from_json(json.loads(data))
+        except (ValueError, TypeError) as err:
+            raise EngineError(f"container {container_id!r}: corrupt {STATE_FILE}: {err}") from None
+
+    def save(self, record: ContainerRecord) -> None:
+        """Write state.json. Only state transitions call this (state/machine.py)."""
+        data = json.dumps(record.to_json(), separators=(",", ":")).encode()
+        dir_fd = os.open(self.path(record.id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            write_atomically(dir_fd, STATE_FILE, data)
+        finally:
+            os.close(dir_fd)
+
+    def remove(self, container_id: str) -> None:
+        """Remove the container's directory; state.json goes first so waiters see the container gone."""
+        directory = self.path(container_id)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(directory, STATE_FILE))
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, name))
+        try:
+            os.rmdir(directory)
+        except OSError as err:
+            if err.errno != errno.ENOENT:
+                raise
