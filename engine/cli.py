@@ -27,7 +27,9 @@ class Context:
 
 
 def _add_create_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", "-b", default=".", help="path to the bundle directory (default: current directory)")
+    p.add_argument(
+        "--bundle", "-b", default=".", help="path to the bundle directory (default: current directory)"
+    )
     p.add_argument("--pid-file", help="write the container init's host pid to this file")
     p.add_argument("--console-socket", help="unix socket that receives the console's pty master (SCM_RIGHTS)")
     p.add_argument("--no-pivot", action="store_true", help="use MS_MOVE + chroot instead of pivot_root")
@@ -41,13 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="engine", description="An OCI runtime-spec container runtime.", allow_abbrev=False
     )
-    parser.add_argument("--root", default="/run/engine", help="directory for container state (default /run/engine)")
+    parser.add_argument(
+        "--root", default="/run/engine", help="directory for container state (default /run/engine)"
+    )
     parser.add_argument("--log", help="write log messages to this file")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--debug", action="store_true", help="log debug messages")
     parser.add_argument("--systemd-cgroup", action="store_true", help="use systemd for cgroups (unsupported)")
     parser.add_argument("--hooks-dir", action="append", default=[], help="OCI hooks.d directory (repeatable)")
-    parser.add_argument("--rootless", default="auto", help=argparse.SUPPRESS)  # accepted for runc compatibility
+    parser.add_argument(
+        "--rootless", default="auto", help=argparse.SUPPRESS
+    )  # accepted for runc compatibility
     parser.add_argument("--criu", help=argparse.SUPPRESS)
     parser.add_argument("--version", "-v", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
@@ -66,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("state", help="print the state of a container as JSON", allow_abbrev=False)
     p.add_argument("container_id", metavar="<container-id>")
 
-    p = sub.add_parser("kill", help="send a signal to the container's init (default SIGTERM)", allow_abbrev=False)
+    p = sub.add_parser(
+        "kill", help="send a signal to the container's init (default SIGTERM)", allow_abbrev=False
+    )
     p.add_argument("--all", "-a", action="store_true", help="signal every process in the container")
     p.add_argument("container_id", metavar="<container-id>")
     p.add_argument("signal", nargs="?", default="SIGTERM")

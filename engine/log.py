@@ -28,7 +28,7 @@ class Log:
             print(f"engine: {msg}" if level == "error" else f"engine: {level}: {msg}", file=sys.stderr)
         if not self.path:
             return
-        time = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+        time = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
         if self.fmt == "json":
             line = json.dumps({"level": level, "msg": msg, "time": time}) + "\n"
         else:

@@ -16,8 +16,8 @@ def parse_signal(text: str) -> int:
         raise EngineError(f"invalid signal {text!r}: {number} is out of range 1..{int(signal.SIGRTMAX)}")
     name = value if value.startswith("SIG") else "SIG" + value
     for prefix, base in (("SIGRTMIN+", signal.SIGRTMIN), ("SIGRTMAX-", signal.SIGRTMAX)):
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            offset = int(name[len(prefix):])
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            offset = int(name[len(prefix) :])
             number = base + offset if prefix.endswith("+") else base - offset
             if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
                 return int(number)

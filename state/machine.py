@@ -28,7 +28,12 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "start", "source": CREATED, "dest": RUNNING, "before": "_mark_started"},
     {"trigger": "pause", "source": RUNNING, "dest": PAUSED},
     {"trigger": "resume", "source": PAUSED, "dest": RUNNING},
-    {"trigger": "stop", "source": [CREATING, CREATED, RUNNING, PAUSED], "dest": STOPPED, "before": "_mark_finished"},
+    {
+        "trigger": "stop",
+        "source": [CREATING, CREATED, RUNNING, PAUSED],
+        "dest": STOPPED,
+        "before": "_mark_finished",
+    },
 ]
 
 Warn = Callable[[str], None]

@@ -12,7 +12,7 @@ from state.rules import ALIVE, CREATING, STOPPED
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclasses.dataclass
@@ -72,8 +72,11 @@ class ContainerRecord:
         """The public state plus the timestamps and exit status supervisors want (sync socket, events)."""
         state = self.public_state(status)
         state["createdAt"] = self.created
-        for key, value in (("startedAt", self.started), ("finishedAt", self.finished),
-                           ("exitStatus", self.exit_status)):
+        for key, value in (
+            ("startedAt", self.started),
+            ("finishedAt", self.finished),
+            ("exitStatus", self.exit_status),
+        ):
             if value is not None:
                 state[key] = value
         return state

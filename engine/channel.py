@@ -1,0 +1,47 @@
+"""The create-time channel between `engine create` and the container's init: JSON messages on a
+SOCK_SEQPACKET socketpair (one message per packet, and EOF when the other side dies).
+
+Messages, in order:
+  init -> engine  {"type": "pid", "pid": N}          the init's host pid (sent by the intermediate child)
+  init -> engine  {"type": "hooks"}                  mounts are done: run prestart + createRuntime hooks
+  engine -> init  {"type": "continue", "state": ..}  hooks passed; the state is for createContainer hooks
+  init -> engine  {"type": "ready"}                  set up, about to wait on the exec fifo
+  engine -> init  {"type": "go"}                     state.json says created: wait for `start`
+  either way      {"type": "error", "message": ".."} the sender gives up
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+MAX_MESSAGE = 1 << 20
+
+
+class ChannelClosed(Exception):
+    pass
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def send(sock: socket.socket, message: dict[str, Any]) -> None:
+    sock.send(json.dumps(message).encode())
+
+
+def recv(sock: socket.socket) -> dict[str, Any]:
+    data = sock.recv(MAX_MESSAGE)
+    if not data:
+        raise ChannelClosed("the other side of the create channel went away")
+    return json.loads(data)
+
+
+def expect(sock: socket.socket, kind: str) -> dict[str, Any]:
+    message = recv(sock)
+    if message.get("type") == "error":
+        raise ChannelClosed(message.get("message", "unknown error"))
+    if message.get("type") != kind:
+        raise ChannelClosed(f"expected {kind!r} on the create channel, got {message.get('type')!r}")
+    return message

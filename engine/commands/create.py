@@ -1,0 +1,26 @@
+"""engine create [--bundle DIR] [--pid-file F] [--console-socket S] [--sync-socket S] <id>"""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.cli import Context
+from engine.create import CreateOptions, create
+from state.store import Store
+
+
+def options_from(args: argparse.Namespace) -> CreateOptions:
+    return CreateOptions(
+        container_id=args.container_id,
+        bundle=args.bundle,
+        pid_file=args.pid_file,
+        console_socket=args.console_socket,
+        no_pivot=args.no_pivot,
+        preserve_fds=args.preserve_fds,
+        sync_socket=args.sync_socket,
+    )
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    create(Store(ctx.root), options_from(args), ctx.log)
+    return 0

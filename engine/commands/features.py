@@ -1,0 +1,14 @@
+"""engine features: the features.json document (features.md), valid against features-schema.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from engine.cli import Context
+from engine.spec.features import features_document
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    print(json.dumps(features_document(), indent=2))
+    return 0

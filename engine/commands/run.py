@@ -1,0 +1,63 @@
+"""engine run [--detach] [create flags] <id>: create + start, then wait and exit with the container's
+status (128+n when killed by signal n), deleting it afterwards as runc does."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+
+from engine.cli import Context
+from engine.commands.create import options_from
+from engine.create import create
+from engine.delete import delete
+from engine.errors import EngineError
+from engine.linux.syscalls import set_child_subreaper
+from engine.start import start
+from state.machine import Lifecycle
+from state.store import Store
+
+FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    store = Store(ctx.root)
+    if not args.detach:
+        # The init's parent (the intermediate child) exits during create; as subreaper we inherit the init
+        # and can wait for it.
+        set_child_subreaper()
+    record = create(store, options_from(args), ctx.log)
+    try:
+        start(store, record.id, ctx.log)
+    except EngineError:
+        with contextlib.suppress(EngineError):
+            delete(store, record.id, True, ctx.log)
+        raise
+    if args.detach:
+        return 0
+    for sig in FORWARDED:
+        signal.signal(sig, lambda number, frame: _forward(record.pid, number))
+    _, wait_status = os.waitpid(record.pid, 0)
+    code = os.waitstatus_to_exitcode(wait_status)
+    exit_code = 128 - code if code < 0 else code
+    with store.locked(record.id) as dir_fd:
+        current = store.load(record.id, dir_fd)
+        if current.status != "stopped":
+            Lifecycle(current, store, warn=ctx.log.warning).fire("stop", exit_status=exit_code)
+    if not args.keep:
+        delete(store, record.id, False, ctx.log)
+    return exit_code
+
+
+def _forward(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)

@@ -1,0 +1,27 @@
+"""engine spec [--bundle DIR]: write a default config.json, as `runc spec` does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from engine.cli import Context
+from engine.errors import EngineError
+from engine.spec.default import default_config
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    if args.rootless:
+        raise EngineError("spec --rootless: rootless containers are not supported yet")
+    path = os.path.join(args.bundle, "config.json")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        raise EngineError(f"spec: {path} exists already: remove it first") from None
+    except OSError as err:
+        raise EngineError(f"spec: {path}: {err.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        json.dump(default_config(), f, indent=2)
+        f.write("\n")
+    return 0

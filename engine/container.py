@@ -1,0 +1,82 @@
+"""Operations on an existing container shared by start, kill, delete and run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import time
+
+from engine.linux import syscalls as sc
+from state import process
+from state.record import ContainerRecord
+
+
+def open_pidfd(record: ContainerRecord) -> int | None:
+    """A pidfd on the container's init, or None if it is gone. The pidfd pins the process, so checking the
+    start time after opening it proves the pid was not reused by another process."""
+    if record.pid <= 0:
+        return None
+    try:
+        fd = sc.pidfd_open(record.pid)
+    except OSError:
+        return None
+    if not process.is_alive(record.pid, record.pid_start_time):
+        os.close(fd)
+        return None
+    return fd
+
+
+def signal_init(record: ContainerRecord, sig: int) -> bool:
+    fd = open_pidfd(record)
+    if fd is None:
+        return False
+    try:
+        sc.pidfd_send_signal(fd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def container_pids(record: ContainerRecord) -> list[int]:
+    """Every process in the container: those sharing the init's pid namespace (the init first)."""
+    try:
+        ns = os.readlink(f"/proc/{record.pid}/ns/pid")
+    except OSError:
+        return []
+    if ns == os.readlink("/proc/self/ns/pid"):
+        return [record.pid]  # no pid namespace of its own: only the init is surely ours
+    pids = [record.pid]
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != record.pid:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{name}/ns/pid") == ns:
+                    pids.append(int(name))
+    return pids
+
+
+def signal_all(record: ContainerRecord, sig: int) -> None:
+    if not signal_init(record, sig):
+        return
+    for pid in container_pids(record)[1:]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def wait_for_exit(record: ContainerRecord, timeout: float) -> bool:
+    """True once the init has exited (a zombie counts), False on timeout."""
+    fd = open_pidfd(record)
+    if fd is None:
+        return True
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if select.select([fd], [], [], left)[0]:
+                return True
+    finally:
+        os.close(fd)

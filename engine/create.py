@@ -1,0 +1,176 @@
+"""`engine create`: validate the bundle, claim the id, fork the container's init and wait until it is set up.
+
+Follow a container from here: load config -> claim id (state "creating") -> fork the intermediate child ->
+it enters the namespaces and forks the init -> init mounts the rootfs -> prestart/createRuntime hooks run here
+-> init pivots and finishes -> state "created" -> the init blocks on the exec fifo until `engine start`.
+Every step registers its undo; a failure unwinds them in reverse and leaves no trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from engine import channel
+from engine.errors import ConfigError, EngineError
+from engine.init import InitPlan, intermediate
+from engine.linux import syscalls as sc
+from engine.log import Log
+from state import process
+from state.machine import Lifecycle
+from state.record import ContainerRecord
+from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_atomically
+
+
+@dataclass
+class CreateOptions:
+    container_id: str
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    sync_socket: str | None = None
+
+
+def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
+    """Validate config.json (pydantic) and return it in JSON shape, with the absolute rootfs path."""
+    from engine.spec.load import load_config  # pydantic: only create/run/exec pay for it
+
+    spec = load_config(os.path.join(bundle, "config.json"))
+    config = spec.model_dump(by_alias=True, exclude_none=True)
+    if not config.get("root") or not config["root"].get("path"):
+        raise ConfigError("config.json: root.path: required to create a container")
+    if not config.get("process"):
+        raise ConfigError("config.json: process: required to create a container")
+    if not config["process"].get("args"):
+        raise ConfigError("config.json: process.args: must not be empty")
+    rootfs = os.path.join(bundle, config["root"]["path"])
+    if not os.path.isdir(rootfs):
+        raise ConfigError(f"config.json: root.path: {rootfs} is not a directory")
+    return config, os.path.realpath(rootfs)
+
+
+def namespace_plan(config: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
+    flags, paths, seen = 0, [], set()
+    for i, ns in enumerate((config.get("linux") or {}).get("namespaces") or []):
+        ns_type = ns["type"]
+        if ns_type in seen:
+            raise ConfigError(f"config.json: linux.namespaces[{i}]: duplicate namespace type {ns_type!r}")
+        seen.add(ns_type)
+        if ns_type == "user":
+            raise ConfigError(f"config.json: linux.namespaces[{i}]: user namespaces are not supported yet")
+        if ns.get("path"):
+            paths.append((ns_type, ns["path"]))
+        else:
+            flags |= sc.NAMESPACES[ns_type][0]
+    if "mount" not in seen:
+        raise ConfigError("config.json: linux.namespaces: a mount namespace is required")
+    return flags, paths
+
+
+def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
+    from engine.undo import UndoStack
+
+    bundle = os.path.realpath(options.bundle)
+    config, rootfs = load_bundle(bundle)
+    ns_flags, ns_paths = namespace_plan(config)
+    undo = UndoStack(warn=log.warning)
+    with store.reserve(options.container_id):
+        undo.push("remove state directory", lambda: store.remove(options.container_id))
+        me = os.getpid()
+        record = ContainerRecord(
+            id=options.container_id,
+            bundle=bundle,
+            rootfs=rootfs,
+            annotations=dict(config.get("annotations") or {}),
+            creator_pid=me,
+            creator_start_time=process.start_time(me),
+            sync_socket=os.path.abspath(options.sync_socket) if options.sync_socket else None,
+        )
+        life = Lifecycle.new(record, store, warn=log.warning)
+        try:
+            shutil.copyfile(os.path.join(bundle, "config.json"), store.path(record.id, CONFIG_FILE))
+            fifo = store.path(record.id, EXEC_FIFO)
+            os.mkfifo(fifo, 0o600)
+            life.fire("begin_create")
+            plan = InitPlan(
+                container_id=record.id,
+                bundle=bundle,
+                rootfs=rootfs,
+                config=config,
+                fifo_path=fifo,
+                no_pivot=options.no_pivot,
+                preserve_fds=options.preserve_fds,
+                console_socket=options.console_socket,
+                namespace_flags=ns_flags,
+                namespace_paths=ns_paths,
+            )
+            _launch(plan, record, life, undo, options, log)
+        except BaseException as err:
+            if life.state != "new":
+                try:
+                    life.fire("stop")  # supervisors on the sync socket learn that creating failed
+                except Exception:
+                    pass
+            undo.unwind()
+            if isinstance(err, channel.ChannelClosed):
+                raise EngineError(f"create {options.container_id!r}: {err}") from None
+            raise
+        undo.discard()
+        return record
+
+
+def _launch(
+    plan: InitPlan, record: ContainerRecord, life: Lifecycle, undo: Any, options: CreateOptions, log: Log
+) -> None:
+    parent_end, child_end = channel.pair()
+    pid = os.fork()
+    if pid == 0:
+        parent_end.close()
+        intermediate(child_end, plan)  # never returns
+    child_end.close()
+    undo.push("reap the intermediate child", lambda: _reap(pid))
+    with parent_end:
+        channel.send(parent_end, {"type": "go"})
+        init_pid = channel.expect(parent_end, "pid")["pid"]
+        _reap(pid)
+        record.pid = init_pid
+        record.pid_start_time = process.start_time(init_pid)
+        undo.push("kill the container init", lambda: _kill(init_pid, record.pid_start_time))
+        channel.expect(parent_end, "hooks")
+        channel.send(parent_end, {"type": "continue", "state": record.public_state("creating")})
+        channel.expect(parent_end, "ready")
+        if options.pid_file:
+            _write_pid_file(options.pid_file, init_pid)
+            undo.push("remove pid file", lambda: os.unlink(options.pid_file))
+        # state.json must say "created" before the init may go on waiting: see engine/channel.py.
+        life.fire("finish_create")
+        channel.send(parent_end, {"type": "go"})
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _kill(pid: int, start_time: int | None) -> None:
+    if process.is_alive(pid, start_time):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    directory, name = os.path.split(path)
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            write_atomically(dir_fd, name, str(pid).encode())
+        finally:
+            os.close(dir_fd)
+    except OSError as err:
+        raise EngineError(f"--pid-file {path}: {err.strerror}") from None

@@ -1,0 +1,97 @@
+"""Resolve container paths inside the rootfs, never following a symlink out of it (openat2 RESOLVE_IN_ROOT).
+
+A rootfs is untrusted: /etc -> /host/etc style symlinks planted in it must resolve as if the rootfs were /.
+We open the target with openat2(RESOLVE_IN_ROOT) and then act on the returned O_PATH fd through
+/proc/self/fd/N, so nothing can swap a component between the check and the use.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+from engine.linux.libc import check, libc
+
+SYS_OPENAT2 = 437
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+O_PATH = 0o10000000
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dir_fd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    return check(
+        libc.syscall(
+            SYS_OPENAT2,
+            ctypes.c_int(dir_fd),
+            os.fsencode(path),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
+        ),
+        f"open {path} in rootfs",
+        path,
+    )
+
+
+def open_in_root(root_fd: int, path: str, flags: int = O_PATH, mode: int = 0) -> int:
+    """Open `path` (absolute or relative) as seen from inside the rootfs held open by root_fd."""
+    return openat2(root_fd, path.lstrip("/") or ".", flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+
+
+def fd_path(fd: int) -> str:
+    """A path that names exactly the object behind fd (used as a mount target)."""
+    return f"/proc/self/fd/{fd}"
+
+
+def mkdir_all_in_root(root_fd: int, path: str, mode: int = 0o755) -> int:
+    """Create every missing directory of `path` inside the rootfs; returns an O_PATH fd on the last one.
+
+    Each prefix is resolved from the rootfs root (so an absolute symlink inside the rootfs points inside it);
+    a missing component is created with mkdirat in its resolved parent, which never follows a symlink.
+    """
+    parts = [p for p in path.split("/") if p and p != "."]
+    parent = open_in_root(root_fd, "/", O_PATH | os.O_DIRECTORY)
+    try:
+        for i, part in enumerate(parts):
+            prefix = "/".join(parts[: i + 1])
+            try:
+                nxt = open_in_root(root_fd, prefix, O_PATH | os.O_DIRECTORY)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(part, mode, dir_fd=parent)
+                except FileExistsError:
+                    # It exists but did not resolve: a dangling symlink. Refuse rather than guess.
+                    raise OSError(errno.ENOENT, f"{prefix}: a dangling symlink in the rootfs", path) from None
+                nxt = open_in_root(root_fd, prefix, O_PATH | os.O_DIRECTORY)
+            os.close(parent)
+            parent = nxt
+        return parent
+    except BaseException:
+        os.close(parent)
+        raise
+
+
+def create_file_in_root(root_fd: int, path: str, mode: int = 0o644) -> int:
+    """Make sure a regular file exists at `path` (a bind-mount target for a file); returns an O_PATH fd."""
+    parent, _, name = path.rstrip("/").rpartition("/")
+    parent_fd = mkdir_all_in_root(root_fd, parent)
+    try:
+        try:
+            return open_in_root(root_fd, path, O_PATH)
+        except FileNotFoundError:
+            # O_NOFOLLOW|O_EXCL: a planted symlink at the name fails here instead of creating a file elsewhere.
+            fd = os.open(
+                name,
+                os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                mode,
+                dir_fd=parent_fd,
+            )
+            os.close(fd)
+            return open_in_root(root_fd, path, O_PATH)
+    finally:
+        os.close(parent_fd)

@@ -1,0 +1,1 @@
+"""Setup stages the container init runs before exec: rootfs, mounts, devices, paths."""

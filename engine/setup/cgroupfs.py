@@ -1,0 +1,87 @@
+"""A mount of type "cgroup": what runc gives a container at /sys/fs/cgroup.
+
+On a pure cgroup v2 host that is one cgroup2 mount. On a v1 or hybrid host (like this one) it is a tmpfs with
+one mount per hierarchy the host has, each showing the container's own cgroup: mounted fresh inside a cgroup
+namespace (where the namespace root is the container's cgroup), bind-mounted from the host's view otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.linux import syscalls as sc
+
+HOST_CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+@dataclass
+class Hierarchy:
+    name: str  # directory name under /sys/fs/cgroup, e.g. "memory", "unified"; "" for a pure v2 host
+    fstype: str  # "cgroup" or "cgroup2"
+    options: str  # the superblock options that select it, e.g. "memory" or "none,name=systemd"
+    host_path: str  # our own cgroup within it, from /proc/self/cgroup
+
+
+def host_hierarchies() -> list[Hierarchy]:
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            own[controllers] = path
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields, rfields = left.split(), right.split()
+            mount_point, fstype = fields[4], rfields[0]
+            if fstype == "cgroup2" and mount_point == HOST_CGROUP_ROOT:
+                return [Hierarchy("", "cgroup2", "", own.get("", "/"))]  # a pure cgroup v2 host
+            if fstype not in ("cgroup", "cgroup2") or os.path.dirname(mount_point) != HOST_CGROUP_ROOT:
+                continue
+            super_opts = [o for o in rfields[2].split(",") if o not in ("rw", "ro")]
+            if fstype == "cgroup2":
+                key, options = "", ""
+            else:
+                names = [o for o in super_opts if o.startswith("name=")]
+                ctrls = [o for o in super_opts if "=" not in o and o in _known_controllers()]
+                key = ",".join(ctrls + names)
+                options = ",".join(ctrls) if ctrls else "none," + ",".join(names)
+            found.append(Hierarchy(os.path.basename(mount_point), fstype, options, own.get(key, "/")))
+    return found
+
+
+def _known_controllers() -> set[str]:
+    with open("/proc/cgroups") as f:
+        return {line.split()[0] for line in f if not line.startswith("#")}
+
+
+def mount_cgroups(
+    target: str, reopen: Callable[[], int], flags: int, own_cgroup_ns: bool, hierarchies: list[Hierarchy]
+) -> None:
+    """Mount the container's cgroup view at target (a /proc/self/fd path inside the rootfs).
+
+    reopen() resolves the destination again: the old fd still names the directory under the new tmpfs.
+    """
+    if len(hierarchies) == 1 and hierarchies[0].name == "":
+        sc.mount("cgroup2", target, "cgroup2", flags)
+        return
+    tmpfs_flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    sc.mount("tmpfs", target, "tmpfs", tmpfs_flags, "mode=755")
+    top_fd = reopen()
+    top = f"/proc/self/fd/{top_fd}"
+    try:
+        for h in hierarchies:
+            sub = os.path.join(top, h.name)
+            os.mkdir(sub, 0o755)
+            if own_cgroup_ns:
+                sc.mount("cgroup", sub, h.fstype, flags, h.options or None)
+            else:
+                source = os.path.join(HOST_CGROUP_ROOT, h.name, h.host_path.lstrip("/"))
+                sc.mount(source, sub, None, sc.MS_BIND | sc.MS_REC)
+                sc.mount(None, sub, None, sc.MS_BIND | sc.MS_REMOUNT | flags)
+        if flags & sc.MS_RDONLY:
+            sc.mount(None, top, None, sc.MS_REMOUNT | tmpfs_flags | sc.MS_RDONLY, "mode=755")
+    finally:
+        os.close(top_fd)

@@ -1,0 +1,200 @@
+"""The container's filesystem: propagation, the rootfs bind, config mounts in order, /dev, then pivot_root.
+
+Runs inside the container init (new mount namespace), before pivot_root. Every mount destination is resolved
+inside the rootfs (engine.linux.paths) and mounted through /proc/self/fd/N of the resolved O_PATH fd.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from typing import Any
+
+from engine.errors import EngineError
+from engine.linux import syscalls as sc
+from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root
+from engine.setup.cgroupfs import Hierarchy, host_hierarchies, mount_cgroups
+
+try:
+    from engine.setup.mount_options import parse_mount_options
+except ImportError:  # TEMPORARY until engine/setup/mount_options.py lands
+    from types import SimpleNamespace
+
+    _F = {
+        "ro": 1,
+        "nosuid": 2,
+        "nodev": 4,
+        "noexec": 8,
+        "bind": 0x1000,
+        "rbind": 0x1000 | 0x4000,
+        "relatime": 1 << 21,
+        "strictatime": 1 << 24,
+        "noatime": 1024,
+    }
+
+    def parse_mount_options(options: list[str]) -> Any:
+        flags, data = 0, []
+        for o in options:
+            if o in _F:
+                flags |= _F[o]
+            elif o not in ("rw", "private", "rprivate"):
+                data.append(o)
+        return SimpleNamespace(flags=flags, data=",".join(data), propagation=0)
+
+
+PROPAGATION = {
+    "shared": sc.MS_SHARED,
+    "slave": sc.MS_SLAVE,
+    "private": sc.MS_PRIVATE,
+    "unbindable": 1 << 17,
+}
+
+
+class MountError(EngineError):
+    pass
+
+
+def set_root_propagation(rootfs_propagation: str | None) -> None:
+    """Stop our mounts leaking to the host: '/' becomes rslave (runc's default) or what the config asks."""
+    name = (rootfs_propagation or "rslave").removeprefix("r")
+    if name not in PROPAGATION:
+        raise MountError(f"linux.rootfsPropagation: unknown value {rootfs_propagation!r}")
+    sc.mount(None, "/", None, sc.MS_REC | PROPAGATION[name])
+
+
+def bind_rootfs(rootfs: str) -> None:
+    """pivot_root needs the new root to be a mount point: bind it onto itself."""
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+
+
+def _is_bind(mount: dict[str, Any]) -> bool:
+    options = mount.get("options") or []
+    return mount.get("type") == "bind" or "bind" in options or "rbind" in options
+
+
+def mount_one(
+    root_fd: int, mount: dict[str, Any], bundle: str, own_cgroup_ns: bool, hierarchies: list[Hierarchy]
+) -> None:
+    """One entry of config.json "mounts", at its destination resolved inside the rootfs."""
+    destination = mount["destination"]
+    fstype = mount.get("type")
+    source = mount.get("source")
+    plan = parse_mount_options(mount.get("options") or [])
+    bind = _is_bind(mount)
+    if bind:
+        if not source:
+            raise MountError(f"mounts: {destination}: a bind mount needs a source")
+        if not os.path.isabs(source):
+            source = os.path.join(bundle, source)  # config.md: relative to the bundle
+        try:
+            source_is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        except OSError as err:
+            raise MountError(f"mounts: {destination}: source {source}: {err.strerror}") from None
+        target_fd = (
+            mkdir_all_in_root(root_fd, destination)
+            if source_is_dir
+            else create_file_in_root(root_fd, destination)
+        )
+    else:
+        target_fd = mkdir_all_in_root(root_fd, destination)
+    try:
+        target = fd_path(target_fd)
+        try:
+            if bind:
+                sc.mount(source, target, None, sc.MS_BIND | (plan.flags & sc.MS_REC))
+                # Bind mounts ignore most flags on the first call: apply them with a remount.
+                remount_flags = plan.flags & ~sc.MS_REC & ~sc.MS_BIND
+                if remount_flags:
+                    sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | remount_flags)
+            elif fstype == "cgroup":
+                mount_cgroups(
+                    target,
+                    lambda: open_in_root(root_fd, destination, O_PATH | os.O_DIRECTORY),
+                    plan.flags,
+                    own_cgroup_ns,
+                    hierarchies,
+                )
+            else:
+                sc.mount(source or fstype or "none", target, fstype, plan.flags, plan.data or None)
+            if plan.propagation:
+                sc.mount(None, target, None, plan.propagation)
+        except OSError as err:
+            raise MountError(
+                f"mounts: mounting {source or fstype} on {destination} (type {fstype}): {err.strerror}"
+            ) from None
+    finally:
+        os.close(target_fd)
+
+
+# The devices every container gets (config-linux.md "Default Devices"): name, char major, minor, mode.
+DEFAULT_DEVICES = [
+    ("null", 1, 3, 0o666),
+    ("zero", 1, 5, 0o666),
+    ("full", 1, 7, 0o666),
+    ("random", 1, 8, 0o666),
+    ("urandom", 1, 9, 0o666),
+    ("tty", 5, 0, 0o666),
+]
+DEV_SYMLINKS = [
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+]
+
+
+def create_default_devices(root_fd: int) -> None:
+    dev_fd = mkdir_all_in_root(root_fd, "/dev")
+    dev = fd_path(dev_fd)
+    try:
+        for name, major, minor, mode in DEFAULT_DEVICES:
+            path = f"{dev}/{name}"
+            if os.path.lexists(path):
+                continue
+            os.mknod(path, stat.S_IFCHR | mode, os.makedev(major, minor))
+            os.chmod(path, mode)  # mknod honours the umask
+        for target, name in DEV_SYMLINKS:
+            with contextlib.suppress(FileExistsError):
+                os.symlink(target, f"{dev}/{name}")
+        if os.path.isdir(f"{dev}/pts"):
+            with contextlib.suppress(FileExistsError):
+                os.symlink("pts/ptmx", f"{dev}/ptmx")
+    finally:
+        os.close(dev_fd)
+
+
+def setup_mounts(rootfs: str, mounts: list[dict[str, Any]], bundle: str, own_cgroup_ns: bool) -> None:
+    root_fd = os.open(rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    hierarchies = host_hierarchies() if any(m.get("type") == "cgroup" for m in mounts) else []
+    try:
+        for mount in mounts:
+            mount_one(root_fd, mount, bundle, own_cgroup_ns, hierarchies)
+        create_default_devices(root_fd)
+    finally:
+        os.close(root_fd)
+
+
+def pivot_into(rootfs: str, no_pivot: bool) -> None:
+    """Make rootfs the container's /. pivot_root(".", ".") stacks the old root on top; detach it right away."""
+    os.chdir(rootfs)
+    if no_pivot:
+        sc.mount(rootfs, "/", None, sc.MS_MOVE)
+        os.chroot(".")
+    else:
+        sc.pivot_root(".", ".")
+        # The old root must not propagate our unmount to the host.
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def make_root_readonly() -> None:
+    sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+    flags = 0
+    st = os.statvfs("/")
+    for bit, flag in ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC)):
+        if st.f_flag & bit:
+            flags |= flag
+    if flags:
+        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | flags)

@@ -1,0 +1,75 @@
+"""`engine start`: let a created container's init exec the user's program (runtime.md "Start").
+
+The init blocks opening the exec fifo for writing. We open the read end, which releases it; it writes "0",
+runs startContainer hooks and execs. Its fifo fd is close-on-exec, so EOF on our end means the exec
+happened; if anything failed first, the init writes the error text into the fifo before it exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+
+from engine.container import open_pidfd
+from engine.errors import EngineError
+from engine.log import Log
+from state.machine import Lifecycle
+from state.rules import require_startable
+from state.store import EXEC_FIFO, Store
+
+
+def start(store: Store, container_id: str, log: Log) -> None:
+    with store.locked(container_id) as dir_fd:
+        record = store.load(container_id, dir_fd)
+        require_startable(container_id, record.observed_status())
+        life = Lifecycle(record, store, warn=log.warning)
+        pidfd = open_pidfd(record)
+        if pidfd is None:
+            life.fire("stop")
+            raise EngineError(f"cannot start container {container_id!r}: its init has exited")
+        try:
+            fifo = os.open(EXEC_FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        except FileNotFoundError:
+            os.close(pidfd)
+            raise EngineError(f"cannot start container {container_id!r}: it was started already") from None
+        try:
+            reply = _read_until_exec(fifo, pidfd)
+        finally:
+            os.close(fifo)
+            os.close(pidfd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(EXEC_FIFO, dir_fd=dir_fd)
+        if reply != b"0":
+            life.fire("stop")
+            detail = reply[1:].decode(errors="replace") if reply.startswith(b"0") else "its init exited"
+            raise EngineError(f"start {container_id!r}: {detail or 'its init exited'}")
+        life.fire("start")
+
+
+def _read_until_exec(fifo: int, pidfd: int) -> bytes:
+    """Everything the init writes before its fifo end closes (exec) or it dies."""
+    data = b""
+    poller = select.poll()
+    poller.register(fifo, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    writer_seen = False
+    while True:
+        events = dict(poller.poll())
+        if events.get(fifo, 0) & (select.POLLIN | select.POLLHUP):
+            try:
+                chunk = os.read(fifo, 65536)
+            except BlockingIOError:
+                chunk = None
+            if chunk:
+                data += chunk
+                writer_seen = True
+                continue
+            if chunk == b"" and writer_seen:
+                return data  # the writer closed: exec'd, or wrote its error and exited
+        if pidfd in events:
+            # The init is gone; collect whatever it managed to write.
+            with contextlib.suppress(BlockingIOError):
+                while chunk := os.read(fifo, 65536):
+                    data += chunk
+            return data
