@@ -113,10 +113,8 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             _launch(plan, record, life, undo, options, log)
         except BaseException as err:
             if life.state != "new":
-                try:
+                with contextlib.suppress(Exception):  # the unwind below matters more
                     life.fire("stop")  # supervisors on the sync socket learn that creating failed
-                except Exception:
-                    pass
             undo.unwind()
             if isinstance(err, channel.ChannelClosed):
                 raise EngineError(f"create {options.container_id!r}: {err}") from None
