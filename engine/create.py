@@ -49,6 +49,10 @@ def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
         raise ConfigError("config.json: process: required to create a container")
     if not config["process"].get("args"):
         raise ConfigError("config.json: process.args: must not be empty")
+    user = config["process"].get("user") or {}
+    for key in ("uid", "gid"):
+        if user.get(key) == 0xFFFFFFFF:
+            raise ConfigError(f"config.json: process.user.{key}: 4294967295 is (uid_t)-1, not a valid id")
     rootfs = os.path.join(bundle, config["root"]["path"])
     if not os.path.isdir(rootfs):
         raise ConfigError(f"config.json: root.path: {rootfs} is not a directory")

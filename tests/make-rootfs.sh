@@ -10,6 +10,7 @@ busybox=/bin/busybox
 if ldd "$busybox" >/dev/null 2>&1; then echo "make-rootfs: $busybox is not static: install busybox-static" >&2; exit 1; fi
 mkdir -p "$(dirname "$dest")"
 tmp=$(mktemp -d "${dest}.XXXXXX")
+chmod 0755 "$tmp"  # mktemp -d makes it 0700: a non-root container user could not reach /bin
 mkdir -p "$tmp/bin" "$tmp/sbin" "$tmp/usr/bin" "$tmp/usr/sbin" "$tmp/etc" "$tmp/proc" "$tmp/sys" \
          "$tmp/dev" "$tmp/tmp" "$tmp/root" "$tmp/var" "$tmp/run" "$tmp/home"
 cp "$busybox" "$tmp/bin/busybox"

@@ -1,0 +1,77 @@
+"""A failing create reports one clear line, exits non-zero and leaves nothing behind (runtime.md "Errors":
+"generating an error MUST leave the state of the environment as if the operation were never attempted")."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Engine, leftover_mounts, leftover_processes
+
+
+def edit(config: dict[str, Any], path: str, value: Any) -> None:
+    keys = path.split(".")
+    for key in keys[:-1]:
+        config = config.setdefault(key, {})
+    config[keys[-1]] = value
+
+
+CASES = [
+    ("missing rootfs", "root.path", "/nonexistent/rootfs", "root.path"),
+    ("missing program", "process.args", ["no-such-program"], "no-such-program"),
+    ("cwd is a file", "process.cwd", "/bin/busybox", "process.cwd"),
+    ("relative cwd", "process.cwd", "relative/dir", "process.cwd"),
+    ("bad uid", "process.user.uid", 4294967295, "uid"),
+    ("bad mount", "mounts", [{"destination": "/x", "type": "nosuchfs", "source": "none"}], "/x"),
+    (
+        "bad namespace path",
+        "linux.namespaces",
+        [{"type": "mount"}, {"type": "uts", "path": "/proc/self/ns/net"}],
+        "uts",
+    ),
+    ("bad sysctl", "linux.sysctl", {"no.such.key": "1"}, "no.such.key"),
+    ("bad memory limit", "linux.resources.memory", {"limit": "1g"}, "linux.resources.memory.limit"),
+]
+
+
+@pytest.mark.parametrize(("what", "path", "value", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_failed_create_leaves_nothing(
+    engine: Engine, tmp_path: Path, what: str, path: str, value: Any, expected: str
+) -> None:
+    bundle = engine.bundle(["sleep", "60"])
+    config = json.loads((bundle / "config.json").read_text())
+    edit(config, path, value)
+    (bundle / "config.json").write_text(json.dumps(config))
+    cid = engine.new_id()
+    result = engine("create", "--bundle", str(bundle), "--pid-file", str(tmp_path / "pid"), cid)
+    assert result.returncode != 0, f"{what}: create succeeded"
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (engine.root / cid).exists()
+    assert not (tmp_path / "pid").exists()
+    assert engine("state", cid).returncode != 0
+    assert leftover_mounts(tmp_path) == []
+    assert leftover_processes([cid]) == []
+
+
+def test_unwritable_pid_file(engine: Engine, tmp_path: Path) -> None:
+    cid = engine.new_id()
+    result = engine(
+        "create", "--bundle", str(engine.bundle(["sleep", "60"])), "--pid-file", "/nonexistent-dir/pid", cid
+    )
+    assert result.returncode != 0 and "--pid-file" in result.stderr
+    assert not (engine.root / cid).exists()
+    assert leftover_processes([cid]) == []
+
+
+def test_missing_config(engine: Engine, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = engine("create", "--bundle", str(empty), engine.new_id())
+    assert result.returncode != 0 and "config.json" in result.stderr
+    assert not any(os.scandir(engine.root)) if engine.root.exists() else True
