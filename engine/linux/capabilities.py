@@ -1,0 +1,418 @@
+"""Linux capabilities for the container process: names, the five sets, and the order they are applied in.
+
+config.md "Linux Process" -> `capabilities` holds five arrays of names (bounding, effective, inheritable,
+permitted, ambient). An absent array, or an absent `capabilities` object, means the empty set: the process
+keeps nothing it was not given, as runc does.
+
+Which requests are errors and which are warnings:
+- a name that is not a capability at all (a typo such as "CAP_CHWON") is an error by default, naming the
+  name and the set; `unknown="warn"` gives runc's behaviour (warn and ignore) instead.
+- a known capability this kernel does not have (number above /proc/sys/kernel/cap_last_cap), or one the
+  runtime cannot grant because it does not hold it itself (here: CAP_SYS_RESOURCE), is logged through the
+  `warn` callback and skipped. config.md: such values "MUST be logged as a warning by the runtime. Runtimes
+  SHOULD NOT fail if the container configuration requests capabilities that cannot be granted".
+
+Order (the same as runc's finalizeNamespace): drop the bounding set first, while CAP_SETPCAP is still
+effective; then switch user with PR_SET_KEEPCAPS so the permitted set survives setuid(non-zero); then capset
+the effective/permitted/inheritable sets; then the ambient set, which the kernel only lets contain caps that
+are both permitted and inheritable.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+from engine.linux.libc import check, libc
+
+# capability.h numbers, up to the newest one the runtime-spec's users ask for (Linux 5.9).
+CAPABILITIES: dict[str, int] = {
+    "CAP_CHOWN": 0,
+    "CAP_DAC_OVERRIDE": 1,
+    "CAP_DAC_READ_SEARCH": 2,
+    "CAP_FOWNER": 3,
+    "CAP_FSETID": 4,
+    "CAP_KILL": 5,
+    "CAP_SETGID": 6,
+    "CAP_SETUID": 7,
+    "CAP_SETPCAP": 8,
+    "CAP_LINUX_IMMUTABLE": 9,
+    "CAP_NET_BIND_SERVICE": 10,
+    "CAP_NET_BROADCAST": 11,
+    "CAP_NET_ADMIN": 12,
+    "CAP_NET_RAW": 13,
+    "CAP_IPC_LOCK": 14,
+    "CAP_IPC_OWNER": 15,
+    "CAP_SYS_MODULE": 16,
+    "CAP_SYS_RAWIO": 17,
+    "CAP_SYS_CHROOT": 18,
+    "CAP_SYS_PTRACE": 19,
+    "CAP_SYS_PACCT": 20,
+    "CAP_SYS_ADMIN": 21,
+    "CAP_SYS_BOOT": 22,
+    "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24,
+    "CAP_SYS_TIME": 25,
+    "CAP_SYS_TTY_CONFIG": 26,
+    "CAP_MKNOD": 27,
+    "CAP_LEASE": 28,
+    "CAP_AUDIT_WRITE": 29,
+    "CAP_AUDIT_CONTROL": 30,
+    "CAP_SETFCAP": 31,
+    "CAP_MAC_OVERRIDE": 32,
+    "CAP_MAC_ADMIN": 33,
+    "CAP_SYSLOG": 34,
+    "CAP_WAKE_ALARM": 35,
+    "CAP_BLOCK_SUSPEND": 36,
+    "CAP_AUDIT_READ": 37,
+    "CAP_PERFMON": 38,
+    "CAP_BPF": 39,
+    "CAP_CHECKPOINT_RESTORE": 40,
+}
+CAP_NAMES: dict[int, str] = {number: name for name, number in CAPABILITIES.items()}
+CAP_LAST_KNOWN = max(CAP_NAMES)
+
+# The five sets, in the order config.json lists them in runtime-spec examples.
+CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+
+# prctl(2) options.
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_KEEPCAPS = 8
+PR_GET_PDEATHSIG = 2
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# capget/capset: version 3 takes two 32-bit data structs, i.e. 64 capability bits.
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+Warn = Callable[[str], None]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+_CapDataPair = _CapData * 2
+
+libc.capget.argtypes = [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)]
+libc.capset.argtypes = [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)]
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+
+class UnknownCapability(ValueError):
+    """A capability name that is not in capabilities(7): almost always a typo in config.json."""
+
+
+def _default_warn(message: str) -> None:
+    import warnings  # only on the (rare) warning path
+
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def cap_number(name: str) -> int:
+    """'CAP_CHOWN' -> 0. Raises UnknownCapability naming the capability."""
+    try:
+        return CAPABILITIES[name]
+    except KeyError:
+        raise UnknownCapability(f"unknown capability {name!r}") from None
+
+
+def cap_name(number: int) -> str:
+    """0 -> 'CAP_CHOWN'; numbers newer than this table come back as 'CAP_<n>'."""
+    return CAP_NAMES.get(number, f"CAP_{number}")
+
+
+def mask_to_names(mask: int) -> list[str]:
+    """A capability bitmask (as in /proc/self/status CapEff) -> sorted list of names."""
+    return [cap_name(bit) for bit in range(64) if mask >> bit & 1]
+
+
+def names_to_mask(names: Iterable[str]) -> int:
+    mask = 0
+    for name in names:
+        mask |= 1 << cap_number(name)
+    return mask
+
+
+def last_cap() -> int:
+    """The highest capability number the running kernel knows (/proc/sys/kernel/cap_last_cap)."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        # No /proc (not yet mounted in a fresh mount namespace): fall back to probing the bounding set,
+        # which answers EINVAL above the kernel's last capability.
+        cap = 0
+        while cap < 63 and libc.prctl(PR_CAPBSET_READ, cap + 1, 0, 0, 0) >= 0:
+            cap += 1
+        return cap
+
+
+def current_sets() -> dict[str, int]:
+    """This thread's capability sets as bitmasks, from capget(2) and the bounding/ambient prctls."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = _CapDataPair()
+    check(libc.capget(ctypes.byref(header), data), "capget")
+    top = last_cap()
+    bounding = 0
+    ambient = 0
+    for cap in range(top + 1):
+        if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
+            bounding |= 1 << cap
+        # PR_CAP_AMBIENT_IS_SET = 1; -1 (EINVAL) on kernels without ambient capabilities.
+        if libc.prctl(PR_CAP_AMBIENT, 1, cap, 0, 0) == 1:
+            ambient |= 1 << cap
+    return {
+        "effective": data[0].effective | data[1].effective << 32,
+        "permitted": data[0].permitted | data[1].permitted << 32,
+        "inheritable": data[0].inheritable | data[1].inheritable << 32,
+        "bounding": bounding,
+        "ambient": ambient,
+    }
+
+
+def resolve(
+    caps: Mapping[str, Any] | None,
+    *,
+    warn: Warn | None = None,
+    unknown: Literal["error", "warn"] = "error",
+    kernel_last_cap: int | None = None,
+) -> dict[str, int]:
+    """config.json `process.capabilities` -> {set name: bitmask}, without touching the process.
+
+    Unknown names raise UnknownCapability (or, with unknown="warn", are warned about and skipped); caps
+    above the kernel's cap_last_cap are warned about and skipped.
+    """
+    warn = warn or _default_warn
+    top = last_cap() if kernel_last_cap is None else kernel_last_cap
+    caps = caps or {}
+    masks: dict[str, int] = {}
+    too_new: set[str] = set()
+    for set_name in CAP_SETS:
+        names = caps.get(set_name) or []
+        if not isinstance(names, list | tuple):
+            raise ValueError(f"process.capabilities.{set_name}: expected an array of names, got {names!r}")
+        mask = 0
+        for name in names:
+            if name not in CAPABILITIES:
+                message = f"process.capabilities.{set_name}: unknown capability {name!r}"
+                if unknown == "error":
+                    raise UnknownCapability(message)
+                warn(message + " (ignored)")
+                continue
+            number = CAPABILITIES[name]
+            if number > top:
+                too_new.add(name)
+                continue
+            mask |= 1 << number
+        masks[set_name] = mask
+    if too_new:
+        warn(f"ignoring capabilities this kernel does not support (cap_last_cap={top}): {sorted(too_new)}")
+    return masks
+
+
+def _grantable(masks: dict[str, int], held: dict[str, int], warn: Warn) -> dict[str, int]:
+    """Trim the requested sets to what the kernel will let this process set, warning about each loss.
+
+    The kernel refuses (EPERM) a permitted cap the process does not hold, an effective cap outside the new
+    permitted set, an inheritable cap outside old inheritable | bounding, and an ambient cap that is not
+    both permitted and inheritable. config.md says not to fail for caps "that cannot be granted".
+    """
+    out = dict(masks)
+    lost: list[str] = []
+
+    def trim(set_name: str, allowed: int, why: str) -> None:
+        extra = out[set_name] & ~allowed
+        if extra:
+            lost.append(f"{set_name} {mask_to_names(extra)} ({why})")
+            out[set_name] &= allowed
+
+    trim("bounding", held["bounding"], "not in the runtime's own bounding set")
+    trim("permitted", held["permitted"], "not held by the runtime")
+    trim("effective", out["permitted"], "not in the permitted set")
+    inheritable_limit = held["inheritable"] | held["bounding"]
+    if not held["effective"] >> CAPABILITIES["CAP_SETPCAP"] & 1:
+        # Without CAP_SETPCAP the kernel also caps it at old inheritable | old permitted.
+        inheritable_limit &= held["inheritable"] | held["permitted"]
+    trim("inheritable", inheritable_limit, "not in the bounding set, or CAP_SETPCAP missing")
+    trim("ambient", out["permitted"] & out["inheritable"], "not both permitted and inheritable")
+    if lost:
+        warn("capabilities that cannot be granted are ignored: " + "; ".join(lost))
+    return out
+
+
+def drop_bounding_set(keep: int, *, kernel_last_cap: int | None = None) -> None:
+    """PR_CAPBSET_DROP every capability not in the bitmask `keep` (needs CAP_SETPCAP)."""
+    top = last_cap() if kernel_last_cap is None else kernel_last_cap
+    for cap in range(top + 1):
+        if keep >> cap & 1:
+            continue
+        if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 0:
+            continue  # already gone; dropping again is harmless but costs a syscall
+        check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"prctl(PR_CAPBSET_DROP, {cap_name(cap)})")
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2) version 3 on this thread: the three sets as 64-bit masks."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = _CapDataPair()
+    for i in range(2):
+        shift = 32 * i
+        data[i].effective = effective >> shift & 0xFFFFFFFF
+        data[i].permitted = permitted >> shift & 0xFFFFFFFF
+        data[i].inheritable = inheritable >> shift & 0xFFFFFFFF
+    check(libc.capset(ctypes.byref(header), data), "capset")
+
+
+def set_ambient(mask: int, *, warn: Warn | None = None) -> None:
+    """Clear the ambient set, then raise each capability in `mask`."""
+    if libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1:
+        err = ctypes.get_errno()
+        if err == errno.EINVAL and mask == 0:  # kernel < 4.3 has no ambient set, and none was asked for
+            return
+        if err == errno.EINVAL:
+            (warn or _default_warn)("this kernel has no ambient capabilities: capabilities.ambient ignored")
+            return
+        check(-1, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
+    for cap in range(64):
+        if mask >> cap & 1:
+            check(
+                libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0),
+                f"prctl(PR_CAP_AMBIENT_RAISE, {cap_name(cap)})",
+            )
+
+
+def _set_keepcaps(on: bool) -> None:
+    check(libc.prctl(PR_SET_KEEPCAPS, int(on), 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
+
+
+def _apply_sets(masks: dict[str, int], warn: Warn) -> None:
+    """capset then ambient, after the bounding set and the user switch are done."""
+    held = current_sets()
+    if held["effective"] != held["permitted"]:
+        # setuid(non-zero) with KEEPCAPS empties the effective set. Without CAP_SETPCAP effective the
+        # kernel would cap the new inheritable set at old inheritable | permitted instead of the bounding
+        # set, so make the permitted caps effective again before the final capset.
+        capset(held["permitted"], held["permitted"], held["inheritable"])
+        held["effective"] = held["permitted"]
+    final = _grantable(masks, held, warn)
+    capset(final["effective"], final["permitted"], final["inheritable"])
+    set_ambient(final["ambient"], warn=warn)
+
+
+def apply_capabilities(
+    caps: Mapping[str, Any] | None,
+    *,
+    warn: Warn | None = None,
+    unknown: Literal["error", "warn"] = "error",
+) -> None:
+    """Set all five capability sets of this thread from config.json `process.capabilities`.
+
+    For a process that keeps its uid. When the container also switches user, use
+    apply_user_and_capabilities, which puts the user switch between the bounding set and capset.
+    """
+    warn = warn or _default_warn
+    top = last_cap()
+    masks = resolve(caps, warn=warn, unknown=unknown, kernel_last_cap=top)
+    drop_bounding_set(masks["bounding"], kernel_last_cap=top)
+    _apply_sets(masks, warn)
+
+
+def _setgroups_allowed() -> bool:
+    """False inside a user namespace whose /proc/self/setgroups says 'deny' (rootless mappings)."""
+    try:
+        with open("/proc/self/setgroups", "rb") as f:
+            return f.read().strip() != b"deny"
+    except OSError:
+        return True
+
+
+def switch_user(user: Mapping[str, Any]) -> None:
+    """setgroups(additionalGids), setresgid(gid), setresuid(uid), umask: config.md "User" (POSIX).
+
+    Supplementary groups are always set, to an empty list when none are configured, so none of the
+    runtime's own groups leak into the container. Must run while CAP_SETGID/CAP_SETUID are effective.
+    """
+    try:
+        uid = int(user.get("uid", 0))
+        gid = int(user.get("gid", 0))
+        groups = [int(g) for g in (user.get("additionalGids") or [])]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"process.user: uid, gid and additionalGids must be integers: {err}") from None
+    if _setgroups_allowed():
+        try:
+            os.setgroups(groups)
+        except OSError as err:
+            message = f"process.user.additionalGids {groups}: setgroups: {err.strerror}"
+            raise OSError(err.errno, message) from None
+    elif groups:
+        message = f"process.user.additionalGids {groups}: setgroups is denied in this user namespace"
+        raise OSError(errno.EPERM, message)
+    try:
+        os.setresgid(gid, gid, gid)
+    except OSError as err:
+        raise OSError(err.errno, f"process.user.gid {gid}: setresgid: {err.strerror}") from None
+    try:
+        os.setresuid(uid, uid, uid)
+    except OSError as err:
+        raise OSError(err.errno, f"process.user.uid {uid}: setresuid: {err.strerror}") from None
+    umask = user.get("umask")
+    if umask is not None:
+        os.umask(int(umask))
+
+
+def apply_user_and_capabilities(
+    user: Mapping[str, Any] | None,
+    caps: Mapping[str, Any] | None,
+    *,
+    warn: Warn | None = None,
+    unknown: Literal["error", "warn"] = "error",
+) -> None:
+    """Switch to config.json `process.user` and set `process.capabilities`, in the order that works.
+
+    1. validate the capability names (nothing has changed yet if this raises);
+    2. drop the bounding set, while CAP_SETPCAP is still effective;
+    3. PR_SET_KEEPCAPS=1, so setresuid(non-zero) keeps the permitted set (it still clears effective);
+    4. setgroups, setresgid, setresuid (switch_user);
+    5. PR_SET_KEEPCAPS=0, then capset effective/permitted/inheritable and raise the ambient set;
+    6. restore the parent-death signal, which the kernel clears on any uid/gid change.
+    """
+    warn = warn or _default_warn
+    top = last_cap()
+    masks = resolve(caps, warn=warn, unknown=unknown, kernel_last_cap=top)
+    pdeath = ctypes.c_int(0)
+    check(libc.prctl(PR_GET_PDEATHSIG, ctypes.addressof(pdeath), 0, 0, 0), "prctl(PR_GET_PDEATHSIG)")
+    drop_bounding_set(masks["bounding"], kernel_last_cap=top)
+    _set_keepcaps(True)
+    try:
+        switch_user(user or {})
+    finally:
+        _set_keepcaps(False)
+    _apply_sets(masks, warn)
+    if pdeath.value:
+        check(libc.prctl(PR_SET_PDEATHSIG, pdeath.value, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+def set_no_new_privileges() -> None:
+    """config.md `process.noNewPrivileges`: execve can no longer grant privileges (setuid bits, file caps)."""
+    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def no_new_privileges() -> bool:
+    return check(libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), "prctl(PR_GET_NO_NEW_PRIVS)") == 1
