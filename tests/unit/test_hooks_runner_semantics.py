@@ -270,3 +270,23 @@ def test_python_hook_via_sys_executable(tmp_path: Path) -> None:
     code = f"import sys; open({str(out)!r}, 'w').write(repr(sys.argv))"
     run_hook({"path": sys.executable, "args": ["python3", "-c", code, "x"]}, STATE, stage="poststart")
     assert out.read_text() == "['-c', 'x']"
+
+
+def test_works_when_the_runtime_has_its_stdio_closed(tmp_path: Path) -> None:
+    # A daemonised caller may run with fds 0-2 closed: the hook's pipes then land on 0-2 in the caller, and
+    # dup2-ing them onto the child's stdio must not clobber one another.
+    out = tmp_path / "stdin"
+    result = tmp_path / "result"
+    code = (
+        "import os, sys\n"
+        "for fd in (0, 1, 2): os.close(fd)\n"
+        "from hooks.runner import run_hook\n"
+        f"run_hook({{'path': '/bin/sh', 'args': ['sh', '-c', 'cat > {out}; echo err >&2']}}, b'STATE', stage='x')\n"
+        f"open({str(result)!r}, 'w').write('ok')\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    pid = os.posix_spawn(sys.executable, [sys.executable, "-c", code], {"PYTHONPATH": str(repo)})
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert result.read_text() == "ok"
+    assert out.read_bytes() == b"STATE"
