@@ -13,35 +13,10 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.linux import syscalls as sc
+from engine.linux.mount_attr import AT_EMPTY_PATH, AT_RECURSIVE, mount_setattr
 from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root
 from engine.setup.cgroupfs import Hierarchy, host_hierarchies, mount_cgroups
-
-try:
-    from engine.setup.mount_options import parse_mount_options
-except ImportError:  # TEMPORARY until engine/setup/mount_options.py lands
-    from types import SimpleNamespace
-
-    _F = {
-        "ro": 1,
-        "nosuid": 2,
-        "nodev": 4,
-        "noexec": 8,
-        "bind": 0x1000,
-        "rbind": 0x1000 | 0x4000,
-        "relatime": 1 << 21,
-        "strictatime": 1 << 24,
-        "noatime": 1024,
-    }
-
-    def parse_mount_options(options: list[str]) -> Any:
-        flags, data = 0, []
-        for o in options:
-            if o in _F:
-                flags |= _F[o]
-            elif o not in ("rw", "private", "rprivate"):
-                data.append(o)
-        return SimpleNamespace(flags=flags, data=",".join(data), propagation=0)
-
+from engine.setup.mount_options import parse_mount_options
 
 PROPAGATION = {
     "shared": sc.MS_SHARED,
@@ -92,9 +67,7 @@ def mount_one(
         except OSError as err:
             raise MountError(f"mounts: {destination}: source {source}: {err.strerror}") from None
         target_fd = (
-            mkdir_all_in_root(root_fd, destination)
-            if source_is_dir
-            else create_file_in_root(root_fd, destination)
+            mkdir_all_in_root(root_fd, destination) if source_is_dir else create_file_in_root(root_fd, destination)
         )
     else:
         target_fd = mkdir_all_in_root(root_fd, destination)
@@ -103,8 +76,8 @@ def mount_one(
         try:
             if bind:
                 sc.mount(source, target, None, sc.MS_BIND | (plan.flags & sc.MS_REC))
-                # Bind mounts ignore most flags on the first call: apply them with a remount.
-                remount_flags = plan.flags & ~sc.MS_REC & ~sc.MS_BIND
+                # A bind mount ignores the other flags on the first call: apply them with a remount.
+                remount_flags = plan.flags & ~(sc.MS_REC | sc.MS_BIND)
                 if remount_flags:
                     sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | remount_flags)
             elif fstype == "cgroup":
@@ -117,8 +90,17 @@ def mount_one(
                 )
             else:
                 sc.mount(source or fstype or "none", target, fstype, plan.flags, plan.data or None)
-            if plan.propagation:
-                sc.mount(None, target, None, plan.propagation)
+            if plan.rec_attr_set or plan.rec_attr_clr:
+                # rro, rnosuid, ...: the whole mounted tree, submounts included (mount_setattr AT_RECURSIVE).
+                fd = open_in_root(root_fd, destination, O_PATH)
+                try:
+                    mount_setattr(
+                        fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr_set=plan.rec_attr_set, attr_clr=plan.rec_attr_clr
+                    )
+                finally:
+                    os.close(fd)
+            for propagation in plan.propagations:
+                sc.mount(None, target, None, propagation)
         except OSError as err:
             raise MountError(
                 f"mounts: mounting {source or fstype} on {destination} (type {fstype}): {err.strerror}"
