@@ -334,7 +334,7 @@ def compile_profile(seccomp: Mapping[str, Any], *, warn: Warn | None = None) -> 
         token = arch_token(arch)
         if token is None:
             # Only a foreign architecture can be missing from the library: no process here can use it.
-            warn(f"{where}.architectures[{i}]: {arch} is not supported by libseccomp {describe()}: ignored")
+            warn(f"{where}.architectures[{i}]: {arch} is not supported by {describe()}: ignored")
             continue
         if token not in plan.architectures:
             plan.architectures.append(token)
@@ -456,9 +456,9 @@ def load_plan(plan: FilterPlan, *, warn: Warn | None = None) -> int | None:
     try:
         # libseccomp sets no_new_privs on load by default; the spec leaves that to process.noNewPrivileges.
         _set_attr(ctx, _ATTR_CTL_NNP, 0, "CTL_NNP")
-        # Report the kernel's errno from seccomp_load instead of a generic ECANCELED (libseccomp >= 2.5).
-        if lib.seccomp_attr_set(ctx, _ATTR_API_SYSRAWRC, 1) < 0:
-            pass
+        # Report the kernel's errno from seccomp_load instead of a generic ECANCELED (libseccomp >= 2.5;
+        # an older library refuses the attribute, which only costs the detail in the error message).
+        lib.seccomp_attr_set(ctx, _ATTR_API_SYSRAWRC, 1)
         for token in plan.architectures:
             result = lib.seccomp_arch_add(ctx, token)
             if result not in (0, -errno.EEXIST):  # the native architecture is already in the filter

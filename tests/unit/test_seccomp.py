@@ -411,6 +411,31 @@ def test_flags_load(flags: list[str] | None) -> None:
     assert out["ok"] == {"mkdir": errno.EPERM, "status": ["2", "1"]}
 
 
+@ROOT
+def test_without_no_new_privs_loading_needs_cap_sys_admin_and_says_so() -> None:
+    from engine.linux import capabilities
+
+    profile = allow_but({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"})
+    kill_only = {"bounding": ["CAP_KILL"], "permitted": ["CAP_KILL"], "effective": ["CAP_KILL"]}
+
+    def child() -> dict[str, Any]:
+        capabilities.apply_capabilities(kill_only)
+        refused = err_of(lambda: seccomp.build_and_load(profile))
+        try:
+            seccomp.build_and_load(profile)
+        except OSError as err:
+            message = str(err)
+        capabilities.set_no_new_privileges()  # the other order: no_new_privs, then load as late as possible
+        seccomp.build_and_load(profile)
+        return {"refused": refused, "message": message, "status": seccomp_status()}
+
+    out, _ = run_in_child(child)
+    assert "ok" in out, out
+    assert out["ok"]["refused"] == errno.EACCES
+    assert "CAP_SYS_ADMIN" in out["ok"]["message"]
+    assert out["ok"]["status"] == ["2", "1"]
+
+
 def _agent(server: socket.socket, answers: dict[str, Any]) -> None:
     """A seccomp agent: take one container process state + fd, then answer notifications."""
     conn, _ = server.accept()
@@ -442,6 +467,7 @@ def _agent(server: socket.socket, answers: dict[str, Any]) -> None:
     "flags",
     [
         None,
+        ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG"],
         ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
         ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
     ],
