@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up engine on a fresh Debian 12 machine, as root: Debian packages, a virtualenv with the project and its
+# test extra, the busybox test rootfs, an example bundle, and one example container run.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# busybox-static: the test rootfs; runc: the reference runtime the tests and benchmark compare against;
+# libseccomp2: the seccomp library engine loads; iproute2: test network namespaces; python3-venv: the venv.
+apt-get install -y -qq busybox-static runc libseccomp2 iproute2 python3-venv >/dev/null
+
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+
+tests/make-rootfs.sh .cache/rootfs >/dev/null
+
+# An example bundle: `engine spec`'s default config, pointed at the busybox rootfs, without a terminal.
+rm -rf .cache/example && mkdir -p .cache/example
+.venv/bin/engine spec --bundle .cache/example
+.venv/bin/python - <<'PY'
+import json
+path = ".cache/example/config.json"
+config = json.load(open(path))
+config["root"]["path"] = "../rootfs"
+config["process"]["terminal"] = False
+config["process"]["args"] = ["sh", "-c", "echo hello from $(hostname), pid $$ in its own namespaces"]
+json.dump(config, open(path, "w"), indent=2)
+PY
+.venv/bin/engine run --bundle .cache/example "example-$$"
