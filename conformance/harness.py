@@ -1,0 +1,280 @@
+"""Driving a runc-compatible runtime binary: one private --root per check, timeouts everywhere, cleanup always."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance.bundle import base_config, write_bundle
+from conformance.registry import CheckFailed, expect
+
+# Every runtime command is bounded: a hung runtime must fail one check, not hang the suite.
+COMMAND_TIMEOUT = 15.0
+# How long to wait for a container to reach an expected status or for a marker file to appear.
+WAIT_TIMEOUT = 5.0
+# How long to give a program that must NOT run the chance to (wrongly) leave its marker.
+SETTLE = 0.3
+POLL = 0.02
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    shown: str  # the command as shown in reports: runtime basename + args, without --root
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out
+
+    def describe(self) -> str:
+        if self.timed_out:
+            return f"`{self.shown}` timed out after {self.seconds:.0f}s"
+        last = self.stderr.strip().splitlines()[-1:] or self.stdout.strip().splitlines()[-1:] or [""]
+        return f"`{self.shown}` exited {self.rc}" + (f": {last[0][:160]}" if last[0] else "")
+
+
+class Runtime:
+    """A runc-compatible runtime binary: `<path> --root <dir> <command> ...`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = os.path.basename(path)
+
+    def run(self, root: Path, *args: str, cwd: Path | None = None, timeout: float = COMMAND_TIMEOUT) -> Result:
+        argv = [self.path, "--root", str(root), *args]
+        shown = " ".join([self.name, *(a if a else "''" for a in args)])
+        # Files, not pipes: a created container inherits the runtime's stdio when terminal is false, and a
+        # pipe held open by a still-running container would make reading it block until the container dies.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            began = time.monotonic()
+            # A session of its own so that a timed-out runtime and whatever it forked can be killed together.
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, start_new_session=True
+            )
+            timed_out = False
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                rc = proc.wait()
+            seconds = time.monotonic() - began
+            out.seek(0)
+            err.seek(0)
+            return Result(
+                argv,
+                shown,
+                rc,
+                out.read().decode(errors="replace"),
+                err.read().decode(errors="replace"),
+                seconds,
+                timed_out,
+            )
+
+
+def pid_alive(pid: int) -> bool:
+    """True if `pid` exists and is not a zombie (a reaped-late container init counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def start_time(pid: int) -> str:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks): with the pid, identifies one process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def in_other_pidns(pid: int) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return False
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points in the suite's own mount namespace at or below `path` (a leak if the runtime left any)."""
+    prefix = str(path)
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == prefix or point.startswith(prefix + "/"):
+            found.append(point)
+    return found
+
+
+def cgroup_dirs(relpath: str) -> list[Path]:
+    """Existing cgroup directories for cgroupsPath `relpath` in any mounted hierarchy (v1 or v2)."""
+    rel = relpath.strip("/")
+    dirs = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split()[0] in ("cgroup", "cgroup2"):
+            candidate = Path(left.split()[4]) / rel
+            if candidate.is_dir():
+                dirs.append(candidate)
+    return dirs
+
+
+@dataclass
+class Ctx:
+    """Everything one check needs: its own temp dir, runtime --root, shared marker dir and container ids."""
+
+    runtime: Runtime
+    rootfs: Path
+    dir: Path
+    log: list[Result] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # every id passed to create, for cleanup
+    pids: dict[int, str] = field(default_factory=dict)  # container pid `state` reported -> its start time
+
+    def __post_init__(self) -> None:
+        self.root = self.dir / "root"  # the runtime's private --root: the suite never sees other containers
+        self.shared = self.dir / "shared"  # bind-mounted at /tmp in the container
+        self.root.mkdir(parents=True)
+        self.shared.mkdir()
+
+    # -- bundles and ids ------------------------------------------------------------------------------
+
+    @staticmethod
+    def new_id() -> str:
+        """A container id unique on this host."""
+        return f"conformance-{secrets.token_hex(6)}"
+
+    def bundle(
+        self,
+        args: list[str] | None,
+        *,
+        name: str = "bundle",
+        annotations: dict[str, str] | None = None,
+        edit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Path:
+        config = base_config(self.rootfs, self.shared, args, annotations=annotations)
+        if edit is not None:
+            edit(config)
+        return write_bundle(self.dir / name, config)
+
+    def marker(self, name: str) -> Path:
+        """Host path of a file the container writes as /tmp/<name>."""
+        return self.shared / name
+
+    # -- runtime commands -----------------------------------------------------------------------------
+
+    def rt(self, *args: str, cwd: Path | None = None) -> Result:
+        result = self.runtime.run(self.root, *args, cwd=cwd)
+        self.log.append(result)
+        return result
+
+    def create(self, cid: str, bundle: Path | str, *, cwd: Path | None = None) -> Result:
+        self.ids.append(cid)
+        return self.rt("create", "--bundle", str(bundle), cid, cwd=cwd)
+
+    def must(self, result: Result, what: str) -> Result:
+        expect(result.ok, f"{what}: {result.describe()}")
+        return result
+
+    def must_fail(self, result: Result, what: str) -> Result:
+        expect(not result.ok and not result.timed_out, f"{what}: `{result.shown}` succeeded, expected an error")
+        return result
+
+    def created(self, args: list[str] | None, **bundle_kw: Any) -> tuple[str, Path, dict[str, Any]]:
+        """Create a container (must succeed); return its id, bundle and state."""
+        cid = self.new_id()
+        bundle = self.bundle(args, **bundle_kw)
+        self.must(self.create(cid, bundle), "create")
+        return cid, bundle, self.state(cid)
+
+    def running(self, args: list[str], **bundle_kw: Any) -> tuple[str, Path, dict[str, Any]]:
+        """Create and start a container (must succeed); return its id, bundle and state once running."""
+        cid, bundle, _ = self.created(args, **bundle_kw)
+        self.must(self.rt("start", cid), "start")
+        return cid, bundle, self.wait_status(cid, "running")
+
+    def state(self, cid: str) -> dict[str, Any]:
+        result = self.must(self.rt("state", cid), "state")
+        try:
+            state = json.loads(result.stdout)
+        except ValueError as err:
+            raise CheckFailed(f"`{result.shown}` printed invalid JSON: {err}") from None
+        expect(isinstance(state, dict), f"`{result.shown}` printed {type(state).__name__}, not an object")
+        pid = state.get("pid")
+        if type(pid) is int and pid > 0 and pid not in self.pids and (began := start_time(pid)):
+            self.pids[pid] = began
+        return state
+
+    def exists(self, cid: str) -> bool:
+        """Whether `state <cid>` succeeds, i.e. the runtime still knows the container."""
+        return self.rt("state", cid).ok
+
+    def wait_status(self, cid: str, status: str, timeout: float = WAIT_TIMEOUT) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state(cid)
+            if state.get("status") == status:
+                return state
+            if time.monotonic() > deadline:
+                raise CheckFailed(f"status stayed {state.get('status')!r}, expected {status!r} within {timeout}s")
+            time.sleep(POLL)
+
+    def wait_file(self, path: Path, timeout: float = WAIT_TIMEOUT) -> bool:
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(POLL)
+        return True
+
+    def wait_gone(self, pid: int, timeout: float = WAIT_TIMEOUT) -> bool:
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(POLL)
+        return True
+
+    # -- cleanup --------------------------------------------------------------------------------------
+
+    def cleanup(self) -> list[str]:
+        """Force-delete every container this check created; return problems (a leak is worth reporting).
+
+        Two commands per container (delete --force, then state to confirm) keep slow runtimes fast.
+        """
+        problems = []
+        for cid in dict.fromkeys(self.ids):
+            if self.runtime.run(self.root, "delete", "--force", cid).ok:
+                if not self.runtime.run(self.root, "state", cid).ok:
+                    continue
+            elif not self.runtime.run(self.root, "state", cid).ok:
+                continue  # never created, or already deleted by the check
+            # Still there: try the long way once.
+            self.runtime.run(self.root, "kill", cid, "KILL")
+            self.runtime.run(self.root, "delete", "--force", cid)
+            if self.runtime.run(self.root, "state", cid).ok:
+                problems.append(f"`delete --force {cid}` left the container behind")
+        # The container processes were started (through the runtime) by this check: never leak one.
+        for pid, began in self.pids.items():
+            # Same pid and same start time: the very process `state` reported, not a recycled pid.
+            if pid_alive(pid) and start_time(pid) == began and in_other_pidns(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                problems.append(f"container process {pid} survived `delete --force`; killed it")
+        return problems
