@@ -12,10 +12,10 @@ import contextlib
 import os
 import shutil
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from engine import channel
+from engine import channel, hookpoints
 from engine.errors import ConfigError, EngineError
 from engine.init import InitPlan, intermediate
 from engine.linux import syscalls as sc
@@ -35,6 +35,7 @@ class CreateOptions:
     no_pivot: bool = False
     preserve_fds: int = 0
     sync_socket: str | None = None
+    hooks_dirs: list[str] = field(default_factory=list)
 
 
 def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
@@ -83,6 +84,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     bundle = os.path.realpath(options.bundle)
     config, rootfs = load_bundle(bundle)
     ns_flags, ns_paths = namespace_plan(config)
+    hooks = hookpoints.collect(config, options.hooks_dirs)
     undo = UndoStack(warn=log.warning)
     with store.reserve(options.container_id):
         undo.push("remove state directory", lambda: store.remove(options.container_id))
@@ -99,6 +101,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
         life = Lifecycle.new(record, store, warn=log.warning)
         try:
             shutil.copyfile(os.path.join(bundle, "config.json"), store.path(record.id, CONFIG_FILE))
+            hookpoints.save(store.path(record.id), hooks)
             fifo = store.path(record.id, EXEC_FIFO)
             os.mkfifo(fifo, 0o600)
             life.fire("begin_create")
@@ -113,6 +116,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 console_socket=options.console_socket,
                 namespace_flags=ns_flags,
                 namespace_paths=ns_paths,
+                hooks=hooks,
             )
             _launch(plan, record, life, undo, options, log)
         except BaseException as err:
@@ -120,6 +124,10 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 with contextlib.suppress(Exception):  # the unwind below matters more
                     life.fire("stop")  # supervisors on the sync socket learn that creating failed
             undo.unwind()
+            if record.pid:
+                # runtime.md: a failing create hook stops the container and goes on at step 12: destroy it
+                # (the undo list, just unwound), then step 13, the poststop hooks.
+                _poststop(hooks, record, log)
             if isinstance(err, channel.ChannelClosed):
                 raise EngineError(f"create {options.container_id!r}: {err}") from None
             raise
@@ -145,7 +153,10 @@ def _launch(
         record.pid_start_time = process.start_time(init_pid)
         undo.push("kill the container init", lambda: _kill(init_pid, record.pid_start_time))
         channel.expect(parent_end, "hooks")
-        channel.send(parent_end, {"type": "continue", "state": record.public_state("creating")})
+        state = record.public_state("creating")
+        for stage in ("prestart", "createRuntime"):  # runtime namespace, after the mounts, before pivot_root
+            hookpoints.run(stage, plan.hooks, state, log)
+        channel.send(parent_end, {"type": "continue", "state": state})
         channel.expect(parent_end, "ready")
         if options.pid_file:
             _write_pid_file(options.pid_file, init_pid)
@@ -153,6 +164,10 @@ def _launch(
         # state.json must say "created" before the init may go on waiting: see engine/channel.py.
         life.fire("finish_create")
         channel.send(parent_end, {"type": "go"})
+
+
+def _poststop(hooks: hookpoints.Hooks, record: ContainerRecord, log: Log) -> None:
+    hookpoints.run("poststop", hooks, record.public_state("stopped"), log, warn_only=True)
 
 
 def _reap(pid: int) -> None:

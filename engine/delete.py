@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 
+from engine import hookpoints
 from engine.container import signal_all, wait_for_exit
 from engine.errors import EngineError
 from engine.log import Log
@@ -26,4 +27,7 @@ def delete(store: Store, container_id: str, force: bool, log: Log) -> None:
                 raise EngineError(f"delete {container_id!r}: its init did not die within {KILL_TIMEOUT:.0f}s")
         if record.status != STOPPED:
             Lifecycle(record, store, warn=log.warning).fire("stop")
+        hooks = hookpoints.load(store.path(container_id))
+        # Step 12: destroy what create made (the mounts went with the init's mount namespace), then step 13.
         store.remove(container_id)
+        hookpoints.run("poststop", hooks, record.public_state(STOPPED), log, warn_only=True)

@@ -10,7 +10,9 @@ program. Errors before the fifo go back over the channel; after it, into the fif
 
 from __future__ import annotations
 
+import array
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -20,8 +22,14 @@ from typing import Any
 
 from engine import channel
 from engine.errors import EngineError
+from engine.linux import capabilities, process_attrs
+from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.setup import rootfs as rootfs_setup
+from engine.setup.masking import mask_paths, readonly_paths
+from hooks.runner import run_hooks
+
+# Everything the init uses is imported above: after pivot_root the engine's own files are out of sight.
 
 PR_SET_DUMPABLE = 4
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -41,6 +49,7 @@ class InitPlan:
     console_socket: str | None = None
     namespace_flags: int = 0
     namespace_paths: list[tuple[str, str]] = field(default_factory=list)  # (type, path) to setns into
+    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # config's + drop-ins', by stage
 
 
 class SetupError(Exception):
@@ -97,63 +106,147 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
     fifo_fd = -1
     try:
         cfg = plan.config
-        linux = cfg.get("linux") or {}
         process = cfg["process"]
-        rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
-        rootfs_setup.bind_rootfs(plan.rootfs)
-        own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
-        rootfs_setup.setup_mounts(plan.rootfs, cfg.get("mounts") or [], plan.bundle, own_cgroup_ns)
-
-        channel.send(chan, {"type": "hooks"})
-        channel.expect(chan, "continue")
-
-        # Opened before pivot_root hides the host path; reopened for writing through /proc/self/fd later.
-        fifo_path_fd = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC)
+        state = _set_up_filesystem(chan, plan)
+        fifo_path_fd = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC)  # before pivot_root hides it
+        notify_sock = _connect_seccomp_listener(cfg)
+        seccomp = (cfg.get("linux") or {}).get("seccomp")
+        # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
+        seccomp_plan = libseccomp.compile_profile(seccomp) if seccomp else None
         rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot)
-        if (cfg.get("root") or {}).get("readonly"):
-            rootfs_setup.make_root_readonly()
-        if cfg.get("hostname") is not None:
-            _set_name("hostname", cfg["hostname"])
-        if cfg.get("domainname") is not None:
-            _set_name("domainname", cfg["domainname"])
-        for key, value in (linux.get("sysctl") or {}).items():
-            _write_sysctl(key, value)
-        env = _environment(process)
-        _enter_cwd(process.get("cwd") or "/")
-        executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
-        if "oomScoreAdj" in process:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(process["oomScoreAdj"]))
+        env, executable = _finish_setup(cfg)
 
         channel.send(chan, {"type": "ready"})
         channel.expect(chan, "go")
         chan.close()
-        _close_fds(keep_below=3 + plan.preserve_fds, keep={fifo_path_fd})
+        keep = {fifo_path_fd} | ({notify_sock.fileno()} if notify_sock else set())
+        _close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
         _exit_on_signals()
         # Blocks until `engine start` opens the read end.
         fifo_fd = os.open(f"/proc/self/fd/{fifo_path_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.close(fifo_path_fd)
         os.write(fifo_fd, b"0")
 
-        _switch_user(process.get("user") or {})
+        state.update(status="created", pid=os.getpid())  # the pid as seen in the container's namespace
+        _run_hooks(plan, "startContainer", state)
+        _become_the_process(cfg, state, seccomp_plan, notify_sock)
         _restore_signals()
         os.execve(executable, process["args"], env)
     except BaseException as err:
         if fifo_fd >= 0:
             with contextlib.suppress(OSError):
-                os.write(fifo_fd, f"exec {process['args'][0]!r}: {err}".encode()[:4000])
+                os.write(fifo_fd, str(err).encode()[:4000])
         else:
             _fail(chan, err)
         os._exit(127 if fifo_fd >= 0 else 1)
 
 
-def _set_name(which: str, value: str) -> None:
-    from engine.linux.libc import check, libc
+def _set_up_filesystem(chan: socket.socket, plan: InitPlan) -> dict[str, Any]:
+    """Mounts, then the runtime-namespace hooks (run by `engine create`), then createContainer hooks."""
+    cfg = plan.config
+    linux = cfg.get("linux") or {}
+    rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
+    rootfs_setup.bind_rootfs(plan.rootfs)
+    own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
+    rootfs_setup.setup_mounts(plan.rootfs, cfg.get("mounts") or [], plan.bundle, own_cgroup_ns)
+    channel.send(chan, {"type": "hooks"})
+    state = channel.expect(chan, "continue")["state"]
+    # config.md: createContainer hooks run in the container namespace, before pivot_root, path resolved in
+    # the runtime namespace (our mount namespace still sees the host's paths here).
+    _run_hooks(plan, "createContainer", dict(state, pid=os.getpid()))
+    return state
 
-    data = value.encode()
-    func = libc.sethostname if which == "hostname" else libc.setdomainname
+
+def _finish_setup(cfg: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """After pivot_root: the remaining config, and the checks that must fail create, not start."""
+    linux = cfg.get("linux") or {}
+    process = cfg["process"]
+    if (cfg.get("root") or {}).get("readonly"):
+        rootfs_setup.make_root_readonly()
+    mask_paths(linux.get("maskedPaths") or [])
+    readonly_paths(linux.get("readonlyPaths") or [])
+    if cfg.get("hostname") is not None:
+        _set_name("hostname", cfg["hostname"])
+    if cfg.get("domainname") is not None:
+        _set_name("domainname", cfg["domainname"])
+    for key, value in (linux.get("sysctl") or {}).items():
+        _write_sysctl(key, value)
+    env = _environment(process)
+    _enter_cwd(process.get("cwd") or "/")
+    executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
+    if "oomScoreAdj" in process:
+        process_attrs.set_oom_score_adj(process["oomScoreAdj"])
+    if process.get("rlimits"):
+        process_attrs.apply_rlimits(process["rlimits"])
+    return env, executable
+
+
+def _become_the_process(
+    cfg: dict[str, Any], state: dict[str, Any], seccomp_plan: Any, notify_sock: socket.socket | None
+) -> None:
+    """The last steps before exec: process attributes, user and capabilities, no_new_privs, seccomp."""
+    linux = cfg.get("linux") or {}
+    process = cfg["process"]
+    if linux.get("personality"):
+        process_attrs.apply_personality(linux["personality"])
+    if process.get("scheduler"):
+        process_attrs.apply_scheduler(process["scheduler"])
+    if process.get("ioPriority"):
+        process_attrs.apply_io_priority(process["ioPriority"])
+    if process.get("execCPUAffinity"):
+        process_attrs.apply_exec_cpu_affinity(process["execCPUAffinity"], initial=True)
+    no_new_privs = bool(process.get("noNewPrivileges"))
+    # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (as runc).
+    if seccomp_plan is not None and not no_new_privs:
+        _load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock)
+    capabilities.apply_user_and_capabilities(process.get("user") or {}, process.get("capabilities"))
+    if no_new_privs:
+        capabilities.set_no_new_privileges()
+    if seccomp_plan is not None and no_new_privs:
+        _load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock)
+
+
+def _connect_seccomp_listener(cfg: dict[str, Any]) -> socket.socket | None:
+    """The seccomp agent's socket is a host path: connect while we can still see it; send after loading."""
+    seccomp = (cfg.get("linux") or {}).get("seccomp") or {}
+    path = seccomp.get("listenerPath")
+    if not path:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        check(func(data, len(data)), f"set {which}")
+        sock.connect(path)
+    except OSError as err:
+        sock.close()
+        raise SetupError(f"linux.seccomp.listenerPath: {path}: {err.strerror}") from None
+    return sock
+
+
+def _load_seccomp(plan: Any, seccomp: dict[str, Any], state: dict[str, Any], notify_sock: socket.socket | None) -> None:
+    fd = libseccomp.load_plan(plan)
+    if fd is None:
+        return
+    if notify_sock is None:
+        os.close(fd)
+        raise SetupError("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath")
+    message = libseccomp.container_process_state(
+        state, pid=state["pid"], metadata=seccomp.get("listenerMetadata"), oci_version=state["ociVersion"]
+    )
+    payload = json.dumps(message).encode()
+    notify_sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    notify_sock.close()
+    os.close(fd)
+
+
+def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any]) -> None:
+    hooks = plan.hooks.get(stage)
+    if hooks:
+        run_hooks(stage, hooks, json.dumps(state).encode(), warn_only=False, warn=lambda message: None)
+
+
+def _set_name(which: str, value: str) -> None:
+    setter = process_attrs.set_hostname if which == "hostname" else process_attrs.set_domainname
+    try:
+        setter(value)
     except OSError as err:
         raise SetupError(
             f"{which}: cannot set {value!r}: {err.strerror} (does the container have its own uts namespace?)"
@@ -242,18 +335,3 @@ def _restore_signals() -> None:
     for sig in (*_WAIT_SIGNALS, signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
-
-
-def _switch_user(user: dict[str, Any]) -> None:
-    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
-    for name, value in (("uid", uid), ("gid", gid)):
-        if value == 0xFFFFFFFF:
-            raise SetupError(f"process.user.{name}: {value} ((uid_t)-1) is not a valid id")
-    try:
-        os.setgroups([int(g) for g in user.get("additionalGids") or []])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
-    except OSError as err:
-        raise SetupError(f"process.user: cannot switch to uid {uid} gid {gid}: {err.strerror}") from None
-    if "umask" in user:
-        os.umask(int(user["umask"]))

@@ -11,6 +11,7 @@ import contextlib
 import os
 import select
 
+from engine import hookpoints
 from engine.container import open_pidfd
 from engine.errors import EngineError
 from engine.log import Log
@@ -45,6 +46,11 @@ def start(store: Store, container_id: str, log: Log) -> None:
             detail = reply[1:].decode(errors="replace") if reply.startswith(b"0") else "its init exited"
             raise EngineError(f"start {container_id!r}: {detail or 'its init exited'}")
         life.fire("start")
+        # config.md: poststart hooks run after the user's process is executed, before start returns; a failing
+        # one is a warning (the choice, as runc does).
+        hookpoints.run(
+            "poststart", hookpoints.load(store.path(container_id)), record.public_state("running"), log, warn_only=True
+        )
 
 
 def _read_until_exec(fifo: int, pidfd: int) -> bytes:

@@ -9,7 +9,7 @@ from engine.create import CreateOptions, create
 from state.store import Store
 
 
-def options_from(args: argparse.Namespace) -> CreateOptions:
+def options_from(ctx: Context, args: argparse.Namespace) -> CreateOptions:
     return CreateOptions(
         container_id=args.container_id,
         bundle=args.bundle,
@@ -18,9 +18,10 @@ def options_from(args: argparse.Namespace) -> CreateOptions:
         no_pivot=args.no_pivot,
         preserve_fds=args.preserve_fds,
         sync_socket=args.sync_socket,
+        hooks_dirs=ctx.hooks_dirs,
     )
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    create(Store(ctx.root), options_from(args), ctx.log)
+    create(Store(ctx.root), options_from(ctx, args), ctx.log)
     return 0

@@ -16,6 +16,7 @@ from engine.linux import syscalls as sc
 from engine.linux.mount_attr import AT_EMPTY_PATH, AT_RECURSIVE, mount_setattr
 from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root
 from engine.setup.cgroupfs import Hierarchy, host_hierarchies, mount_cgroups
+from engine.setup.masking import locked_flags
 from engine.setup.mount_options import parse_mount_options
 
 PROPAGATION = {
@@ -172,11 +173,8 @@ def pivot_into(rootfs: str, no_pivot: bool) -> None:
 
 
 def make_root_readonly() -> None:
-    sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
-    flags = 0
-    st = os.statvfs("/")
-    for bit, flag in ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC)):
-        if st.f_flag & bit:
-            flags |= flag
-    if flags:
-        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | flags)
+    fd = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | locked_flags(fd))
+    finally:
+        os.close(fd)

@@ -1,0 +1,62 @@
+"""Where the engine runs OCI hooks, and which ones: config.json's, then matching hooks.d drop-ins.
+
+The merged set is fixed at create (config.md: later edits of config.json must not affect the container) and
+kept in the state directory as hooks.json, for start (poststart) and delete (poststop).
+
+    prestart, createRuntime   engine create, runtime namespace, after the mounts (state: creating)
+    createContainer           the container init, container namespaces, before pivot_root
+    startContainer            the container init, after `start` released it, before exec
+    poststart                 engine start, after the exec, before start returns (failure: a warning)
+    poststop                  engine delete, after the container is destroyed (failure: a warning)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from engine.errors import ConfigError, EngineError
+from engine.log import Log
+
+HOOKS_FILE = "hooks.json"
+Hooks = dict[str, list[dict[str, Any]]]
+
+
+def collect(config: dict[str, Any], hooks_dirs: list[str]) -> Hooks:
+    hooks: Hooks = {stage: list(entries) for stage, entries in (config.get("hooks") or {}).items() if entries}
+    if not hooks_dirs:
+        return hooks
+    from hooks.dropins import DropInError, load_dropins, matching_hooks, merge
+
+    try:
+        dropins = load_dropins(hooks_dirs)
+    except DropInError as err:
+        raise ConfigError(f"--hooks-dir: {err}") from None
+    return merge(hooks, matching_hooks(dropins, config, annotations=config.get("annotations") or {}))
+
+
+def save(state_dir: str, hooks: Hooks) -> None:
+    with open(os.path.join(state_dir, HOOKS_FILE), "w") as f:
+        json.dump(hooks, f)
+
+
+def load(state_dir: str) -> Hooks:
+    try:
+        with open(os.path.join(state_dir, HOOKS_FILE)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+def run(stage: str, hooks: Hooks, state: dict[str, Any], log: Log, *, warn_only: bool = False) -> None:
+    """Run one stage's hooks with the state on stdin; a failure is an EngineError unless warn_only."""
+    entries = hooks.get(stage)
+    if not entries:
+        return
+    from hooks.runner import HookError, run_hooks
+
+    try:
+        run_hooks(stage, entries, json.dumps(state).encode(), warn_only=warn_only, warn=log.warning)
+    except HookError as err:
+        raise EngineError(str(err)) from None
