@@ -92,6 +92,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rootless", action="store_true", help="a config for a rootless container")
 
     sub.add_parser("features", help="print the features this engine supports (JSON)", allow_abbrev=False)
+
+    p = sub.add_parser("exec", help="run a new process inside a created or running container", allow_abbrev=False)
+    p.add_argument("--process", "-p", help="path to a process.json (config.md process) to run")
+    p.add_argument("--tty", "-t", action="store_true", help="allocate a pseudo-TTY")
+    p.add_argument("--console-socket", help="unix socket that receives the pty master (with --tty)")
+    p.add_argument("--detach", "-d", action="store_true", help="do not wait for the process to exit")
+    p.add_argument("--pid-file", help="write the process's host pid to this file")
+    p.add_argument("--cwd", help="working directory inside the container")
+    p.add_argument("--env", "-e", action="append", default=[], help="KEY=VALUE (repeatable)")
+    p.add_argument("--user", "-u", help="uid[:gid]")
+    p.add_argument("--additional-gids", "-g", action="append", default=[], help="additional gid (repeatable)")
+    p.add_argument("--cap", "-c", action="append", default=[], help="add a capability (repeatable)")
+    p.add_argument("--no-new-privs", action="store_true", help="set no_new_privs for the process")
+    p.add_argument("--preserve-fds", type=int, default=0, help="pass N extra fds (from 3) to the process")
+    p.add_argument("--apparmor", help="AppArmor profile for the process")
+    p.add_argument("--process-label", help="SELinux label for the process")
+    p.add_argument("container_id", metavar="<container-id>")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the program and its arguments")
+
+    p = sub.add_parser("pause", help="freeze every process of a running container", allow_abbrev=False)
+    p.add_argument("container_id", metavar="<container-id>")
+    p = sub.add_parser("resume", help="thaw a paused container", allow_abbrev=False)
+    p.add_argument("container_id", metavar="<container-id>")
+
+    p = sub.add_parser("events", help="stream state changes as JSON lines", allow_abbrev=False)
+    p.add_argument("--follow", "-f", action="store_true", help="keep streaming (the only mode)")
+    p.add_argument("container_id", nargs="?", metavar="<container-id>", help="only this container")
     return parser
 
 
