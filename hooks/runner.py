@@ -85,16 +85,18 @@ def run_hook(hook: dict, state_json: bytes, *, stage: str, index: int | None = N
     path, argv, env, timeout = _parse(hook, stage, label)
     label = f"{label} {path}"
 
-    in_r, in_w = _pipe()
-    out_r, out_w = _pipe()
+    # Every descriptor lives in `fds` until closed, and whoever closes one sets it to -1 there, so the
+    # cleanup below never closes a number twice (it could be someone else's descriptor by then).
+    fds = {"in_r": -1, "in_w": -1, "out_r": -1, "out_w": -1, "pidfd": -1}
     pid = 0
     status: int | None = None
-    pidfd = -1
     try:
+        fds["in_r"], fds["in_w"] = _pipe()
+        fds["out_r"], fds["out_w"] = _pipe()
         file_actions = [
-            (os.POSIX_SPAWN_DUP2, in_r, 0),
-            (os.POSIX_SPAWN_DUP2, out_w, 1),
-            (os.POSIX_SPAWN_DUP2, out_w, 2),
+            (os.POSIX_SPAWN_DUP2, fds["in_r"], 0),
+            (os.POSIX_SPAWN_DUP2, fds["out_w"], 1),
+            (os.POSIX_SPAWN_DUP2, fds["out_w"], 2),
         ]
         file_actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
         try:
@@ -112,16 +114,11 @@ def run_hook(hook: dict, state_json: bytes, *, stage: str, index: int | None = N
         except ValueError as err:  # e.g. a NUL byte in an argument
             raise HookError(f"{label}: invalid hook: {err}", stage=stage, path=path) from None
         # Our copies of the child's ends: keeping them would hide EOF on stdout and EPIPE on stdin.
-        os.close(in_r)
-        os.close(out_w)
-        in_r = out_w = -1
-
-        pidfd = _pidfd_open(pid)
-        output, status, timed_out, in_w, out_r = _supervise(pid, pidfd, timeout, state_json, in_w, out_r)
+        _close(fds, "in_r", "out_w")
+        fds["pidfd"] = _pidfd_open(pid)
+        output, status, timed_out = _supervise(pid, fds, timeout, state_json)
     finally:
-        for fd in (in_r, in_w, out_r, out_w, pidfd):
-            if fd >= 0:
-                os.close(fd)
+        _close(fds, *fds)
         if pid and status is None:
             # Interrupted (KeyboardInterrupt, MemoryError...): never leave the hook or its group running.
             _kill_group(pid)
@@ -186,12 +183,11 @@ def _parse(hook: object, stage: str, label: str) -> tuple[str, list[str], dict[s
     return path, argv, env, timeout
 
 
-def _supervise(
-    pid: int, pidfd: int, timeout: float | None, state_json: bytes, in_w: int, out_r: int
-) -> tuple[bytes, int, bool, int, int]:
-    """Feed stdin, collect output, wait for exit or the deadline. Returns the fds it closed as -1."""
+def _supervise(pid: int, fds: dict[str, int], timeout: float | None, state_json: bytes) -> tuple[bytes, int, bool]:
+    """Feed stdin, collect output, wait for exit or the deadline: (output, wait status, timed out)."""
     output = bytearray()
     pending = memoryview(bytes(state_json))
+    in_w, out_r, pidfd = fds["in_w"], fds["out_r"], fds["pidfd"]
     os.set_blocking(in_w, False)
     os.set_blocking(out_r, False)
     poller = select.poll()
@@ -199,8 +195,7 @@ def _supervise(
     if pending:
         poller.register(in_w, select.POLLOUT)
     else:
-        os.close(in_w)
-        in_w = -1
+        _close(fds, "in_w")
     if pidfd >= 0:
         poller.register(pidfd, select.POLLIN)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -220,7 +215,7 @@ def _supervise(
                 _kill_group(pid)
                 status = _reap(pid)
                 _drain(out_r, output)
-                return bytes(output), status, True, in_w, out_r
+                return bytes(output), status, True
             wait_ms = int(remaining * 1000) + 1
         if pidfd < 0:
             wait_ms = _FALLBACK_TICK_MS if wait_ms < 0 else min(wait_ms, _FALLBACK_TICK_MS)
@@ -237,12 +232,18 @@ def _supervise(
                     pending = pending[:0]
                 if not pending:
                     poller.unregister(in_w)
-                    os.close(in_w)
-                    in_w = -1
+                    _close(fds, "in_w")  # EOF for the hook
     # The hook is gone; what it wrote is in the pipe already. Take that, but do not wait for a grandchild
     # that may still hold the pipe open.
     _drain(out_r, output)
-    return bytes(output), status, False, in_w, out_r
+    return bytes(output), status, False
+
+
+def _close(fds: dict[str, int], *names: str) -> None:
+    for name in names:
+        if fds[name] >= 0:
+            os.close(fds[name])
+            fds[name] = -1
 
 
 def _drain(fd: int, output: bytearray) -> bool:
