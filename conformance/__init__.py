@@ -16,6 +16,7 @@ SECTION_MODULES = (
     "conformance.state_schema",  # runtime.md State: schema/state-schema.json
     "conformance.lifecycle_hooks",  # runtime.md Lifecycle steps 3-13, config.md POSIX-platform Hooks
     "conformance.runtime_linux",  # runtime-linux.md
+    "conformance.config_linux",  # config-linux.md: namespaces, cgroupsPath
 )
 
 

@@ -136,6 +136,51 @@ def cgroup_dirs(relpath: str) -> list[Path]:
     return dirs
 
 
+def _cgroup_mounts() -> tuple[list[tuple[Path, set[str]]], Path | None]:
+    """(v1 mount point, its controllers incl. name=...) pairs and the cgroup2 mount point, from mountinfo."""
+    v1: list[tuple[Path, set[str]]] = []
+    v2 = None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fstype, _, options = right.split()[:3]
+        point = Path(left.split()[4])
+        if fstype == "cgroup":
+            v1.append((point, set(options.split(","))))
+        elif fstype == "cgroup2" and v2 is None:
+            v2 = point
+    return v1, v2
+
+
+def process_cgroup_dirs(pid: int) -> list[Path]:
+    """The cgroup directories `pid` is in, in every hierarchy, except those the suite itself is in."""
+
+    def read(who: int | str) -> dict[str, str]:
+        entries = {}
+        for line in Path(f"/proc/{who}/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            entries[controllers] = path
+        return entries
+
+    try:
+        theirs = read(pid)
+    except OSError:
+        return []
+    ours = read("self")
+    v1, v2 = _cgroup_mounts()
+    dirs = []
+    for controllers, path in theirs.items():
+        if ours.get(controllers) == path:
+            continue  # not the container's own cgroup: shared with the suite
+        if controllers == "":
+            base = v2
+        else:
+            wanted = set(controllers.split(","))
+            base = next((point for point, opts in v1 if wanted <= opts), None)
+        if base is not None and (base / path.lstrip("/")).is_dir():
+            dirs.append(base / path.lstrip("/"))
+    return dirs
+
+
 @dataclass
 class Ctx:
     """Everything one check needs: its own temp dir, runtime --root, shared marker dir and container ids."""
