@@ -41,6 +41,15 @@ def default_ifname(container_id: str) -> str:
     return "ve-" + hashlib.sha256(container_id.encode()).hexdigest()[:12]
 
 
+def host_ifname(state: dict, args: argparse.Namespace) -> str:
+    if args.name:
+        return args.name
+    container_id = state.get("id")
+    if not isinstance(container_id, str) or not container_id:
+        raise ValueError("the state has no container id to name the veth after; pass --name")
+    return default_ifname(container_id)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m hooks.network", description=__doc__.split("\n")[0])
     parser.add_argument("--teardown", action="store_true", help="delete the host end (a poststop hook)")
@@ -66,15 +75,13 @@ def setup(state: dict, args: argparse.Namespace) -> str:
     pid = state.get("pid")
     if not isinstance(pid, int) or pid <= 0:
         raise ValueError(f"the state has no container pid (got {pid!r}); run this as a createRuntime hook")
-    host_if = args.name or default_ifname(str(state.get("id", "")))
+    host_if = host_ifname(state, args)
     ns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with IPRoute() as host:  # this socket stays in the hook's namespace even after setns below
-            peer: dict = {"ifname": args.container_ifname, "net_ns_fd": ns_fd}
-            extra = {"mtu": args.mtu} if args.mtu else {}
-            if args.mtu:
-                peer["mtu"] = args.mtu
-            host.link("add", ifname=host_if, kind="veth", peer=peer, **extra)
+            mtu = {"mtu": args.mtu} if args.mtu else {}
+            peer = {"ifname": args.container_ifname, "net_ns_fd": ns_fd, **mtu}
+            host.link("add", ifname=host_if, kind="veth", peer=peer, **mtu)
             try:
                 index = host.link_lookup(ifname=host_if)[0]
                 _address(host, index, args.host_addr)
@@ -102,7 +109,7 @@ def teardown(state: dict, args: argparse.Namespace) -> bool:
     """Delete the host end if it exists; True if there was one."""
     from pyroute2 import IPRoute
 
-    host_if = args.name or default_ifname(str(state.get("id", "")))
+    host_if = host_ifname(state, args)
     with IPRoute() as host:
         if not host.link_lookup(ifname=host_if):
             return False

@@ -119,7 +119,7 @@ def test_setup_addresses_routes_and_ping_then_teardown(namespaces: Namespaces) -
     ns = namespaces
     host_if = default_ifname(ns.container_id)
     run_hook(
-        ns.hook("--host-addr", HOST, "--container-addr", CONTAINER, "--default-route"),
+        ns.hook("--host-addr", HOST, "--container-addr", CONTAINER, "--default-route", "--mtu", "1400"),
         ns.state(),
         stage="createRuntime",
     )
@@ -130,7 +130,10 @@ def test_setup_addresses_routes_and_ping_then_teardown(namespaces: Namespaces) -
     assert "lo: <LOOPBACK,UP" in links.stdout, links
     eth0 = ns.inside(IP, "-o", "addr", "show", "dev", "eth0")
     assert f"inet {CONTAINER}" in eth0.stdout, eth0
-    assert ",UP" in ns.inside(IP, "-o", "link", "show", "dev", "eth0").stdout
+    eth0_link = ns.inside(IP, "-o", "link", "show", "dev", "eth0").stdout
+    assert ",UP" in eth0_link
+    assert " mtu 1400 " in eth0_link
+    assert " mtu 1400 " in ns.runtime_side(IP, "-o", "link", "show", "dev", host_if).stdout
     route = ns.inside(IP, "route", "show", "default")
     assert route.stdout.startswith("default via 10.200.0.1 dev eth0"), route
 
@@ -158,7 +161,9 @@ def test_a_failed_setup_leaves_no_veth_behind(namespaces: Namespaces) -> None:
     assert ns.inside(IP, "link", "show", "dev", "eth0").returncode != 0
 
 
-def test_without_a_pid_the_hook_fails_clearly(namespaces: Namespaces) -> None:
+def test_without_a_pid_or_an_id_the_hook_fails_clearly(namespaces: Namespaces) -> None:
     state = json.dumps({"id": namespaces.container_id, "status": "creating", "pid": 0}).encode()
     with pytest.raises(HookError, match="the state has no container pid"):
         run_hook(namespaces.hook("--host-addr", HOST, "--container-addr", CONTAINER), state, stage="createRuntime")
+    with pytest.raises(HookError, match="the state has no container id to name the veth after; pass --name"):
+        run_hook(namespaces.hook("--teardown"), b'{"status": "stopped"}', stage="poststop")
