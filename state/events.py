@@ -25,6 +25,7 @@ command that pays for it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -103,7 +104,10 @@ def follow(
             paths = (getattr(event, "src_path", ""), getattr(event, "dest_path", ""))
             cids = {cid for cid in map(container_of, filter(None, paths)) if cid is not None}
             if cids:
-                look(cids)
+                # An exception here would end watchdog's dispatch thread, and with it every later event;
+                # whatever went wrong, the next event or the periodic rescan looks again.
+                with contextlib.suppress(Exception):
+                    look(cids)
 
     observer = Observer()
     # Only what a state change can look like: atomic renames (moved), creation, deletion, and close after
@@ -162,6 +166,8 @@ class _Watcher:
             dir_ino = dir_st.st_ino if stat.S_ISDIR(dir_st.st_mode) else None
         except (FileNotFoundError, NotADirectoryError):
             dir_ino = None
+        except OSError:
+            return  # cannot tell (EACCES, say): not a reason to call it deleted; the next look decides
         if previous is not None and previous[0] != dir_ino:
             # Gone, or deleted and created again under the same id between two looks.
             del self.seen[cid]
@@ -175,6 +181,8 @@ class _Watcher:
             if previous is None:
                 self.seen[cid] = (dir_ino, None, None)
             return  # being created, or being deleted (state.json goes first): the directory decides
+        except OSError:
+            return
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if previous is not None and previous[1] == key:
             return  # the same file as last time: do not even read it
