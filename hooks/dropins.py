@@ -144,10 +144,7 @@ def load_dropins(dirs: Iterable[str], *, extension_stages: Iterable[str] = ()) -
                 continue
             chosen[name] = path
     stages = frozenset(STAGES) | frozenset(extension_stages)
-    return [
-        load_dropin(chosen[name], allowed_stages=stages)
-        for name in sorted(chosen, key=lambda n: (n.lower(), n))
-    ]
+    return [load_dropin(chosen[name], allowed_stages=stages) for name in sorted(chosen, key=lambda n: (n.lower(), n))]
 
 
 def load_dropin(path: str, *, allowed_stages: Iterable[str] = STAGES) -> DropIn:
@@ -190,9 +187,7 @@ def load_dropin(path: str, *, allowed_stages: Iterable[str] = STAGES) -> DropIn:
         if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
             raise bad('"when.annotations" must be an object of regex strings')
         for key, value in annotations.items():
-            pairs.append(
-                (_regex(key, "when.annotations key", bad), _regex(value, "when.annotations value", bad))
-            )
+            pairs.append((_regex(key, "when.annotations key", bad), _regex(value, "when.annotations value", bad)))
     commands = when.get("commands")
     command_res: list[re.Pattern[str]] = []
     if commands is not None:
@@ -238,9 +233,7 @@ def matching_hooks(
     return result
 
 
-def merge(
-    config_hooks: Mapping[str, list[dict]] | None, extra: Mapping[str, list[dict]]
-) -> dict[str, list[dict]]:
+def merge(config_hooks: Mapping[str, list[dict]] | None, extra: Mapping[str, list[dict]]) -> dict[str, list[dict]]:
     """config.json's hooks, then the drop-ins' hooks, per stage. Neither input is modified."""
     merged = {stage: list(hooks) for stage, hooks in (config_hooks or {}).items() if hooks is not None}
     for stage, hooks in extra.items():

@@ -207,4 +207,3 @@ def test_the_listener_replaces_a_stale_socket_and_sets_the_mode(sock_path: str) 
         assert os.stat(sock_path).st_mode & 0o777 == 0o660
         assert publish(sock_path, {"x": 1}, warn=pytest.fail)
         assert next(listener) == {"x": 1}
-
