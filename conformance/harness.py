@@ -315,6 +315,13 @@ class Ctx:
             self.runtime.run(self.root, "delete", "--force", cid)
             if self.runtime.run(self.root, "state", cid).ok:
                 problems.append(f"`delete --force {cid}` left the container behind")
+        # A container the check did not know it made (say, create without an id that still succeeded) shows up
+        # as a state entry in --root; runtime-private dot files do not count. Ask the runtime for its ids.
+        if self.root.is_dir() and any(not n.startswith(".") for n in os.listdir(self.root)):
+            listed = self.runtime.run(self.root, "list", "-q")
+            for cid in listed.stdout.split() if listed.ok else []:
+                self.runtime.run(self.root, "delete", "--force", cid)
+                problems.append(f"unexpected container {cid!r} left in --root; force-deleted it")
         # The container processes were started (through the runtime) by this check: never leak one.
         for pid, began in self.pids.items():
             # Same pid and same start time: the very process `state` reported, not a recycled pid.
