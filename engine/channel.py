@@ -38,10 +38,20 @@ def recv(sock: socket.socket) -> dict[str, Any]:
     return json.loads(data)
 
 
-def expect(sock: socket.socket, kind: str) -> dict[str, Any]:
-    message = recv(sock)
-    if message.get("type") == "error":
-        raise ChannelClosed(message.get("message", "unknown error"))
-    if message.get("type") != kind:
-        raise ChannelClosed(f"expected {kind!r} on the create channel, got {message.get('type')!r}")
-    return message
+def expect(sock: socket.socket, kind: str, early: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The next message of `kind`. The intermediate child and the init share the channel, so the init's
+    "hooks" can overtake the intermediate's "pid": with `early`, other messages are kept there for later."""
+    if early:
+        for message in early:
+            if message.get("type") == kind:
+                early.remove(message)
+                return message
+    while True:
+        message = recv(sock)
+        if message.get("type") == "error":
+            raise ChannelClosed(message.get("message", "unknown error"))
+        if message.get("type") == kind:
+            return message
+        if early is None:
+            raise ChannelClosed(f"expected {kind!r} on the create channel, got {message.get('type')!r}")
+        early.append(message)

@@ -36,6 +36,7 @@ class CreateOptions:
     preserve_fds: int = 0
     sync_socket: str | None = None
     hooks_dirs: list[str] = field(default_factory=list)
+    reaper: bool = False  # the caller (`engine run`) waits for the init and records its exit status
 
 
 def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
@@ -98,6 +99,8 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             creator_start_time=process.start_time(me),
             sync_socket=os.path.abspath(options.sync_socket) if options.sync_socket else None,
         )
+        if options.reaper:
+            record.reaper_pid, record.reaper_start_time = me, record.creator_start_time
         life = Lifecycle.new(record, store, warn=log.warning)
         try:
             shutil.copyfile(os.path.join(bundle, "config.json"), store.path(record.id, CONFIG_FILE))
@@ -132,7 +135,10 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 raise EngineError(f"create {options.container_id!r}: {err}") from None
             raise
         undo.discard()
-        return record
+    from state.monitor import ensure_running
+
+    ensure_running(store.root)  # someone must notice when this init exits
+    return record
 
 
 def _launch(
@@ -147,12 +153,13 @@ def _launch(
     undo.push("reap the intermediate child", lambda: _reap(pid))
     with parent_end:
         channel.send(parent_end, {"type": "go"})
-        init_pid = channel.expect(parent_end, "pid")["pid"]
+        early: list[dict[str, Any]] = []
+        init_pid = channel.expect(parent_end, "pid", early)["pid"]
         _reap(pid)
         record.pid = init_pid
         record.pid_start_time = process.start_time(init_pid)
         undo.push("kill the container init", lambda: _kill(init_pid, record.pid_start_time))
-        channel.expect(parent_end, "hooks")
+        channel.expect(parent_end, "hooks", early)
         state = record.public_state("creating")
         for stage in ("prestart", "createRuntime"):  # runtime namespace, after the mounts, before pivot_root
             hookpoints.run(stage, plan.hooks, state, log)

@@ -46,6 +46,9 @@ def start(store: Store, container_id: str, log: Log) -> None:
             detail = reply[1:].decode(errors="replace") if reply.startswith(b"0") else "its init exited"
             raise EngineError(f"start {container_id!r}: {detail or 'its init exited'}")
         life.fire("start")
+        from state.monitor import ensure_running
+
+        ensure_running(store.root)  # a monitor that died since create is replaced here
         # config.md: poststart hooks run after the user's process is executed, before start returns; a failing
         # one is a warning (the choice, as runc does).
         hookpoints.run(

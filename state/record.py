@@ -31,6 +31,9 @@ class ContainerRecord:
     # The `engine create` process while status is creating: if it died mid-create, the container is stopped.
     creator_pid: int = 0
     creator_start_time: int | None = None
+    # `engine run` waits for its container itself (it knows the exit status); the monitor leaves it alone.
+    reaper_pid: int = 0
+    reaper_start_time: int | None = None
     sync_socket: str | None = None
     cgroup_paths: dict[str, str] = dataclasses.field(default_factory=dict)
     owner: str = ""

@@ -35,7 +35,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         # The init's parent (the intermediate child) exits during create; as subreaper we inherit the init
         # and can wait for it.
         set_child_subreaper()
-    record = create(store, options_from(ctx, args), ctx.log)
+    options = options_from(ctx, args)
+    options.reaper = not args.detach
+    record = create(store, options, ctx.log)
     try:
         start(store, record.id, ctx.log)
     except EngineError:
