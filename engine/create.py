@@ -68,14 +68,17 @@ def namespace_plan(config: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
         if ns_type in seen:
             raise ConfigError(f"config.json: linux.namespaces[{i}]: duplicate namespace type {ns_type!r}")
         seen.add(ns_type)
-        if ns_type == "user":
-            raise ConfigError(f"config.json: linux.namespaces[{i}]: user namespaces are not supported yet")
         if ns.get("path"):
             paths.append((ns_type, ns["path"]))
         else:
             flags |= sc.NAMESPACES[ns_type][0]
     if "mount" not in seen:
         raise ConfigError("config.json: linux.namespaces: a mount namespace is required")
+    linux = config.get("linux") or {}
+    if flags & sc.CLONE_NEWUSER and not (linux.get("uidMappings") and linux.get("gidMappings")):
+        raise ConfigError("config.json: linux.uidMappings/gidMappings: required with a new user namespace")
+    if linux.get("timeOffsets") and not flags & sc.CLONE_NEWTIME:
+        raise ConfigError("config.json: linux.timeOffsets: needs a new time namespace in linux.namespaces")
     return flags, paths
 
 
@@ -107,6 +110,10 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             hookpoints.save(store.path(record.id), hooks)
             fifo = store.path(record.id, EXEC_FIFO)
             os.mkfifo(fifo, 0o600)
+            root_uid, root_gid = _host_ids_of_root(config)
+            os.chown(fifo, root_uid, root_gid)  # the init, as the container's root, opens it for writing
+            fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+            undo.push("close the fifo fd", lambda: os.close(fifo_fd))
             life.fire("begin_create")
             plan = InitPlan(
                 container_id=record.id,
@@ -120,6 +127,8 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 namespace_flags=ns_flags,
                 namespace_paths=ns_paths,
                 hooks=hooks,
+                time_offsets=(config.get("linux") or {}).get("timeOffsets") or {},
+                fifo_fd=fifo_fd,
             )
             _launch(plan, record, life, undo, options, log)
         except BaseException as err:
@@ -154,6 +163,10 @@ def _launch(
     with parent_end:
         channel.send(parent_end, {"type": "go"})
         early: list[dict[str, Any]] = []
+        if plan.namespace_flags & sc.CLONE_NEWUSER:
+            channel.expect(parent_end, "userns", early)
+            _write_id_maps(pid, plan.config["linux"])
+            channel.send(parent_end, {"type": "mapped"})
         init_pid = channel.expect(parent_end, "pid", early)["pid"]
         _reap(pid)
         record.pid = init_pid
@@ -171,6 +184,32 @@ def _launch(
         # state.json must say "created" before the init may go on waiting: see engine/channel.py.
         life.fire("finish_create")
         channel.send(parent_end, {"type": "go"})
+
+
+def _host_ids_of_root(config: dict[str, Any]) -> tuple[int, int]:
+    """The host uid/gid that the container's root maps to (0, 0 without a user namespace)."""
+    linux = config.get("linux") or {}
+    if not any(ns["type"] == "user" and not ns.get("path") for ns in linux.get("namespaces") or []):
+        return 0, 0
+    ids = []
+    for key in ("uidMappings", "gidMappings"):
+        host = 0
+        for m in linux.get(key) or []:
+            if m["containerID"] <= 0 < m["containerID"] + m["size"]:
+                host = m["hostID"] - m["containerID"]
+        ids.append(host)
+    return ids[0], ids[1]
+
+
+def _write_id_maps(pid: int, linux: dict[str, Any]) -> None:
+    """Write the intermediate child's uid_map and gid_map (we are root outside, so setgroups may stay)."""
+    for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
+        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(key) or [])
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+        except OSError as err:
+            raise EngineError(f"config.json: linux.{key}: writing {name}: {err.strerror}") from None
 
 
 def _poststop(hooks: hookpoints.Hooks, record: ContainerRecord, log: Log) -> None:

@@ -50,6 +50,8 @@ class InitPlan:
     namespace_flags: int = 0
     namespace_paths: list[tuple[str, str]] = field(default_factory=list)  # (type, path) to setns into
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # config's + drop-ins', by stage
+    time_offsets: dict[str, Any] = field(default_factory=dict)
+    fifo_fd: int = -1  # O_PATH fd on the exec fifo, opened by `engine create` (the init may not reach the path)
 
 
 class SetupError(Exception):
@@ -70,8 +72,19 @@ def intermediate(chan: socket.socket, plan: InitPlan) -> None:
         sc.prctl(PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or read us while we are engine
         channel.expect(chan, "go")  # the engine has placed us in the container's cgroup
         join_namespaces(plan.namespace_paths)
-        if plan.namespace_flags:
-            sc.unshare(plan.namespace_flags)
+        flags = plan.namespace_flags
+        if flags & sc.CLONE_NEWUSER:
+            # The user namespace first, alone: the engine writes our uid/gid maps from outside, then we become
+            # its root, and every namespace unshared after this is owned by it.
+            sc.unshare(sc.CLONE_NEWUSER)
+            channel.send(chan, {"type": "userns"})
+            channel.expect(chan, "mapped")
+            _become_namespace_root()
+            flags &= ~sc.CLONE_NEWUSER
+        if flags:
+            sc.unshare(flags)
+        if flags & sc.CLONE_NEWTIME and plan.time_offsets:
+            _write_time_offsets(plan.time_offsets)
         pid = os.fork()
         if pid == 0:
             container_init(chan, plan)
@@ -80,6 +93,36 @@ def intermediate(chan: socket.socket, plan: InitPlan) -> None:
     except BaseException as err:
         _fail(chan, err)
         os._exit(1)
+
+
+def _become_namespace_root() -> None:
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError as err:
+        raise SetupError(
+            f"linux.uidMappings/gidMappings: cannot become root in the user namespace: {err.strerror}"
+            " (is container id 0 mapped?)"
+        ) from None
+
+
+def _write_time_offsets(offsets: dict[str, Any]) -> None:
+    """linux.timeOffsets: must be written before any process enters the new time namespace (our child)."""
+    lines = []
+    for clock in ("monotonic", "boottime"):
+        if clock in offsets:
+            entry = offsets[clock]
+            lines.append(f"{clock} {int(entry.get('secs', 0))} {int(entry.get('nanosecs', 0))}\n")
+    # Non-dumpable, our /proc files belong to the host's root, whom a user namespace does not map: be dumpable
+    # for this one write (no process of the container exists yet to take advantage).
+    sc.prctl(PR_SET_DUMPABLE, 1)
+    try:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write("".join(lines))
+    except OSError as err:
+        raise SetupError(f"linux.timeOffsets: {err.strerror}") from None
+    finally:
+        sc.prctl(PR_SET_DUMPABLE, 0)
 
 
 def join_namespaces(paths: list[tuple[str, str]]) -> None:
@@ -108,7 +151,7 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         cfg = plan.config
         process = cfg["process"]
         state = _set_up_filesystem(chan, plan)
-        fifo_path_fd = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC)  # before pivot_root hides it
+        fifo_path_fd = plan.fifo_fd
         notify_sock = _connect_seccomp_listener(cfg)
         seccomp = (cfg.get("linux") or {}).get("seccomp")
         # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
@@ -148,7 +191,9 @@ def _set_up_filesystem(chan: socket.socket, plan: InitPlan) -> dict[str, Any]:
     rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
     rootfs_setup.bind_rootfs(plan.rootfs)
     own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
-    rootfs_setup.setup_mounts(plan.rootfs, cfg.get("mounts") or [], plan.bundle, own_cgroup_ns)
+    rootfs_setup.setup_mounts(
+        plan.rootfs, cfg.get("mounts") or [], plan.bundle, own_cgroup_ns, linux.get("devices") or []
+    )
     channel.send(chan, {"type": "hooks"})
     state = channel.expect(chan, "continue")["state"]
     # config.md: createContainer hooks run in the container namespace, before pivot_root, path resolved in

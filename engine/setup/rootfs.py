@@ -6,7 +6,6 @@ inside the rootfs (engine.linux.paths) and mounted through /proc/self/fd/N of th
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from typing import Any
@@ -16,6 +15,7 @@ from engine.linux import syscalls as sc
 from engine.linux.mount_attr import AT_EMPTY_PATH, AT_RECURSIVE, mount_setattr
 from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root
 from engine.setup.cgroupfs import Hierarchy, host_hierarchies, mount_cgroups
+from engine.setup.devices import populate_dev
 from engine.setup.masking import locked_flags
 from engine.setup.mount_options import parse_mount_options
 
@@ -110,50 +110,17 @@ def mount_one(
         os.close(target_fd)
 
 
-# The devices every container gets (config-linux.md "Default Devices"): name, char major, minor, mode.
-DEFAULT_DEVICES = [
-    ("null", 1, 3, 0o666),
-    ("zero", 1, 5, 0o666),
-    ("full", 1, 7, 0o666),
-    ("random", 1, 8, 0o666),
-    ("urandom", 1, 9, 0o666),
-    ("tty", 5, 0, 0o666),
-]
-DEV_SYMLINKS = [
-    ("/proc/self/fd", "fd"),
-    ("/proc/self/fd/0", "stdin"),
-    ("/proc/self/fd/1", "stdout"),
-    ("/proc/self/fd/2", "stderr"),
-]
-
-
-def create_default_devices(root_fd: int) -> None:
-    dev_fd = mkdir_all_in_root(root_fd, "/dev")
-    dev = fd_path(dev_fd)
-    try:
-        for name, major, minor, mode in DEFAULT_DEVICES:
-            path = f"{dev}/{name}"
-            if os.path.lexists(path):
-                continue
-            os.mknod(path, stat.S_IFCHR | mode, os.makedev(major, minor))
-            os.chmod(path, mode)  # mknod honours the umask
-        for target, name in DEV_SYMLINKS:
-            with contextlib.suppress(FileExistsError):
-                os.symlink(target, f"{dev}/{name}")
-        if os.path.isdir(f"{dev}/pts"):
-            with contextlib.suppress(FileExistsError):
-                os.symlink("pts/ptmx", f"{dev}/ptmx")
-    finally:
-        os.close(dev_fd)
-
-
-def setup_mounts(rootfs: str, mounts: list[dict[str, Any]], bundle: str, own_cgroup_ns: bool) -> None:
+def setup_mounts(
+    rootfs: str, mounts: list[dict[str, Any]], bundle: str, own_cgroup_ns: bool, devices: list[dict[str, Any]]
+) -> None:
     root_fd = os.open(rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     hierarchies = host_hierarchies() if any(m.get("type") == "cgroup" for m in mounts) else []
     try:
         for mount in mounts:
             mount_one(root_fd, mount, bundle, own_cgroup_ns, hierarchies)
-        create_default_devices(root_fd)
+        # runc makes the default devices only when /dev is not bind-mounted from the host.
+        has_dev_mount = any(m["destination"].rstrip("/") == "/dev" and not _is_bind(m) for m in mounts)
+        populate_dev(root_fd, devices, has_dev_mount)
     finally:
         os.close(root_fd)
 
