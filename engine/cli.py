@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("container_id", metavar="<container-id>")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the program and its arguments")
 
+    p = sub.add_parser("ps", help="list the container's processes", allow_abbrev=False)
+    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    p.add_argument("container_id", metavar="<container-id>")
+
     p = sub.add_parser("pause", help="freeze every process of a running container", allow_abbrev=False)
     p.add_argument("container_id", metavar="<container-id>")
     p = sub.add_parser("resume", help="thaw a paused container", allow_abbrev=False)

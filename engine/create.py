@@ -122,7 +122,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 config=config,
                 fifo_path=fifo,
                 no_pivot=options.no_pivot,
-                preserve_fds=options.preserve_fds,
+                preserve_fds=options.preserve_fds + _socket_activation(config),
                 console_socket=options.console_socket,
                 namespace_flags=ns_flags,
                 namespace_paths=ns_paths,
@@ -184,6 +184,21 @@ def _launch(
         # state.json must say "created" before the init may go on waiting: see engine/channel.py.
         life.fire("finish_create")
         channel.send(parent_end, {"type": "go"})
+
+
+def _socket_activation(config: dict[str, Any]) -> int:
+    """systemd socket activation, as runc: with LISTEN_FDS=n in our environment, fds 3..3+n-1 go to the
+    container too (before the --preserve-fds ones) and its process gets LISTEN_FDS=n and LISTEN_PID=1."""
+    try:
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return 0
+    if count <= 0:
+        return 0
+    env = config["process"].setdefault("env", [])
+    env[:] = [e for e in env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
+    env += [f"LISTEN_FDS={count}", "LISTEN_PID=1"]
+    return count
 
 
 def _host_ids_of_root(config: dict[str, Any]) -> tuple[int, int]:
