@@ -8,7 +8,7 @@ from engine.errors import EngineError
 
 MAX_ID_LENGTH = 1024
 # runc's rule: letters, digits and _ + - . ; never "." or ".." alone (those would name a directory above).
-_VALID_ID = re.compile(r"^[\w+\-.]+$")
+_VALID_ID = re.compile(r"^[\w+\-.]+$", re.ASCII)
 
 
 class InvalidId(EngineError):
