@@ -208,14 +208,15 @@ def _finish_setup(cfg: dict[str, Any]) -> tuple[dict[str, str], str]:
     process = cfg["process"]
     if (cfg.get("root") or {}).get("readonly"):
         rootfs_setup.make_root_readonly()
-    mask_paths(linux.get("maskedPaths") or [])
-    readonly_paths(linux.get("readonlyPaths") or [])
     if cfg.get("hostname") is not None:
         _set_name("hostname", cfg["hostname"])
     if cfg.get("domainname") is not None:
         _set_name("domainname", cfg["domainname"])
+    # sysctls before readonlyPaths: /proc/sys is usually one of them (runc's order).
     for key, value in (linux.get("sysctl") or {}).items():
         _write_sysctl(key, value)
+    mask_paths(linux.get("maskedPaths") or [])
+    readonly_paths(linux.get("readonlyPaths") or [])
     env = _environment(process)
     _enter_cwd(process.get("cwd") or "/")
     executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
