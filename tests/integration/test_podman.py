@@ -1,0 +1,98 @@
+"""podman drives engine through conmon: run, exit codes, detach + logs + stop (the way users meet a runtime).
+
+The image is the busybox test rootfs imported with `podman import` (no registry). podman keeps its storage in
+a private --root/--runroot so the host's podman state is never touched. conmon limits nproc and the hard
+nofile is 20000 here: every run passes explicit --ulimit values.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ENGINE = str(Path(sys.executable).with_name("engine"))
+IMAGE = "localhost/engine-test-busybox:latest"
+RUN_FLAGS = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (.ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Iterator[list[str]]:
+    work = tmp_path_factory.mktemp("podman")
+    base = [
+        "podman",
+        "--root",
+        str(work / "storage"),
+        "--runroot",
+        str(work / "run"),
+        "--runtime",
+        ENGINE,
+        "--log-level",
+        "error",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+    ]
+    archive = work / "rootfs.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(rootfs, arcname=".")
+    subprocess.run([*base, "import", str(archive), IMAGE], check=True, capture_output=True, timeout=120)
+    yield base
+    subprocess.run([*base, "rm", "--all", "--force"], capture_output=True, timeout=120)
+    subprocess.run([*base, "rmi", "--all", "--force"], capture_output=True, timeout=120)
+
+
+def podman_run(podman: list[str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*podman, "run", "--rm", *RUN_FLAGS, IMAGE, *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_run_prints_and_exits(podman: list[str]) -> None:
+    result = podman_run(podman, "sh", "-c", "echo hello from $(hostname); exit 7")
+    assert result.returncode == 7, result.stderr
+    assert result.stdout.startswith("hello from ")
+
+
+def test_the_container_is_isolated(podman: list[str]) -> None:
+    result = podman_run(podman, "sh", "-c", "echo $$; grep CapEff /proc/self/status; cat /proc/self/uid_map")
+    assert result.returncode == 0, result.stderr
+    pid, capeff, *_ = result.stdout.splitlines()
+    assert pid == "1"
+    assert capeff.split()[1] != "000001ffffffffff"  # podman's default capability set, not everything
+
+
+def test_detach_logs_and_stop(podman: list[str]) -> None:
+    name = "engine-podman-detach"
+    subprocess.run(
+        [*podman, "run", "-d", "--name", name, *RUN_FLAGS, IMAGE, "sh", "-c", "echo up; sleep 100"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        ps = subprocess.run(
+            [*podman, "ps", "--format", "{{.Names}} {{.Status}}"], capture_output=True, text=True, timeout=30
+        )
+        assert f"{name} Up" in ps.stdout
+        logs = subprocess.run([*podman, "logs", name], capture_output=True, text=True, timeout=30)
+        assert "up" in logs.stdout
+        # sh as pid 1 ignores SIGTERM: podman kills it after the timeout, as with runc.
+        subprocess.run([*podman, "stop", "-t", "1", name], check=True, capture_output=True, timeout=60)
+        inspect = subprocess.run(
+            [*podman, "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert inspect.stdout.split() == ["exited", "137"]
+    finally:
+        subprocess.run([*podman, "rm", "-f", name], capture_output=True, timeout=60)
