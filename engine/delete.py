@@ -3,20 +3,28 @@ steps 12 and 13)."""
 
 from __future__ import annotations
 
+import os
 import signal
 
 from engine import hookpoints
 from engine.container import signal_all, wait_for_exit
 from engine.errors import EngineError
 from engine.log import Log
+from state.ids import validate_id
 from state.machine import Lifecycle
 from state.rules import STOPPED, require_deletable
-from state.store import Store
+from state.store import STATE_FILE, Store
 
 KILL_TIMEOUT = 10.0
 
 
 def delete(store: Store, container_id: str, force: bool, log: Log) -> None:
+    if force and not os.path.exists(store.path(container_id, STATE_FILE)):
+        # As runc: --force on an unknown id succeeds, and clears a directory that a create killed before
+        # its first state.json left behind. (Supervisors call delete --force during cleanup, maybe twice.)
+        validate_id(container_id)
+        store.remove(container_id)
+        return
     with store.locked(container_id) as dir_fd:
         record = store.load(container_id, dir_fd)
         status = record.observed_status()
