@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,12 +27,13 @@ pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman i
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Iterator[list[str]]:
     work = tmp_path_factory.mktemp("podman")
+    runroot = tempfile.mkdtemp(prefix="engine-podman-")  # podman refuses a --runroot over 50 characters
     base = [
         "podman",
         "--root",
         str(work / "storage"),
         "--runroot",
-        str(work / "run"),
+        runroot,
         "--runtime",
         ENGINE,
         "--log-level",
@@ -48,6 +50,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Iterator[l
     yield base
     subprocess.run([*base, "rm", "--all", "--force"], capture_output=True, timeout=120)
     subprocess.run([*base, "rmi", "--all", "--force"], capture_output=True, timeout=120)
+    shutil.rmtree(runroot, ignore_errors=True)
 
 
 def podman_run(podman: list[str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

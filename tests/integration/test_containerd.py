@@ -1,0 +1,111 @@
+"""containerd drives engine through its runc shim (containerd-shim-runc-v2 with --runc-binary), the path
+Kubernetes takes: run, exit status, detached task, ps, kill.
+
+The test starts its own containerd (private root, state and socket; the CRI plugin off) and imports the
+busybox test rootfs as an image (built with podman, saved as a docker archive): no registry, no network.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ENGINE = str(Path(sys.executable).with_name("engine"))
+IMAGE = "localhost/engine-ctr-busybox:latest"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("containerd") is None or shutil.which("podman") is None,
+    reason="containerd and podman are not installed (.ci/run installs them)",
+)
+
+
+@pytest.fixture(scope="module")
+def ctr(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Iterator[list[str]]:
+    work = tmp_path_factory.mktemp("containerd")
+    sock = work / "containerd.sock"
+    (work / "config.toml").write_text(
+        f'version = 2\nroot = "{work}/root"\nstate = "{work}/state"\n'
+        f'[grpc]\n  address = "{sock}"\n[plugins."io.containerd.grpc.v1.cri"]\n  disable = true\n'
+    )
+    daemon = subprocess.Popen(
+        ["containerd", "--config", str(work / "config.toml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = ["ctr", "--address", str(sock), "--namespace", "engine-test"]
+    podman: list[str] = []
+    runroot = ""
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run([*base, "version"], capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, "containerd did not start"
+            time.sleep(0.2)
+        # podman refuses a --runroot longer than 50 characters: pytest's tmp paths are longer.
+        runroot = tempfile.mkdtemp(prefix="engine-ctr-")
+        podman = ["podman", "--root", str(work / "podman"), "--runroot", runroot]
+        archive = work / "rootfs.tar"
+        with tarfile.open(archive, "w") as tar:
+            tar.add(rootfs, arcname=".")
+        subprocess.run([*podman, "import", str(archive), IMAGE], check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [*podman, "save", "--format", "docker-archive", "-o", str(work / "image.tar"), IMAGE],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [*base, "images", "import", str(work / "image.tar")], check=True, capture_output=True, timeout=120
+        )
+        yield base
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+        subprocess.run(["umount", "-R", str(work / "root")], capture_output=True)
+        subprocess.run([*podman, "rmi", "--all", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(runroot, ignore_errors=True)
+
+
+def ctr_run(ctr: list[str], name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*ctr, "run", "--rm", "--runc-binary", ENGINE, IMAGE, name, *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_run_and_exit_status(ctr: list[str]) -> None:
+    result = ctr_run(ctr, "engine-ctr-run", "sh", "-c", "echo hello; exit 5")
+    assert result.stdout == "hello\n", result.stderr
+    assert result.returncode == 5
+
+
+def test_detached_task_ps_and_kill(ctr: list[str]) -> None:
+    name = "engine-ctr-detached"
+    subprocess.run(
+        [*ctr, "run", "-d", "--runc-binary", ENGINE, IMAGE, name, "sleep", "100"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        tasks = subprocess.run([*ctr, "task", "ls"], capture_output=True, text=True, timeout=30).stdout
+        assert any(line.split()[:1] == [name] and "RUNNING" in line for line in tasks.splitlines())
+        pid = next(line.split()[1] for line in tasks.splitlines() if line.startswith(name))
+        ps = subprocess.run([*ctr, "task", "ps", name], capture_output=True, text=True, timeout=30).stdout
+        assert pid in ps
+        subprocess.run([*ctr, "task", "kill", "--signal", "KILL", name], check=True, capture_output=True, timeout=30)
+        deadline = time.monotonic() + 10
+        while "STOPPED" not in subprocess.run([*ctr, "task", "ls"], capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline, "task did not stop"
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pid}/cmdline") or not Path(f"/proc/{pid}/cmdline").read_bytes()
+    finally:
+        subprocess.run([*ctr, "task", "rm", "--force", name], capture_output=True, timeout=30)
+        subprocess.run([*ctr, "containers", "rm", name], capture_output=True, timeout=30)
