@@ -31,12 +31,26 @@ class MountError(EngineError):
     pass
 
 
+# The propagation rootfsPropagation asks for, applied to the container's "/" once it is the root (pivot_into).
+# set_root_propagation and pivot_into run in the same process, the container init.
+_root_propagation = 0
+
+
 def set_root_propagation(rootfs_propagation: str | None) -> None:
-    """Stop our mounts leaking to the host: '/' becomes rslave (runc's default) or what the config asks."""
-    name = (rootfs_propagation or "rslave").removeprefix("r")
+    """Stop our mounts leaking to the host: every mount becomes a slave (runc's default), or private.
+
+    config-linux.md: rootfsPropagation is "the rootfs's mount propagation", so it is applied to the rootfs
+    mount after pivot_root (pivot_into), not here to the host's "/": pivot_root refuses a shared new root,
+    and an unbindable "/" would make the rootfs bind below fail. Before that, "/" is rslave so the host's
+    mounts still reach a slave rootfs, or rprivate for private and unbindable, which receive nothing.
+    """
+    global _root_propagation
+    name = (rootfs_propagation or "slave").removeprefix("r")
     if name not in PROPAGATION:
         raise MountError(f"linux.rootfsPropagation: unknown value {rootfs_propagation!r}")
-    sc.mount(None, "/", None, sc.MS_REC | PROPAGATION[name])
+    _root_propagation = PROPAGATION[name] if rootfs_propagation else 0
+    before = sc.MS_SLAVE if name in ("slave", "shared") else sc.MS_PRIVATE
+    sc.mount(None, "/", None, sc.MS_REC | before)
 
 
 def bind_rootfs(rootfs: str) -> None:
@@ -80,7 +94,11 @@ def mount_one(
                 # A bind mount ignores the other flags on the first call: apply them with a remount.
                 remount_flags = plan.flags & ~(sc.MS_REC | sc.MS_BIND)
                 if remount_flags:
-                    sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | remount_flags)
+                    _on_new_mount(
+                        root_fd,
+                        destination,
+                        lambda path: sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | remount_flags),
+                    )
             elif fstype == "cgroup":
                 mount_cgroups(
                     target,
@@ -101,13 +119,24 @@ def mount_one(
                 finally:
                     os.close(fd)
             for propagation in plan.propagations:
-                sc.mount(None, target, None, propagation)
+                _on_new_mount(root_fd, destination, lambda path, p=propagation: sc.mount(None, path, None, p))
         except OSError as err:
             raise MountError(
                 f"mounts: mounting {source or fstype} on {destination} (type {fstype}): {err.strerror}"
             ) from None
     finally:
         os.close(target_fd)
+
+
+def _on_new_mount(root_fd: int, destination: str, action: Any) -> None:
+    """Run action(path) on the mount just made at destination. The fd the mount was made through names the
+    directory (or file) underneath it, and a remount or propagation change there fails with EINVAL (not a
+    mount point): resolve the destination again, which now lands on the new mount's root."""
+    fd = open_in_root(root_fd, destination, O_PATH)
+    try:
+        action(fd_path(fd))
+    finally:
+        os.close(fd)
 
 
 def setup_mounts(
@@ -132,11 +161,24 @@ def pivot_into(rootfs: str, no_pivot: bool) -> None:
         sc.mount(rootfs, "/", None, sc.MS_MOVE)
         os.chroot(".")
     else:
-        sc.pivot_root(".", ".")
+        old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.pivot_root(".", ".")
+            # "." is still the new root here (the old one is stacked on top of it, but a path walk does not
+            # step from its starting point onto a mount above): go to the old root itself, or the rslave below
+            # would hit the container's own mounts and undo every shared mount and rootfsPropagation (as runc).
+            os.fchdir(old_root)
+        finally:
+            os.close(old_root)
         # The old root must not propagate our unmount to the host.
         sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
         sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
+    if _root_propagation:
+        try:
+            sc.mount(None, "/", None, _root_propagation)
+        except OSError as err:
+            raise MountError(f"linux.rootfsPropagation: {err.strerror}") from None
 
 
 def make_root_readonly() -> None:
