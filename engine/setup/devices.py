@@ -74,7 +74,8 @@ def make_device(root_fd: int, device: dict[str, Any], where: str, *, use_bind: b
             try:
                 dev = os.makedev(device.get("major", 0), device.get("minor", 0))
                 os.mknod(name, TYPE_BITS[device["type"]] | mode, dev, dir_fd=parent_fd)
-                _set_owner_and_mode(parent_fd, name, device)
+                # mknod honours the umask: without a fileMode the device must still be 0666, as runc's.
+                _set_owner_and_mode(parent_fd, name, {"fileMode": mode, **device})
                 return
             except PermissionError:
                 pass  # not allowed here (a user namespace): fall back to a bind mount
