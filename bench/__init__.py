@@ -1,0 +1,1 @@
+"""engine vs runc, side by side: `python bench/run.py --help`."""
