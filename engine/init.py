@@ -10,7 +10,6 @@ program. Errors before the fifo go back over the channel; after it, into the fif
 
 from __future__ import annotations
 
-import array
 import contextlib
 import json
 import os
@@ -22,17 +21,22 @@ from typing import Any
 
 from engine import channel
 from engine.errors import EngineError
-from engine.linux import capabilities, process_attrs
+from engine.linux import process_attrs
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
+from engine.process_setup import DEFAULT_PATH, PR_SET_DUMPABLE, SetupError, find_executable
+from engine.process_setup import WAIT_SIGNALS as _WAIT_SIGNALS
+from engine.process_setup import become_the_process as _become_the_process
+from engine.process_setup import close_fds as _close_fds
+from engine.process_setup import connect_seccomp_listener as _connect_seccomp_listener
+from engine.process_setup import enter_cwd as _enter_cwd
+from engine.process_setup import environment as _environment
+from engine.process_setup import restore_signals as _restore_signals
 from engine.setup import rootfs as rootfs_setup
 from engine.setup.masking import mask_paths, readonly_paths
 from hooks.runner import run_hooks
 
 # Everything the init uses is imported above: after pivot_root the engine's own files are out of sight.
-
-PR_SET_DUMPABLE = 4
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass
@@ -52,10 +56,6 @@ class InitPlan:
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # config's + drop-ins', by stage
     time_offsets: dict[str, Any] = field(default_factory=dict)
     fifo_fd: int = -1  # O_PATH fd on the exec fifo, opened by `engine create` (the init may not reach the path)
-
-
-class SetupError(Exception):
-    """A setup step failed; the message is what the user sees."""
 
 
 def _fail(chan: socket.socket, err: BaseException) -> None:
@@ -227,62 +227,6 @@ def _finish_setup(cfg: dict[str, Any]) -> tuple[dict[str, str], str]:
     return env, executable
 
 
-def _become_the_process(
-    cfg: dict[str, Any], state: dict[str, Any], seccomp_plan: Any, notify_sock: socket.socket | None
-) -> None:
-    """The last steps before exec: process attributes, user and capabilities, no_new_privs, seccomp."""
-    linux = cfg.get("linux") or {}
-    process = cfg["process"]
-    if linux.get("personality"):
-        process_attrs.apply_personality(linux["personality"])
-    if process.get("scheduler"):
-        process_attrs.apply_scheduler(process["scheduler"])
-    if process.get("ioPriority"):
-        process_attrs.apply_io_priority(process["ioPriority"])
-    if process.get("execCPUAffinity"):
-        process_attrs.apply_exec_cpu_affinity(process["execCPUAffinity"], initial=True)
-    no_new_privs = bool(process.get("noNewPrivileges"))
-    # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (as runc).
-    if seccomp_plan is not None and not no_new_privs:
-        _load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock)
-    capabilities.apply_user_and_capabilities(process.get("user") or {}, process.get("capabilities"))
-    if no_new_privs:
-        capabilities.set_no_new_privileges()
-    if seccomp_plan is not None and no_new_privs:
-        _load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock)
-
-
-def _connect_seccomp_listener(cfg: dict[str, Any]) -> socket.socket | None:
-    """The seccomp agent's socket is a host path: connect while we can still see it; send after loading."""
-    seccomp = (cfg.get("linux") or {}).get("seccomp") or {}
-    path = seccomp.get("listenerPath")
-    if not path:
-        return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as err:
-        sock.close()
-        raise SetupError(f"linux.seccomp.listenerPath: {path}: {err.strerror}") from None
-    return sock
-
-
-def _load_seccomp(plan: Any, seccomp: dict[str, Any], state: dict[str, Any], notify_sock: socket.socket | None) -> None:
-    fd = libseccomp.load_plan(plan)
-    if fd is None:
-        return
-    if notify_sock is None:
-        os.close(fd)
-        raise SetupError("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath")
-    message = libseccomp.container_process_state(
-        state, pid=state["pid"], metadata=seccomp.get("listenerMetadata"), oci_version=state["ociVersion"]
-    )
-    payload = json.dumps(message).encode()
-    notify_sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
-    notify_sock.close()
-    os.close(fd)
-
-
 def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any]) -> None:
     hooks = plan.hooks.get(stage)
     if hooks:
@@ -308,76 +252,8 @@ def _write_sysctl(key: str, value: str) -> None:
         raise SetupError(f"linux.sysctl.{key}: cannot write {value!r}: {err.strerror}") from None
 
 
-def _environment(process: dict[str, Any]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for entry in process.get("env") or []:
-        key, sep, value = entry.partition("=")
-        if sep:
-            env[key] = value
-    if "HOME" not in env:
-        env["HOME"] = _home_of(int((process.get("user") or {}).get("uid", 0)))
-    return env
-
-
-def _home_of(uid: int) -> str:
-    """runc sets HOME from the container's /etc/passwd when the config does not."""
-    try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) >= 6 and fields[2] == str(uid):
-                    return fields[5] or "/"
-    except OSError:
-        pass
-    return "/"
-
-
-def _enter_cwd(cwd: str) -> None:
-    if not os.path.isabs(cwd):
-        raise SetupError(f"process.cwd: {cwd!r} is not an absolute path")
-    try:
-        os.makedirs(cwd, mode=0o755, exist_ok=True)
-        os.chdir(cwd)
-    except OSError as err:
-        raise SetupError(f"process.cwd: {cwd}: {err.strerror}") from None
-
-
-def find_executable(name: str, path: str) -> str:
-    if "/" in name:
-        if os.path.isfile(name) and os.access(name, os.X_OK):
-            return name
-        raise SetupError(f"process.args[0]: {name!r}: no such executable in the container")
-    for directory in path.split(":"):
-        candidate = os.path.join(directory or ".", name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    raise SetupError(f"process.args[0]: {name!r}: executable file not found in $PATH ({path})")
-
-
-def _close_fds(keep_below: int, keep: set[int]) -> None:
-    """Nothing of the engine's may leak into the container: close every fd but stdio and --preserve-fds."""
-    for fd in range(3, keep_below):
-        with contextlib.suppress(OSError):
-            os.set_inheritable(fd, True)
-    low = keep_below
-    for fd in sorted(k for k in keep if k >= keep_below):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, 1 << 20)
-
-
-# Terminating signals that may arrive while we wait for `start`. As pid 1 of a pid namespace, a signal with the
-# default action is dropped, so we install handlers that exit the way the default action would have.
-_WAIT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
-
-
 def _exit_on_signals() -> None:
+    # As pid 1 of a pid namespace, a signal with the default action is dropped while we wait for `start`, so
+    # install handlers that exit the way the default action would have.
     for sig in _WAIT_SIGNALS:
         signal.signal(sig, lambda number, frame: os._exit(128 + number))
-
-
-def _restore_signals() -> None:
-    """exec keeps ignored signals ignored: undo Python's SIGPIPE/SIGXFSZ ignores and our handlers."""
-    for sig in (*_WAIT_SIGNALS, signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
