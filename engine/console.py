@@ -1,0 +1,677 @@
+"""The console: config.md `process.terminal` and `consoleSize`, and the --console-socket hand-off.
+
+With `"terminal": true` the container's process gets a pseudoterminal, allocated INSIDE the container from
+its own devpts instance (so `tty` says /dev/pts/0 and the pty is scoped to the container, runc#814), and
+the master end goes out over a UNIX socket with SCM_RIGHTS to whoever holds the terminal on the host:
+
+    engine create --console-socket S        the init connects to S (host path, before pivot_root),
+      init, after pivot_root:               opens /dev/pts/ptmx, sizes the pty, binds it on /dev/console,
+                                            sends the master over S, makes the slave its controlling
+                                            terminal and its fds 0, 1, 2, then waits for `start` as usual
+    receiver (conmon, containerd's shim,    gets one message: payload = the master's name, one fd
+      runc's recvtty, tests/console_receiver.py, or `engine run` itself through ConsoleSocket)
+
+Wire format (what runc sends, libcontainer/utils/cmsg.go SendRawFd): one sendmsg on a SOCK_STREAM
+connection whose data is the master's file name without a trailing NUL, and whose ancillary data is one
+SCM_RIGHTS message carrying exactly one fd. Receivers ignore the name (go-runc and runc's RecvFd use it only
+as the os.File's name, conmon logs it) but insist on exactly one fd (runc/go-runc: oobn == CmsgSpace(4),
+conmon: cmsg_len == CMSG_LEN(sizeof(int))) and on a name shorter than 4096 bytes.
+
+`engine run` without --console-socket is its own receiver: ConsoleSocket.temporary() + ConsoleRelay, which
+puts the caller's terminal in raw mode and copies bytes both ways until the pty hangs up.
+
+Everything the init calls here uses only the standard library and modules `engine.init` already imports
+(engine.errors, engine.linux.*): this module is imported at the top of the init, before pivot_root hides
+the engine's files.
+"""
+
+from __future__ import annotations
+
+import array
+import atexit
+import contextlib
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import stat
+import struct
+import tempfile
+import termios
+import threading
+import tty
+from types import FrameType, TracebackType
+from typing import Any
+
+from engine.errors import EngineError
+from engine.linux import syscalls as sc
+from engine.linux.libc import check
+
+# The error texts runc prints (utils_linux.go checkTerminal), with our name in runc's place.
+CONSOLE_SOCKET_REQUIRED = "cannot allocate tty if engine will detach without setting console socket"
+CONSOLE_SOCKET_UNUSED = "cannot use console socket if engine will not detach or allocate tty"
+
+# The name sent with the master. runc >= 1.3 allocates from /dev/pts/ptmx and sends that handle's name;
+# older runc opened /dev/ptmx and sent "/dev/ptmx". Either way it names the master, never the slave.
+MASTER_NAME = "/dev/pts/ptmx"
+MAX_NAME_LEN = 4096  # runc's utils.MaxNameLen, conmon's TAG_BUFFER: a longer name is an error there
+
+# ioctl numbers from <asm-generic/ioctls.h> (x86_64, arm64; the engine is x86_64-only, see syscalls.py).
+TIOCGPTN = 0x80045430  # _IOR('T', 0x30, unsigned int): the pty's number N, as in /dev/pts/N
+TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): (un)lock the slave; unlockpt(3)
+TIOCGPTPEER = 0x5441  # _IO('T', 0x41): open the slave from the master, no path lookup (Linux 4.13)
+
+DEVPTS_SUPER_MAGIC = 0x1CD1
+PTMX_RDEV = os.makedev(5, 2)  # TTYAUX_MAJOR, minor 2
+PTMX_INO = 2  # devpts creates its ptmx node with inode number 2 (fs/devpts/inode.c mknod_ptmx)
+PTY_SLAVE_MAJOR = 136  # UNIX98_PTY_SLAVE_MAJOR: /dev/pts/N is char 136:N
+MAX_WINSIZE = 0xFFFF  # struct winsize holds unsigned shorts
+
+_libc = ctypes.CDLL(None, use_errno=True)  # our own handle: argtypes set here stay here
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
+
+class ConsoleError(EngineError):
+    """Setting up, passing or relaying the console failed; the message is the one line the user sees."""
+
+
+# --- Checks for the commands ---------------------------------------------------------------------------
+
+
+def check_terminal(terminal: bool, console_socket: str | None, detach: bool) -> None:
+    """runc's checkTerminal: a detached terminal needs somewhere to send the master, and only it may use one.
+
+    `engine create` always detaches (detach=True); `engine run` detaches with --detach.
+    """
+    if detach and terminal and not console_socket:
+        raise ConsoleError(CONSOLE_SOCKET_REQUIRED)
+    if (not detach or not terminal) and console_socket:
+        raise ConsoleError(CONSOLE_SOCKET_UNUSED)
+
+
+def terminal_requested(bundle: str) -> bool:
+    """process.terminal of the bundle's config.json, read cheaply (no pydantic) for `engine run`'s checks.
+
+    An unreadable or invalid config says False: `create` reports the real problem right after.
+    """
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            config = json.load(f)
+        return bool(config.get("process", {}).get("terminal", False))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+# --- The socket and the fd passing ---------------------------------------------------------------------
+
+
+def connect_console_socket(path: str) -> socket.socket:
+    """Connect to --console-socket. Call in the init before pivot_root: the path is the host's.
+
+    A relative path is taken from the current directory, as runc's net.Dial does (the init has not
+    changed directory before pivot_root).
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError as err:
+        sock.close()
+        raise ConsoleError(f"--console-socket {path}: cannot connect: {err.strerror or err}") from None
+    return sock
+
+
+def send_master(sock: socket.socket, master: int, name: str = MASTER_NAME) -> None:
+    """Send `master` the way runc's SendRawFd does: data = the name (no NUL), one SCM_RIGHTS fd.
+
+    SOCK_STREAM drops ancillary data sent without at least one byte of data (unix(7)), which is one reason
+    the name travels along; it must be non-empty.
+    """
+    payload = name.encode()
+    if not payload or len(payload) >= MAX_NAME_LEN:
+        raise ConsoleError(f"console socket: the master's name must be 1 to {MAX_NAME_LEN - 1} bytes")
+    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]))]
+    try:
+        sent = sock.sendmsg([payload], rights)
+        if sent < len(payload):  # the fd went with the first byte; the rest of the name is plain data
+            sock.sendall(payload[sent:])
+    except OSError as err:
+        raise ConsoleError(f"console socket: cannot send the pty master: {err.strerror or err}") from None
+
+
+def receive_fd(sock: socket.socket) -> tuple[int, str]:
+    """The counterpart of send_master: one message, exactly one fd. Returns (fd, name); the fd is CLOEXEC.
+
+    Room is made for a few fds so that a sender passing more than one is reported (and none leak) rather
+    than having the extra ones silently dropped by the kernel.
+    """
+    fds = array.array("i")
+    try:
+        data, ancillary, flags, _ = sock.recvmsg(
+            MAX_NAME_LEN, socket.CMSG_SPACE(4 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+        )
+    except OSError as err:
+        raise ConsoleError(f"console socket: cannot receive the pty master: {err.strerror or err}") from None
+    for level, kind, cdata in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
+    problem = None
+    if flags & socket.MSG_CTRUNC:
+        problem = "the control message was truncated (more fds than expected?)"
+    elif not fds:
+        problem = "a message arrived without a file descriptor" if data else "the connection closed, no pty master"
+    elif len(fds) != 1:
+        problem = f"expected one file descriptor, got {len(fds)}"
+    elif len(data) >= MAX_NAME_LEN:
+        problem = f"the master's name is {len(data)} bytes or longer, the limit is {MAX_NAME_LEN - 1}"
+    if problem:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise ConsoleError(f"console socket: {problem}")
+    return fds[0], data.decode(errors="replace")
+
+
+def receive_master(sock: socket.socket) -> int:
+    """Receive the pty master sent by the container's init (recvtty's RecvFd). The caller owns the fd."""
+    fd, _ = receive_fd(sock)
+    return fd
+
+
+class ConsoleSocket:
+    """A listening --console-socket that takes one pty master: what `engine run` (and go-runc's
+    NewTempConsoleSocket) hands to create when the caller gave none.
+
+    The init connects during create and sends before create returns; the kernel queues the connection
+    and the message, so the owner may accept after create() has returned.
+    """
+
+    def __init__(self, path: str, *, remove_dir: bool = False) -> None:
+        self.path = os.path.abspath(path)
+        self._remove_dir = remove_dir
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            self._listener.bind(self.path)
+            self._listener.listen(1)
+        except OSError as err:
+            self._listener.close()
+            raise ConsoleError(f"console socket {self.path}: cannot listen: {err.strerror or err}") from None
+
+    @classmethod
+    def temporary(cls) -> ConsoleSocket:
+        """A socket in a new private (0700) directory, removed again by close()."""
+        directory = tempfile.mkdtemp(prefix="engine-console-")
+        try:
+            return cls(os.path.join(directory, "pty.sock"), remove_dir=True)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+
+    def receive_master(self, timeout: float | None = None) -> int:
+        """Accept one connection and return the master it carries. The caller owns the fd."""
+        self._listener.settimeout(timeout)
+        try:
+            conn, _ = self._listener.accept()
+        except TimeoutError:
+            raise ConsoleError(f"console socket {self.path}: no pty master arrived within {timeout}s") from None
+        with conn:
+            conn.settimeout(timeout)
+            return receive_master(conn)
+
+    def close(self) -> None:
+        self._listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        if self._remove_dir:
+            shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
+
+    def __enter__(self) -> ConsoleSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- The container side ---------------------------------------------------------------------------------
+
+
+def _fstatfs_type(fd: int) -> int:
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on x86_64; f_type comes first
+    check(_libc.fstatfs(fd, buf), "fstatfs")
+    return ctypes.c_long.from_buffer(buf).value
+
+
+def _reopen(handle: int, path: str, flags: int) -> int:
+    """Open the inode an O_PATH handle names. Through /proc/self/fd when /proc is there, so that what we
+    checked is what we open (the path could be swapped in between); otherwise by path, checked after."""
+    try:
+        return os.open(f"/proc/self/fd/{handle}", flags)
+    except FileNotFoundError:
+        pass  # no /proc in this container
+    fd = os.open(path, flags | os.O_NOFOLLOW)
+    want, got = os.fstat(handle), os.fstat(fd)
+    if (want.st_dev, want.st_ino) != (got.st_dev, got.st_ino):
+        os.close(fd)
+        raise ConsoleError(f"process.terminal: {path} changed while it was being opened")
+    return fd
+
+
+def _check_devpts_node(fd: int, path: str, rdev: int, ino: int | None) -> None:
+    st = os.fstat(fd)
+    if _fstatfs_type(fd) != DEVPTS_SUPER_MAGIC:
+        raise ConsoleError(
+            f"process.terminal: {path} is not on a devpts mount (does config.json mount devpts at /dev/pts?)"
+        )
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != rdev or (ino is not None and st.st_ino != ino):
+        raise ConsoleError(
+            f"process.terminal: {path} is not the expected device {os.major(rdev)}:{os.minor(rdev)} "
+            f"(found {'char' if stat.S_ISCHR(st.st_mode) else 'non-device'} "
+            f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}, inode {st.st_ino})"
+        )
+
+
+def _open_checked(path: str, flags: int, rdev: int, ino: int | None) -> int:
+    """O_PATH first: never open() an inode (a fifo, some other device) before we know it is the right one."""
+    try:
+        handle = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:
+        raise ConsoleError(
+            f"process.terminal: {path}: {err.strerror} (does config.json mount devpts at /dev/pts?)"
+        ) from None
+    try:
+        _check_devpts_node(handle, path, rdev, ino)
+        return _reopen(handle, path, flags)
+    except OSError as err:
+        raise ConsoleError(f"process.terminal: {path}: {err.strerror or err}") from None
+    finally:
+        os.close(handle)
+
+
+def pty_number(master: int) -> int:
+    """N of /dev/pts/N for a pty master (ptsname(3) without the path)."""
+    return struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, bytes(4)))[0]
+
+
+def open_pty(pts: str = "/dev/pts") -> tuple[int, int, str]:
+    """A new pty pair from the devpts instance mounted at `pts`: (master, slave, slave path).
+
+    The master comes from <pts>/ptmx, not /dev/ptmx: /dev/ptmx may be a device node of the host's devpts
+    (or a symlink anywhere), and a pty from the host's instance would not be the container's /dev/pts/N.
+    Both fds are O_NOCTTY (we choose the controlling terminal explicitly) and O_CLOEXEC.
+    """
+    flags = os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC
+    master = _open_checked(f"{pts}/ptmx", flags, PTMX_RDEV, PTMX_INO)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt(3): the slave cannot be opened before
+        number = pty_number(master)
+        slave_path = f"{pts}/{number}"
+        try:
+            slave = fcntl.ioctl(master, TIOCGPTPEER, flags)  # race-free: no path, no lookup in a shared dir
+        except OSError as err:
+            if err.errno not in (errno.EINVAL, errno.ENOTTY):  # what a pre-4.13 kernel answers
+                raise
+            slave = _open_checked(slave_path, flags, os.makedev(PTY_SLAVE_MAJOR, number), None)
+    except OSError as err:
+        os.close(master)
+        raise ConsoleError(f"process.terminal: cannot allocate a pty: {err.strerror or err}") from None
+    except BaseException:
+        os.close(master)
+        raise
+    return master, slave, slave_path
+
+
+def window_size(fd: int) -> tuple[int, int]:
+    """(height, width) of the terminal `fd` refers to."""
+    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(8)))
+    return rows, cols
+
+
+def set_window_size(fd: int, height: int, width: int) -> None:
+    """TIOCSWINSZ; on a pty master or slave alike (they share one tty). The kernel SIGWINCHes the
+    foreground process group when the size changes."""
+    for name, value in (("height", height), ("width", width)):
+        if not 0 <= value <= MAX_WINSIZE:
+            raise ConsoleError(f"process.consoleSize.{name}: {value} is out of range (0 to {MAX_WINSIZE})")
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+def _fd_path(fd: int, fallback: str) -> str:
+    """A path that names exactly the open file, when /proc is mounted: immune to renames and symlinks."""
+    return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else fallback
+
+
+def mount_console(slave: int, slave_path: str, target: str = "/dev/console") -> None:
+    """config-linux.md: /dev/console is set up by bind mounting the pty slave onto it (runc mountConsole).
+
+    The mount point is an empty regular file we create. An existing node is used as a mount point without
+    being opened (O_PATH): opening a stray character device could have side effects.
+    """
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        os.fchmod(fd, 0o666)  # O_CREAT honours the umask
+    except FileExistsError:
+        fd = os.open(target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISLNK(mode) or stat.S_ISDIR(mode):
+            os.close(fd)
+            kind = "symlink" if stat.S_ISLNK(mode) else "directory"
+            raise ConsoleError(f"process.terminal: {target} is a {kind}, cannot bind the console onto it") from None
+    except OSError as err:
+        raise ConsoleError(f"process.terminal: cannot create {target}: {err.strerror}") from None
+    try:
+        sc.mount(_fd_path(slave, slave_path), _fd_path(fd, target), None, sc.MS_BIND)
+    except OSError as err:
+        raise ConsoleError(f"process.terminal: bind mounting the console on {target}: {err.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def chown_console(slave: int, uid: int) -> None:
+    """Give the slave to the process's user, keeping the group devpts chose (its gid= option, usually tty):
+    runc's fixStdioPermissions, so a non-root process can reopen its own terminal (/dev/pts/N).
+
+    Errors that mean "not ours to change" are ignored, as runc does: EINVAL (uid not mapped in a user
+    namespace), EPERM (owner not mapped), EROFS.
+    """
+    if os.fstat(slave).st_uid == uid:
+        return
+    try:
+        os.fchown(slave, uid, -1)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+            raise ConsoleError(f"process.terminal: cannot give the console to uid {uid}: {err.strerror}") from None
+
+
+def make_controlling_terminal(slave: int) -> None:
+    """Become a session leader, take `slave` as the controlling terminal, and make it fds 0, 1 and 2.
+
+    setsid() first: TIOCSCTTY only works for a session leader without a terminal; this also makes our
+    process group the terminal's foreground group, so ^C on the master signals the container's process.
+    The init is not a process group leader (it was forked), so setsid() succeeds; if we already lead a
+    session (EPERM because pid == pgid == sid), that is fine too.
+    """
+    try:
+        os.setsid()
+    except PermissionError:
+        if os.getsid(0) != os.getpid():
+            raise ConsoleError("process.terminal: cannot start a new session (setsid: EPERM)") from None
+    try:
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)  # 0: do not steal it from another session
+    except OSError as err:
+        raise ConsoleError(f"process.terminal: cannot make the pty the controlling terminal: {err.strerror}") from None
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)  # dup2 makes the copies inheritable: they survive exec
+        os.set_inheritable(fd, True)  # ...except when slave == fd, where dup2 leaves O_CLOEXEC alone
+    if slave > 2:
+        os.close(slave)
+
+
+def setup_console(
+    sock: socket.socket | None,
+    console_size: dict[str, Any] | None,
+    *,
+    uid: int | None = None,
+    mount: bool = True,
+    pts: str = "/dev/pts",
+) -> None:
+    """The init's half of process.terminal; call after pivot_root, before the root is made read-only.
+
+    sock:         from connect_console_socket() (before pivot_root); closed here.
+    console_size: process.consoleSize ({"height": H, "width": W}); applied when both are non-zero (runc).
+    uid:          process.user.uid: the slave is chowned to it (runc's fixStdioPermissions).
+    mount:        bind the slave on /dev/console (the container's init; `exec --tty` passes False).
+    pts:          where the container's devpts is mounted (tests point it elsewhere).
+
+    On return fds 0, 1 and 2 are the slave, which is our controlling terminal; the master is on its way
+    to the receiver and no longer open here.
+    """
+    if sock is None:
+        raise ConsoleError(CONSOLE_SOCKET_REQUIRED)
+    try:
+        master, slave, slave_path = open_pty(pts)
+        try:
+            size = console_size or {}
+            if size.get("height") and size.get("width"):
+                set_window_size(master, int(size["height"]), int(size["width"]))
+            if mount:
+                mount_console(slave, slave_path)
+            if uid is not None:
+                chown_console(slave, uid)
+            send_master(sock, master)
+        except BaseException:
+            os.close(slave)
+            raise
+        finally:
+            os.close(master)  # the receiver's copy is in flight; ours would keep the pty alive for nothing
+    finally:
+        sock.close()
+    make_controlling_terminal(slave)
+
+
+# --- The host side of `engine run`: relaying the caller's terminal -------------------------------------
+
+_TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class ConsoleRelay:
+    """Connect the caller's stdin/stdout to a container's pty master until the pty hangs up.
+
+    - If stdin is a terminal it goes into raw mode (keys, ^C included, go to the container's terminal,
+      whose own line discipline echoes and signals) and is restored by close(), at exit, or before a
+      terminating signal that would otherwise kill us takes effect.
+    - The caller's window size (stdin, stdout or stderr, whichever is a terminal) is copied to the pty at
+      start() and on every SIGWINCH: the caller's terminal wins over consoleSize, as with `runc run`.
+    - When stdin is not a terminal, its bytes are copied as they are; at its EOF one VEOF character (^D) is
+      written, so a program reading the terminal in canonical mode sees end of input (runc sends nothing
+      and such a program would wait forever).
+    - The pty's own settings are left alone (runc clears ONLCR on it; we do not, so `stty -a` in the
+      container shows the usual defaults); raw mode clears OPOST on the caller's side instead, so "\r\n"
+      from the pty is not doubled.
+
+    Use as a context manager, or start() then close(). The copying runs in a daemon thread; the signal
+    handling must be set up from the main thread (start() skips it elsewhere).
+    """
+
+    def __init__(self, master: int, stdin: int = 0, stdout: int = 1, *, raw: bool = True) -> None:
+        self.master = master  # owned: closed by close()
+        self.stdin = stdin
+        self.stdout = stdout
+        self._raw = raw and os.isatty(stdin)
+        self._saved_termios: list[Any] | None = None
+        self._size_fd = next((fd for fd in (stdin, stdout, 2) if os.isatty(fd)), None)
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._thread: threading.Thread | None = None
+        self._previous_handlers: dict[int, Any] = {}
+        self._stopped = threading.Event()
+        self._closed = False
+        self.error: BaseException | None = None  # what stopped the copying early, if anything
+
+    # Lifecycle
+
+    def start(self) -> ConsoleRelay:
+        if self._raw:
+            self._saved_termios = termios.tcgetattr(self.stdin)
+            atexit.register(self._restore_terminal)
+            tty.setraw(self.stdin, termios.TCSANOW)
+        if threading.current_thread() is threading.main_thread():
+            self._install_handlers()
+        self.resize()
+        os.set_blocking(self.master, False)  # never stall output while input waits for room, and vice versa
+        self._thread = threading.Thread(target=self._pump, name="console-relay", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the copying stops: the pty hung up (every slave fd closed, the container is gone), or
+        close() or an error (see .error) stopped it. False if `timeout` passed first."""
+        return self._stopped.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Drain what the container wrote (up to `timeout` for the hang-up), then restore and release.
+
+        A process outside the container's pid namespace could hold the slave open forever; the timeout
+        stops the relay anyway.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._thread is not None:
+                self._thread.join(timeout)
+                if self._thread.is_alive():
+                    with contextlib.suppress(OSError):
+                        os.write(self._wake_w, b"x")
+                    self._thread.join()
+        finally:
+            self._uninstall_handlers()
+            self._restore_terminal()
+            for fd in (self.master, self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def __enter__(self) -> ConsoleRelay:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # Terminal state and signals
+
+    def resize(self) -> None:
+        """Copy the caller's window size to the pty (a 0x0 size, as some consoles report, is skipped)."""
+        if self._size_fd is None or self._closed:
+            return
+        with contextlib.suppress(OSError):
+            height, width = window_size(self._size_fd)
+            if height and width:
+                set_window_size(self.master, height, width)
+
+    def _restore_terminal(self) -> None:
+        saved, self._saved_termios = self._saved_termios, None
+        if saved is not None:
+            with contextlib.suppress(termios.error, OSError):
+                # TCSANOW: waiting for output to drain could hang on a terminal nobody reads any more.
+                termios.tcsetattr(self.stdin, termios.TCSANOW, saved)
+            atexit.unregister(self._restore_terminal)
+
+    def _install_handlers(self) -> None:
+        self._previous_handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._on_sigwinch)
+        if self._raw:
+            # Only where the signal would kill us outright: handlers the command installed (forwarding to
+            # the container) stay in charge and keep us alive to restore on the normal path, and SIGINT's
+            # KeyboardInterrupt already unwinds through close().
+            for sig in _TERMINATING:
+                if signal.getsignal(sig) == signal.SIG_DFL:
+                    self._previous_handlers[sig] = signal.signal(sig, self._on_terminating)
+
+    def _uninstall_handlers(self) -> None:
+        handlers, self._previous_handlers = self._previous_handlers, {}
+        ours = (self._on_sigwinch, self._on_terminating)
+        for sig, previous in handlers.items():
+            # Someone (the run command's forwarding) may have taken the signal over since: leave theirs.
+            with contextlib.suppress(ValueError, TypeError):  # not the main thread / not a Python handler
+                if signal.getsignal(sig) in ours:
+                    signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+
+    def _on_sigwinch(self, number: int, frame: FrameType | None) -> None:
+        self.resize()
+
+    def _on_terminating(self, number: int, frame: FrameType | None) -> None:
+        """Restore the caller's terminal, then die of the signal as we would have without this handler."""
+        self._restore_terminal()
+        signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)
+
+    # Copying
+
+    def _pump(self) -> None:
+        try:
+            self._copy_loop()
+        except BaseException as err:  # the main thread decides; a traceback on the raw terminal helps nobody
+            self.error = err
+        finally:
+            self._stopped.set()
+
+    def _copy_loop(self) -> None:
+        poller = select.poll()
+        stdin_open = True
+        stdout_ok = True
+        pending = b""  # input read from stdin, not yet accepted by the pty
+        veof = termios.tcgetattr(self.master)[6][termios.VEOF]
+        veof = bytes([veof]) if isinstance(veof, int) else veof
+        stdin_is_tty = os.isatty(self.stdin)
+        poller.register(self._wake_r, select.POLLIN)
+        while True:
+            # Stop reading stdin while the container is not reading its terminal: no unbounded buffering.
+            if stdin_open and len(pending) < 65536:
+                poller.register(self.stdin, select.POLLIN)
+            else:
+                with contextlib.suppress(KeyError):
+                    poller.unregister(self.stdin)
+            poller.register(self.master, select.POLLIN | (select.POLLOUT if pending else 0))
+            events = dict(poller.poll())
+            if self._wake_r in events:
+                return
+            master_events = events.get(self.master, 0)
+            if master_events & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                data = _read(self.master)
+                if data == b"":
+                    return  # EIO: every slave fd is closed and everything it wrote has been read
+                if data and stdout_ok:
+                    stdout_ok = _write_all(self.stdout, data)  # False after EPIPE: keep draining, discard
+            if master_events & select.POLLOUT and pending:
+                try:
+                    pending = pending[os.write(self.master, pending) :]
+                except BlockingIOError:
+                    pass
+                except OSError as err:
+                    if err.errno != errno.EIO:
+                        raise
+                    pending = b""  # the container is gone; what it wrote is still read above until EIO
+            stdin_events = events.get(self.stdin, 0)
+            if stdin_events & select.POLLNVAL:
+                stdin_open = False
+            elif stdin_events & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                try:
+                    chunk = os.read(self.stdin, 65536)
+                except BlockingIOError:
+                    chunk = None
+                except OSError:
+                    chunk = b""  # EIO from a terminal that went away: no more input
+                if chunk:
+                    pending += chunk
+                elif chunk == b"":
+                    stdin_open = False
+                    if not stdin_is_tty:
+                        pending += veof
+
+
+def _read(fd: int) -> bytes | None:
+    """Read from a non-blocking pty master: data, None (nothing yet), or b"" once the pty has hung up."""
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    except OSError as err:
+        if err.errno == errno.EIO:
+            return b""
+        raise
+
+
+def _write_all(fd: int, data: bytes) -> bool:
+    """Write everything, waiting if the fd happens to be non-blocking. False once the reader is gone."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [])
+        except BrokenPipeError:
+            return False
+    return True
