@@ -1,0 +1,101 @@
+#!/bin/sh
+# Run a command (by default the cgroup integration tests) as root on a pure cgroup v2 kernel: a qemu guest
+# (software emulation, no KVM) booting Debian's kernel with this machine's root filesystem as a read-only 9p
+# share under a tmpfs overlay, so the repo and its virtualenv are at the same paths inside.
+#
+#   tests/cgroup2-guest/run.sh                       # tests/integration/test_cgroups.py
+#   tests/cgroup2-guest/run.sh .venv/bin/python -m pytest -q tests/integration/test_cgroups.py -k freeze
+#
+# Needs root and the Debian packages qemu-system-x86, linux-image-amd64 (not -cloud-: it lacks 9p) and
+# busybox-static. Exits with the command's status; its output is printed at the end. See docs/cgroups.md and
+# ../shared/notes/cgroup-v2-guest.md. Takes ~12 s plus the command (Python starts in ~4 s under emulation).
+set -eu
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+TIMEOUT=${ENGINE_GUEST_TIMEOUT:-900}
+if [ "$#" -eq 0 ]; then
+    set -- .venv/bin/python -m pytest -q -p no:cacheprovider -o addopts= tests/integration/test_cgroups.py
+fi
+
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root" >&2; exit 2; }
+KERNEL=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | grep -v cloud | sort -V | tail -1 || true)
+[ -n "$KERNEL" ] || { echo "run.sh: no /boot/vmlinuz-*-amd64: apt-get install linux-image-amd64" >&2; exit 2; }
+KVER=${KERNEL#/boot/vmlinuz-}
+QEMU=$(command -v qemu-system-x86_64 || true)
+[ -n "$QEMU" ] || { echo "run.sh: apt-get install qemu-system-x86" >&2; exit 2; }
+BUSYBOX=$(command -v busybox || true)
+[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" | grep -q "statically linked" ||
+    { echo "run.sh: needs a static busybox (apt-get install busybox-static)" >&2; exit 2; }
+
+WORK=$(mktemp -d /tmp/cgroup2-guest.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/initrd/bin" "$WORK/initrd/lib/modules" "$WORK/results"
+cp "$BUSYBOX" "$WORK/initrd/bin/busybox"
+# 9p and overlayfs are modules in Debian's kernel; order from `modprobe -S $KVER --show-depends`.
+MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs fscache 9pnet 9pnet_virtio 9p overlay"
+for m in $MODULES; do
+    ko=$(find "/lib/modules/$KVER/kernel" -name "$m.ko*" | head -1)
+    [ -n "$ko" ] || continue # built in
+    case "$ko" in
+        *.xz) xz -dc "$ko" >"$WORK/initrd/lib/modules/$m.ko" ;;
+        *.zst) zstd -dqc "$ko" >"$WORK/initrd/lib/modules/$m.ko" ;;
+        *) cp "$ko" "$WORK/initrd/lib/modules/$m.ko" ;;
+    esac
+done
+
+RESULTS_IN_GUEST=/cgroup2-guest-results
+cat >"$WORK/initrd/init" <<EOF
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev
+for m in $MODULES; do [ -e /lib/modules/\$m.ko ] && insmod /lib/modules/\$m.ko; done
+mkdir -p /host /rw /newroot
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /host
+mount -t tmpfs -o mode=755 tmpfs /rw
+mkdir -p /rw/upper /rw/work
+mount -t overlay overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work /newroot
+mkdir -p /newroot$RESULTS_IN_GUEST
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /newroot$RESULTS_IN_GUEST
+mount --move /dev /newroot/dev
+umount /sys /proc
+exec switch_root /newroot /bin/sh $RESULTS_IN_GUEST/guest.sh
+echo "cgroup2-guest: switch_root failed"; echo o >/proc/sysrq-trigger
+EOF
+chmod +x "$WORK/initrd/init"
+
+# The command, quoted for sh, runs in the repo as root with cgroup2 mounted at /sys/fs/cgroup.
+CMD=""
+for arg in "$@"; do CMD="$CMD '$(printf %s "$arg" | sed "s/'/'\\\\''/g")'"; done
+cat >"$WORK/results/guest.sh" <<EOF
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t cgroup2 -o nsdelegate none /sys/fs/cgroup
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp
+unset ENGINE_CGROUP2_GUEST
+echo "cgroup2-guest: kernel \$(uname -r), controllers: \$(cat /sys/fs/cgroup/cgroup.controllers)" >$RESULTS_IN_GUEST/output.txt
+cd "$REPO" && $CMD >>$RESULTS_IN_GUEST/output.txt 2>&1
+echo \$? >$RESULTS_IN_GUEST/rc
+sync
+echo o >/proc/sysrq-trigger
+EOF
+
+(cd "$WORK/initrd" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/initrd.gz"
+
+timeout "$TIMEOUT" "$QEMU" -accel tcg -m 2048 -smp 2 -nographic -no-reboot -nic none \
+    -kernel "$KERNEL" -initrd "$WORK/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
+    -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+    -virtfs "local,path=$WORK/results,mount_tag=results,security_model=none" \
+    </dev/null >"$WORK/console.log" 2>&1 || true
+
+if [ ! -f "$WORK/results/rc" ]; then
+    echo "cgroup2-guest: the guest did not finish; console:" >&2
+    tail -40 "$WORK/console.log" >&2
+    [ -f "$WORK/results/output.txt" ] && tail -40 "$WORK/results/output.txt" >&2
+    exit 3
+fi
+cat "$WORK/results/output.txt"
+exit "$(cat "$WORK/results/rc")"
