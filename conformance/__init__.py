@@ -17,6 +17,9 @@ SECTION_MODULES = (
     "conformance.lifecycle_hooks",  # runtime.md Lifecycle steps 3-13, config.md POSIX-platform Hooks
     "conformance.runtime_linux",  # runtime-linux.md
     "conformance.config_linux",  # config-linux.md: namespaces, cgroupsPath
+    "conformance.config_mounts",  # config.md: root, mounts, Linux mount options (seen from inside)
+    "conformance.config_process",  # config.md: process, rlimits, capabilities, user, hostname, domainname
+    "conformance.config_linux_more",  # config-linux.md: devices, masked/readonly paths, sysctl, namespaces
 )
 
 
