@@ -34,7 +34,7 @@ def send(sock: socket.socket, message: dict[str, Any]) -> None:
 def recv(sock: socket.socket) -> dict[str, Any]:
     data = sock.recv(MAX_MESSAGE)
     if not data:
-        raise ChannelClosed("the other side of the create channel went away")
+        raise ChannelClosed("the container's init died during setup")
     return json.loads(data)
 
 

@@ -41,7 +41,13 @@ def signal_init(record: ContainerRecord, sig: int) -> bool:
 
 
 def container_pids(record: ContainerRecord) -> list[int]:
-    """Every process in the container: those sharing the init's pid namespace (the init first)."""
+    """Every process in the container, the init first: those in its cgroups, or without cgroup information,
+    those sharing the init's pid namespace."""
+    if record.cgroups:
+        from engine.cgroups import load_manager
+
+        others = [pid for pid in load_manager(record.cgroups).procs() if pid != record.pid]
+        return [record.pid, *others]
     try:
         ns = os.readlink(f"/proc/{record.pid}/ns/pid")
     except OSError:
@@ -58,8 +64,7 @@ def container_pids(record: ContainerRecord) -> list[int]:
 
 
 def signal_all(record: ContainerRecord, sig: int) -> None:
-    if not signal_init(record, sig):
-        return
+    signal_init(record, sig)
     for pid in container_pids(record)[1:]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)

@@ -153,6 +153,16 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 def _launch(
     plan: InitPlan, record: ContainerRecord, life: Lifecycle, undo: Any, options: CreateOptions, log: Log
 ) -> None:
+    linux = plan.config.get("linux") or {}
+    from engine.cgroups import CgroupError, manager_for
+
+    cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning)
+    try:
+        cgroups.create(linux.get("resources"), linux_devices=linux.get("devices"))
+    except CgroupError as err:
+        raise EngineError(f"config.json: {err}") from None
+    undo.push("remove the cgroups", cgroups.destroy)
+    record.cgroups = cgroups.to_json()
     parent_end, child_end = channel.pair()
     pid = os.fork()
     if pid == 0:
@@ -161,6 +171,10 @@ def _launch(
     child_end.close()
     undo.push("reap the intermediate child", lambda: _reap(pid))
     with parent_end:
+        try:
+            cgroups.add(pid)  # before it enters a cgroup namespace: the namespace's root is the container's cgroup
+        except CgroupError as err:
+            raise EngineError(str(err)) from None
         channel.send(parent_end, {"type": "go"})
         early: list[dict[str, Any]] = []
         if plan.namespace_flags & sc.CLONE_NEWUSER:

@@ -12,6 +12,7 @@ from engine.errors import EngineError
 from engine.log import Log
 from state.ids import validate_id
 from state.machine import Lifecycle
+from state.record import ContainerRecord
 from state.rules import STOPPED, require_deletable
 from state.store import STATE_FILE, Store
 
@@ -29,7 +30,10 @@ def delete(store: Store, container_id: str, force: bool, log: Log) -> None:
         record = store.load(container_id, dir_fd)
         status = record.observed_status()
         require_deletable(container_id, status, force)
-        if status != STOPPED:
+        if record.cgroups:
+            _thaw(record, log)  # a frozen process cannot die
+        if status != STOPPED or record.cgroups:
+            # Also when stopped: processes the init left behind in its cgroup (it was not their pid 1).
             signal_all(record, signal.SIGKILL)
             if not wait_for_exit(record, KILL_TIMEOUT):
                 raise EngineError(f"delete {container_id!r}: its init did not die within {KILL_TIMEOUT:.0f}s")
@@ -37,5 +41,24 @@ def delete(store: Store, container_id: str, force: bool, log: Log) -> None:
             Lifecycle(record, store, warn=log.warning).fire("stop")
         hooks = hookpoints.load(store.path(container_id))
         # Step 12: destroy what create made (the mounts went with the init's mount namespace), then step 13.
+        if record.cgroups:
+            _remove_cgroups(record, log)
         store.remove(container_id)
         hookpoints.run("poststop", hooks, record.public_state(STOPPED), log, warn_only=True)
+
+
+def _remove_cgroups(record: ContainerRecord, log: Log) -> None:
+    from engine.cgroups import CgroupError, load_manager
+
+    try:
+        load_manager(record.cgroups, warn=log.warning).destroy()
+    except CgroupError as err:
+        raise EngineError(f"delete {record.id!r}: {err}") from None
+
+
+def _thaw(record: ContainerRecord, log: Log) -> None:
+    from engine.cgroups import load_manager
+
+    cgroups = load_manager(record.cgroups, warn=log.warning)
+    if cgroups.is_frozen():
+        cgroups.thaw()

@@ -35,7 +35,7 @@ class ContainerRecord:
     reaper_pid: int = 0
     reaper_start_time: int | None = None
     sync_socket: str | None = None
-    cgroup_paths: dict[str, str] = dataclasses.field(default_factory=dict)
+    cgroups: dict[str, Any] = dataclasses.field(default_factory=dict)  # the cgroup manager's to_json()
     owner: str = ""
 
     def to_json(self) -> dict[str, Any]:

@@ -1,0 +1,13 @@
+"""engine pause <id>: freeze every process of a running container (its cgroup freezer)."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.cli import Context
+from engine.pause import set_frozen
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    set_frozen(ctx, args.container_id, frozen=True)
+    return 0

@@ -1,0 +1,13 @@
+"""engine resume <id>: thaw a paused container."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.cli import Context
+from engine.pause import set_frozen
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    set_frozen(ctx, args.container_id, frozen=False)
+    return 0

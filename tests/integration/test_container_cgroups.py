@@ -1,0 +1,99 @@
+"""The container's cgroups as the engine wires them: limits visible inside, pause/resume through the freezer,
+kill --all over the cgroup, and nothing left after delete or a failed create."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Engine
+from tests.integration.test_lifecycle import wait_for
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def leftover_cgroups(cid: str) -> list[str]:
+    return [str(p) for p in CGROUP_ROOT.glob(f"*/engine/{cid}")]
+
+
+def bundle_with(engine: Engine, args: list[str], resources: dict) -> Path:
+    bundle = engine.bundle(args)
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["resources"] = resources
+    (bundle / "config.json").write_text(json.dumps(config))
+    return bundle
+
+
+def test_limits_are_visible_inside_and_removed_by_delete(engine: Engine) -> None:
+    cid = engine.new_id()
+    bundle = bundle_with(
+        engine,
+        [
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; grep -c . /proc/self/cgroup",
+        ],
+        {"memory": {"limit": 64 * 1024 * 1024}, "pids": {"limit": 42}, "devices": [{"allow": False, "access": "rwm"}]},
+    )
+    out = engine("run", "--bundle", str(bundle), cid, check=True).stdout.split()
+    assert out[:2] == [str(64 * 1024 * 1024), "42"]
+    assert leftover_cgroups(cid) == []
+
+
+def test_pause_and_resume(engine: Engine) -> None:
+    cid = engine.new_id()
+    engine(
+        "run", "--detach", "--bundle", str(engine.bundle(["sh", "-c", "while :; do sleep 0.05; done"])), cid, check=True
+    )
+    engine("pause", cid, check=True)
+    assert engine.state(cid)["status"] == "paused"
+    pid = engine.state(cid)["pid"]
+    assert wait_for(lambda: "FROZEN" in (CGROUP_ROOT / "freezer" / "engine" / cid / "freezer.state").read_text())
+    again = engine("pause", cid)
+    assert again.returncode != 0 and "paused" in again.stderr
+    engine("resume", cid, check=True)
+    assert engine.state(cid)["status"] == "running"
+    assert Path(f"/proc/{pid}").exists()
+    engine("pause", cid, check=True)
+    engine("delete", "--force", cid, check=True)  # a paused container can still be force-deleted
+    assert leftover_cgroups(cid) == []
+
+
+def test_kill_all_reaches_processes_outside_the_pid_namespace_too(engine: Engine) -> None:
+    """Without a pid namespace of its own, only the cgroup knows which processes are the container's."""
+    cid = engine.new_id()
+    bundle = engine.bundle(["sh", "-c", "sleep 60 & sleep 60 & wait"])
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]
+    (bundle / "config.json").write_text(json.dumps(config))
+    engine("run", "--detach", "--bundle", str(bundle), cid, check=True)
+    procs = CGROUP_ROOT / "pids" / "engine" / cid / "cgroup.procs"
+    assert wait_for(lambda: len(procs.read_text().split()) == 3)
+    pids = procs.read_text().split()
+    assert json.loads(engine("ps", "--format", "json", cid, check=True).stdout) == sorted(
+        map(int, pids), key=lambda p: p != int(engine.state(cid)["pid"])
+    )
+    engine("kill", "--all", cid, "KILL", check=True)
+    assert wait_for(lambda: all(not Path(f"/proc/{p}").exists() for p in pids))
+    engine("delete", cid, check=True)
+    assert leftover_cgroups(cid) == []
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ({"cpu": {"cpus": "999"}}, "linux.resources.cpu.cpus"),
+        ({"memory": {"limit": 64 * 1024 * 1024, "swap": 1024 * 1024}}, "linux.resources.memory.swap"),
+    ],
+)
+def test_a_failing_cgroup_setting_fails_create_and_leaves_nothing(
+    engine: Engine, resources: dict, expected: str
+) -> None:
+    cid = engine.new_id()
+    result = engine("create", "--bundle", str(bundle_with(engine, ["sleep", "60"], resources)), cid)
+    assert result.returncode != 0 and expected in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (engine.root / cid).exists()
+    assert leftover_cgroups(cid) == []
