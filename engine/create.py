@@ -15,7 +15,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import channel, hookpoints
+from engine import channel, console, hookpoints
 from engine.errors import ConfigError, EngineError
 from engine.init import InitPlan, intermediate
 from engine.linux import syscalls as sc
@@ -87,6 +87,8 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 
     bundle = os.path.realpath(options.bundle)
     config, rootfs = load_bundle(bundle)
+    # create always detaches; `engine run` in the foreground passes its own socket (console.ConsoleSocket).
+    console.check_terminal(bool(config["process"].get("terminal")), options.console_socket, detach=True)
     ns_flags, ns_paths = namespace_plan(config)
     hooks = hookpoints.collect(config, options.hooks_dirs)
     undo = UndoStack(warn=log.warning)
@@ -123,7 +125,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 fifo_path=fifo,
                 no_pivot=options.no_pivot,
                 preserve_fds=options.preserve_fds + _socket_activation(config),
-                console_socket=options.console_socket,
+                console_socket=os.path.abspath(options.console_socket) if options.console_socket else None,
                 namespace_flags=ns_flags,
                 namespace_paths=ns_paths,
                 hooks=hooks,

@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import channel
+from engine import channel, console
 from engine.errors import EngineError
 from engine.linux import process_attrs
 from engine.linux import seccomp as libseccomp
@@ -150,6 +150,9 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
     try:
         cfg = plan.config
         process = cfg["process"]
+        terminal = bool(process.get("terminal"))
+        # --console-socket is a host path: connect before the mounts and pivot_root hide it.
+        console_sock = console.connect_console_socket(plan.console_socket) if terminal and plan.console_socket else None
         state = _set_up_filesystem(chan, plan)
         fifo_path_fd = plan.fifo_fd
         notify_sock = _connect_seccomp_listener(cfg)
@@ -157,6 +160,8 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
         seccomp_plan = libseccomp.compile_profile(seccomp) if seccomp else None
         rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot)
+        if terminal:  # the container's /dev/pts is our /dev/pts now; before the root may go read-only
+            console.setup_console(console_sock, process.get("consoleSize"), uid=(process.get("user") or {}).get("uid"))
         env, executable = _finish_setup(cfg)
 
         channel.send(chan, {"type": "ready"})

@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 
+from engine import console
 from engine.cli import Context
 from engine.commands.create import options_from
 from engine.create import create
@@ -31,24 +32,49 @@ FORWARDED = (
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     store = Store(ctx.root)
+    terminal = console.terminal_requested(args.bundle)
+    console.check_terminal(terminal, args.console_socket, args.detach)
     if not args.detach:
         # The init's parent (the intermediate child) exits during create; as subreaper we inherit the init
         # and can wait for it.
         set_child_subreaper()
     options = options_from(ctx, args)
     options.reaper = not args.detach
-    record = create(store, options, ctx.log)
+    # In the foreground with a terminal we receive the console ourselves, through a socket of our own.
+    receiver = console.ConsoleSocket.temporary() if terminal and not args.detach else None
+    if receiver is not None:
+        options.console_socket = receiver.path
     try:
+        record = create(store, options, ctx.log)
+    except BaseException:
+        if receiver is not None:
+            receiver.close()
+        raise
+    relay = None
+    try:
+        if receiver is not None:
+            with receiver:  # the init sent the pty master during create: it waits in the socket
+                relay = console.ConsoleRelay(receiver.receive_master(timeout=10)).start()
         start(store, record.id, ctx.log)
     except EngineError:
+        if relay is not None:
+            relay.close(timeout=0)
         with contextlib.suppress(EngineError):
             delete(store, record.id, True, ctx.log)
         raise
     if args.detach:
         return 0
-    for sig in FORWARDED:
-        signal.signal(sig, lambda number, frame: _forward(record.pid, number))
-    _, wait_status = os.waitpid(record.pid, 0)
+    try:
+        for sig in FORWARDED:
+            if sig == signal.SIGWINCH and relay is not None:
+                continue  # the relay resizes the container's terminal instead
+            signal.signal(sig, lambda number, frame: _forward(record.pid, number))
+        _, wait_status = os.waitpid(record.pid, 0)
+        if relay is not None:
+            relay.close()  # the container's last output, then the caller's terminal restored
+    finally:
+        if relay is not None:
+            relay.close()
     code = os.waitstatus_to_exitcode(wait_status)
     exit_code = 128 - code if code < 0 else code
     with store.locked(record.id) as dir_fd:
