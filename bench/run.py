@@ -317,28 +317,33 @@ def probe_oci_version(bench: Bench, rootfs: Path) -> str:
 # ---- profiling ----------------------------------------------------------------------------------------------
 
 
-def profile_imports(bench: Bench, python: str, runs: int) -> dict[str, list[Profiled]]:
-    """`python -X importtime` of engine's lifecycle commands on a real container, `runs` times each."""
-    found: dict[str, list[Profiled]] = defaultdict(list)
-    engine = bench.engine
+def profile_once(bench: Bench, python: str, k: int, found: dict[str, list[Profiled]]) -> None:
+    """`python -X importtime` of engine's lifecycle commands on one real container."""
 
     def profiled(command: str, *args: str) -> None:
-        argv = [python, "-X", "importtime", *engine.argv(command, *args)]
+        argv = [python, "-X", "importtime", *bench.engine.argv(command, *args)]
         result = execute(argv)
         if result.returncode != 0:
             raise BenchError(f"profiling engine {command}: exit {result.returncode}: {result.stderr[-2000:]}")
         found[command].append(Profiled(report.parse_importtime(result.stderr), result.seconds))
 
-    for i in range(runs):
-        container_id = f"bench-profile-{i}"
-        pid_file = bench.workdir / f"profile-{i}.pid"
-        profiled("create", "--bundle", str(bench.sleep_bundle), "--pid-file", str(pid_file), container_id)
-        profiled("state", container_id)
-        profiled("start", container_id)
-        profiled("kill", container_id, "KILL")
-        wait_gone(int(pid_file.read_text()))
-        profiled("delete", container_id)
-    return found
+    container_id = f"bench-profile-{k}"
+    pid_file = bench.workdir / f"profile-{k}.pid"
+    profiled("create", "--bundle", str(bench.sleep_bundle), "--pid-file", str(pid_file), container_id)
+    profiled("state", container_id)
+    profiled("start", container_id)
+    profiled("kill", container_id, "KILL")
+    wait_gone(int(pid_file.read_text()))
+    profiled("delete", container_id)
+
+
+def profile_schedule(runs: int, profile_runs: int) -> list[int]:
+    """How many profile passes follow each round: spread evenly over the rounds, so that the import shares
+    are taken under the same load as the timings (a block at the end would see one moment only)."""
+    counts = [0] * runs
+    for k in range(profile_runs):
+        counts[k * runs // profile_runs] += 1
+    return counts
 
 
 # ---- the report ---------------------------------------------------------------------------------------------
@@ -483,15 +488,16 @@ def main(argv: list[str] | None = None) -> int:
             oci_version = probe_oci_version(bench, args.rootfs)
             # One warm-up round, not counted: the first commands fill the page cache for both binaries.
             bench.run_round(args.runs, defaultdict(lambda: defaultdict(list)))
-            for i in range(args.runs):
+            imports: dict[str, list[Profiled]] = defaultdict(list)
+            for i, profile_passes in enumerate(profile_schedule(args.runs, args.profile_runs)):
                 print(f"round {i + 1}/{args.runs}", file=sys.stderr)
                 loads.append(os.getloadavg()[0])
                 bench.run_round(i, samples)
+                for _ in range(profile_passes):
+                    profile_once(bench, python, len(imports["create"]), imports)
             if args.list:
                 print(f"list with {args.list} containers", file=sys.stderr)
                 bench.measure_list(args.list, args.runs, samples)
-            print("import profile", file=sys.stderr)
-            imports = profile_imports(bench, python, args.profile_runs)
         finally:
             bench.cleanup()
         leftovers = [rt.name for rt in (bench.engine, bench.runc) if rt.ids()]

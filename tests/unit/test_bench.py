@@ -14,6 +14,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import report  # noqa: E402
+from bench.run import profile_schedule  # noqa: E402
 from bench.stats import Summary, median, percentile, ratio  # noqa: E402
 
 # ---- stats --------------------------------------------------------------------------------------------------
@@ -62,6 +63,15 @@ def test_summary_is_robust_to_one_outlier() -> None:
 def test_ratio() -> None:
     assert ratio(0.3, 0.1) == pytest.approx(3.0)
     assert ratio(0.3, 0.0) == math.inf
+
+
+@pytest.mark.parametrize(("runs", "passes"), [(20, 5), (30, 5), (5, 5), (3, 7), (1, 1)])
+def test_profile_passes_are_spread_over_all_rounds(runs: int, passes: int) -> None:
+    schedule = profile_schedule(runs, passes)
+    assert len(schedule) == runs
+    assert sum(schedule) == passes
+    assert max(schedule) - min(schedule) <= 1 if passes >= runs else max(schedule) == 1
+    assert schedule[0] >= 1  # the first pass right away, the others spread up to the end
 
 
 # ---- table and goals ----------------------------------------------------------------------------------------
