@@ -81,11 +81,13 @@ def mount_one(
             source_is_dir = stat.S_ISDIR(os.stat(source).st_mode)
         except OSError as err:
             raise MountError(f"mounts: {destination}: source {source}: {err.strerror}") from None
-        target_fd = (
-            mkdir_all_in_root(root_fd, destination) if source_is_dir else create_file_in_root(root_fd, destination)
-        )
-    else:
-        target_fd = mkdir_all_in_root(root_fd, destination)
+    try:
+        if bind and not source_is_dir:
+            target_fd = create_file_in_root(root_fd, destination)
+        else:
+            target_fd = mkdir_all_in_root(root_fd, destination)
+    except OSError as err:
+        raise MountError(f"mounts: {destination}: cannot make the mount point in the rootfs: {err.strerror}") from None
     try:
         target = fd_path(target_fd)
         try:
