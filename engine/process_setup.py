@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any, Literal
 
 from engine.linux import capabilities, process_attrs
@@ -43,6 +44,7 @@ def become_the_process(
     *,
     process_pid: int | None = None,
     cpu_affinity: Literal["initial", "final"] = "initial",
+    warn: Callable[[str], None] | None = None,
 ) -> None:
     """The last steps before exec: process attributes, user and capabilities, no_new_privs, seccomp.
 
@@ -51,6 +53,7 @@ def become_the_process(
     process_pid:  the pid the seccomp agent is told about; the state's pid (the init itself) by default
     cpu_affinity: which execCPUAffinity list applies here: the init's "initial" one; `engine exec` applies
                   "initial" before joining the container's cgroup and "final" here, after it
+    warn:         where capability warnings go (capabilities' default: a RuntimeWarning)
     """
     linux = cfg.get("linux") or {}
     process = cfg["process"]
@@ -66,7 +69,7 @@ def become_the_process(
     # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (as runc).
     if seccomp_plan is not None and not no_new_privs:
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
-    capabilities.apply_user_and_capabilities(process.get("user") or {}, process.get("capabilities"))
+    capabilities.apply_user_and_capabilities(process.get("user") or {}, process.get("capabilities"), warn=warn)
     if no_new_privs:
         capabilities.set_no_new_privileges()
     if seccomp_plan is not None and no_new_privs:

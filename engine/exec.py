@@ -1,0 +1,699 @@
+"""`engine exec`: run a new process inside a created or running container (runc exec).
+
+    engine exec ─fork─> joiner: non-dumpable, fds closed ─[parent: execCPUAffinity.initial, cgroup]─ "go"
+       │                 open /proc/<init>/ns/*, then setns: user first ... mnt last
+       │                 fork ─> process (pid ns applies to children only, so this one is in the container's)
+       │                 report its host pid, exit: the process re-parents to us (we are a child subreaper)
+       │<─ "pid" ─┘
+       ├─ "go" + host pid ─> process: cwd, env, console, rlimits, LSM labels, fds, seccomp, user, caps; execve
+       └─ channel EOF (its end is close-on-exec): exec'd. An "error" message instead: one line, exit 255.
+          Then: --detach returns; otherwise forward signals, wait, exit with its status (128+n if killed by n).
+
+CVE-2019-5736: while the engine is inside a container it is still the host's interpreter, so a container
+process that could open /proc/<pid>/exe of it would hold the host's binary. Both children are made
+non-dumpable before touching a namespace and stay so until execve: /proc/<pid>/exe, fd/, cwd, root,
+environ, mem of a non-dumpable process are refused (EACCES) to anyone without CAP_SYS_PTRACE in the user
+namespace the engine was started in. The joiner also closes every fd it does not need before the first
+setns, so the window holds nothing of the host's but the channel to us. docs/exec.md has the details and
+what this does not cover (a container granted CAP_SYS_PTRACE without a user namespace of its own).
+
+Everything the children run after setns(mnt) must already be imported: the engine's files are out of sight
+then. This module imports it all at the top (engine.console, when a terminal is asked for, before forking).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ctypes
+import json
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import channel
+from engine.errors import EngineError
+from engine.linux import capabilities, process_attrs
+from engine.linux import seccomp as libseccomp
+from engine.linux import syscalls as sc
+from engine.log import Log
+from engine.process_setup import (
+    DEFAULT_PATH,
+    PR_SET_DUMPABLE,
+    SetupError,
+    become_the_process,
+    close_fds,
+    connect_seccomp_listener,
+    enter_cwd,
+    environment,
+    find_executable,
+    restore_signals,
+)
+from state import process as proc
+from state.record import ContainerRecord
+from state.rules import CREATED, RUNNING
+from state.store import CONFIG_FILE, Store, write_atomically
+
+# Joined in this order. The user namespace first: once in it we hold every capability over the namespaces
+# it owns (and none over the host's). The mount namespace last: setns(mnt) moves our root and cwd into the
+# container; the fds are all open by then, so nothing later needs a host path.
+NAMESPACE_ORDER: tuple[tuple[str, int], ...] = (
+    ("user", sc.CLONE_NEWUSER),
+    ("ipc", sc.CLONE_NEWIPC),
+    ("uts", sc.CLONE_NEWUTS),
+    ("net", sc.CLONE_NEWNET),
+    ("pid", sc.CLONE_NEWPID),
+    ("cgroup", sc.CLONE_NEWCGROUP),
+    ("time", sc.CLONE_NEWTIME),
+    ("mnt", sc.CLONE_NEWNS),
+)
+
+# What `engine exec` passes on to the process while it waits for it (as `engine run` does for the init).
+FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
+
+# With --process, runc takes the whole process from the file: these flags only shape the config-based one.
+_FLAGS_IGNORED_WITH_PROCESS = {
+    "env": "--env",
+    "cwd": "--cwd",
+    "user": "--user",
+    "additional_gids": "--additional-gids",
+    "caps": "--cap",
+    "no_new_privs": "--no-new-privs",
+    "apparmor": "--apparmor",
+    "process_label": "--process-label",
+}
+
+PROC_SUPER_MAGIC = 0x9FA0
+APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
+SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
+
+_libc = ctypes.CDLL(None, use_errno=True)  # our own handle: argtypes set here stay here
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
+
+class ExecError(EngineError):
+    """`engine exec` failed before the process ran. Exit code 255, as runc's exec: the process's own exit
+    status (0 to 255, 128+n when killed) stays distinguishable from most of the engine's failures."""
+
+    exit_code = 255
+
+
+@dataclass
+class ExecOptions:
+    """runc exec's flags (engine/cli.py)."""
+
+    container_id: str
+    command: list[str] = field(default_factory=list)
+    process_path: str | None = None
+    tty: bool = False
+    console_socket: str | None = None
+    detach: bool = False
+    pid_file: str | None = None
+    cwd: str | None = None
+    env: list[str] = field(default_factory=list)
+    user: str | None = None
+    additional_gids: list[str] = field(default_factory=list)
+    caps: list[str] = field(default_factory=list)
+    no_new_privs: bool = False
+    preserve_fds: int = 0
+    apparmor: str | None = None
+    process_label: str | None = None
+
+
+@dataclass
+class ExecPlan:
+    """Everything the children need, resolved before forking (they cannot read the host's files later)."""
+
+    container_id: str
+    init_pid: int
+    init_start_time: int | None
+    process: dict[str, Any]  # config.md "process", JSON shape
+    linux: dict[str, Any]  # the container's linux section: seccomp, personality
+    state: dict[str, Any]  # the container's state, for a seccomp agent
+    parent_pid: int
+    preserve_fds: int = 0
+    seccomp_plan: Any = None
+    notify_sock: socket.socket | None = None
+    console_sock: socket.socket | None = None
+    apparmor_profile: str | None = None
+    selinux_label: str | None = None
+
+
+@dataclass
+class Launched:
+    pid: int  # the process, as the host sees it; our child (subreaper) until we exit
+    relay_socket: Any = None  # console.ConsoleSocket: we relay the caller's terminal ourselves
+
+
+# --- The parent: `engine exec` ------------------------------------------------------------------------------
+
+
+def exec_process(store: Store, options: ExecOptions, log: Log) -> int:
+    """Run the process; its exit status (or 0 with --detach). Raises ExecError (one line) on failure."""
+    process_json = _load_process_file(options, log) if options.process_path else None
+    if process_json is None and not options.command:
+        raise ExecError("exec: no command given: name one after the container id, or use --process")
+    _check_preserved_fds(options.preserve_fds)
+    with store.locked(options.container_id, shared=True) as dir_fd:
+        record = store.load(options.container_id, dir_fd)
+        status = record.observed_status()
+        config = _read_config(dir_fd, options.container_id)
+    if status not in (CREATED, RUNNING):
+        raise ExecError(f"cannot exec in container {options.container_id!r}: it is {status}")
+    process = process_json if process_json is not None else process_from_config(config, options)
+    _check_process(process)
+    plan = ExecPlan(
+        container_id=record.id,
+        init_pid=record.pid,
+        init_start_time=record.pid_start_time,
+        process=process,
+        linux=config.get("linux") or {},
+        state=record.public_state(status),
+        parent_pid=os.getpid(),
+        preserve_fds=options.preserve_fds,
+    )
+    _check_security_labels(plan, log)
+    try:
+        launched = _launch(plan, record, options, log)
+    finally:
+        _close_sockets(plan)
+    try:
+        if options.pid_file:
+            _write_pid_file(options.pid_file, launched.pid)
+        if options.detach:
+            return 0
+        return _wait(launched)
+    finally:
+        if launched.relay_socket is not None:
+            launched.relay_socket.close()
+
+
+def _load_process_file(options: ExecOptions, log: Log) -> dict[str, Any]:
+    if options.command:
+        raise ExecError(f"exec: give either --process {options.process_path} or a command, not both")
+    given = [flag for name, flag in _FLAGS_IGNORED_WITH_PROCESS.items() if getattr(options, name)]
+    if given:
+        log.warning(f"{', '.join(given)}: ignored with --process (the file describes the whole process, as with runc)")
+    from engine.spec.load import load_process  # pydantic: only --process pays for it
+
+    process = load_process(options.process_path or "").model_dump(by_alias=True, exclude_none=True)
+    if not process.get("args"):
+        raise ExecError(f"{options.process_path}: args: must not be empty")
+    return process
+
+
+def process_from_config(config: dict[str, Any], options: ExecOptions) -> dict[str, Any]:
+    """The container's own process (config.json as given at create) with the command and runc's flags."""
+    process = copy.deepcopy(config.get("process") or {})
+    process["args"] = list(options.command)
+    process["terminal"] = options.tty  # runc: an exec gets a terminal only with --tty, whatever config says
+    process.setdefault("cwd", "/")
+    if options.cwd:
+        process["cwd"] = options.cwd
+    if options.apparmor:
+        process["apparmorProfile"] = options.apparmor
+    if options.process_label:
+        process["selinuxLabel"] = options.process_label
+    for entry in options.env:
+        if "=" not in entry:
+            raise ExecError(f"--env {entry!r}: expected KEY=VALUE")
+    process["env"] = [*(process.get("env") or []), *options.env]  # later entries win (process_setup)
+    if options.no_new_privs:
+        process["noNewPrivileges"] = True
+    user = dict(process.get("user") or {"uid": 0, "gid": 0})
+    if options.user:
+        uid, sep, gid = options.user.partition(":")
+        user["uid"] = _id(uid, "--user", "uid")
+        if sep:
+            user["gid"] = _id(gid, "--user", "gid")
+    if options.additional_gids:
+        gids = [_id(g, "--additional-gids", "gid") for g in options.additional_gids]
+        user["additionalGids"] = [*(user.get("additionalGids") or []), *gids]
+    process["user"] = user
+    if options.caps:
+        process["capabilities"] = _add_capabilities(process.get("capabilities") or {}, options.caps)
+    return process
+
+
+def _id(text: str, flag: str, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ExecError(f"{flag}: {text!r} is not a numeric {what} (only uid[:gid] numbers are supported)") from None
+    if not 0 <= value < 0xFFFFFFFF:
+        raise ExecError(f"{flag}: {what} {value} is out of range")
+    return value
+
+
+def _add_capabilities(caps: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """runc's --cap: added to the bounding, effective and permitted sets, and to the ambient set.
+
+    The kernel only lets a capability into the ambient set when it is also inheritable, and runc no longer
+    adds --cap to the inheritable set (CVE-2022-29162); we add it to ambient only where it is inheritable,
+    which is what the kernel would have let runc's ambient raise do, without a warning per exec.
+    """
+    out = {name: list(caps.get(name) or []) for name in capabilities.CAP_SETS}
+    for raw in names:
+        name = raw.upper() if raw.upper().startswith("CAP_") else "CAP_" + raw.upper()
+        if name not in capabilities.CAPABILITIES:
+            raise ExecError(f"--cap {raw!r}: unknown capability")
+        targets = ["bounding", "effective", "permitted"] + (["ambient"] if name in out["inheritable"] else [])
+        for set_name in targets:
+            if name not in out[set_name]:
+                out[set_name].append(name)
+    return {name: value for name, value in out.items() if value or name in caps}
+
+
+def _check_process(process: dict[str, Any]) -> None:
+    """What can be checked on the host, so that the usual mistakes fail before anything is forked."""
+    if not process.get("args"):
+        raise ExecError("exec: process.args: must not be empty")
+    cwd = process.get("cwd") or "/"
+    if not os.path.isabs(cwd):
+        raise ExecError(f"exec: process.cwd: {cwd!r} is not an absolute path")
+    try:
+        capabilities.resolve(process.get("capabilities"), warn=lambda message: None)
+    except ValueError as err:
+        raise ExecError(f"exec: {err}") from None
+    affinity = (process.get("execCPUAffinity") or {}).get("initial")
+    if affinity:
+        try:
+            process_attrs.parse_cpu_list(affinity, "process.execCPUAffinity.initial")
+        except ValueError as err:
+            raise ExecError(f"exec: {err}") from None
+
+
+def _check_preserved_fds(count: int) -> None:
+    if count < 0:
+        raise ExecError(f"--preserve-fds {count}: must not be negative")
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise ExecError(f"--preserve-fds {count}: fd {fd} is not open") from None
+
+
+def _check_security_labels(plan: ExecPlan, log: Log) -> None:
+    profile = plan.process.get("apparmorProfile")
+    if profile:
+        if not _apparmor_enabled():
+            raise ExecError(
+                f"exec: AppArmor profile {profile!r} requested, but AppArmor is not enabled on this host"
+                f" ({APPARMOR_ENABLED} is not Y)"
+            )
+        plan.apparmor_profile = profile
+    label = plan.process.get("selinuxLabel")
+    if label:
+        if os.path.exists(SELINUX_ENFORCE):
+            plan.selinux_label = label
+        else:
+            log.warning(f"process label {label!r} ignored: SELinux is not enabled on this host")
+
+
+def _apparmor_enabled() -> bool:
+    try:
+        with open(APPARMOR_ENABLED) as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def _read_config(dir_fd: int, container_id: str) -> dict[str, Any]:
+    """config.json as it was at create (the store's copy: later edits of the bundle do not count)."""
+    try:
+        fd = os.open(CONFIG_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+        with os.fdopen(fd, "rb") as f:
+            return json.loads(f.read())
+    except (OSError, ValueError) as err:
+        raise ExecError(f"container {container_id!r}: cannot read its config.json: {err}") from None
+
+
+def _launch(plan: ExecPlan, record: ContainerRecord, options: ExecOptions, log: Log) -> Launched:
+    """Fork, join, exec; returns once the process has exec'd. On failure nothing is left running."""
+    launched = Launched(pid=0)
+    seccomp = plan.linux.get("seccomp")
+    try:
+        if seccomp:
+            # Compiled here, with libseccomp loaded while the host's files are visible (as the init does).
+            plan.seccomp_plan = libseccomp.compile_profile(seccomp, warn=log.warning)
+            plan.notify_sock = connect_seccomp_listener({"linux": plan.linux})
+        launched.relay_socket = _prepare_console(plan, options)
+    except (OSError, ValueError, SetupError) as err:
+        _close_relay(launched)
+        raise ExecError(f"exec: {_describe(err)}") from None
+    # The joiner's child (the process) must become ours when the joiner exits, so that we can wait for it.
+    sc.set_child_subreaper()
+    parent_end, child_end = channel.pair()
+    joiner = os.fork()
+    if joiner == 0:
+        parent_end.close()
+        _joiner(child_end, plan)  # never returns
+    child_end.close()
+    # The children have their copies: ours would keep the seccomp agent (which may wait for EOF) and the console
+    # receiver from seeing the process's end close.
+    _close_sockets(plan)
+    try:
+        with parent_end:
+            _apply_initial_affinity(joiner, plan.process)
+            _join_cgroup(record, joiner, log)
+            channel.send(parent_end, {"type": "go"})
+            launched.pid = _expect(parent_end, "pid", plan)["pid"]
+            _reap(joiner)
+            joiner = 0
+            channel.send(parent_end, {"type": "go", "pid": launched.pid})
+            _wait_for_exec(parent_end, plan)
+    except BaseException as err:
+        for pid in (joiner, launched.pid):
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                _reap(pid)
+        _close_relay(launched)
+        if isinstance(err, OSError | channel.ChannelClosed):
+            if not proc.is_alive(plan.init_pid, plan.init_start_time):  # e.g. fork: ENOMEM in a dead pid ns
+                raise ExecError(f"cannot exec in container {plan.container_id!r}: it is stopped") from None
+            raise ExecError(f"exec in container {plan.container_id!r}: {_describe(err)}") from None
+        raise
+    return launched
+
+
+def _prepare_console(plan: ExecPlan, options: ExecOptions) -> Any:
+    """With a terminal: a socket for the process to send its pty master over (runc's checks first).
+
+    --console-socket: the caller's. Otherwise (not detached) a private one whose master we relay. The
+    connection is made here, on the host: the process cannot see the socket's path from inside.
+    """
+    terminal = bool(plan.process.get("terminal"))
+    if not terminal and not options.console_socket:
+        return None
+    try:
+        from engine import console  # imported before forking: the process uses it inside the container
+    except ImportError:
+        raise ExecError("exec --tty: not supported yet (engine/console.py is missing)") from None
+
+    console.check_terminal(terminal, options.console_socket, options.detach)
+    if options.console_socket:
+        plan.console_sock = console.connect_console_socket(options.console_socket)
+        return None
+    relay_socket = console.ConsoleSocket.temporary()
+    try:
+        plan.console_sock = console.connect_console_socket(relay_socket.path)
+    except BaseException:
+        relay_socket.close()
+        raise
+    return relay_socket
+
+
+def _close_sockets(plan: ExecPlan) -> None:
+    for sock in (plan.notify_sock, plan.console_sock):
+        if sock is not None:
+            sock.close()
+
+
+def _close_relay(launched: Launched) -> None:
+    if launched.relay_socket is not None:
+        launched.relay_socket.close()
+        launched.relay_socket = None
+
+
+def _apply_initial_affinity(pid: int, process: dict[str, Any]) -> None:
+    """config.md execCPUAffinity.initial: the affinity before the process joins the container's cgroup."""
+    text = (process.get("execCPUAffinity") or {}).get("initial")
+    if text:
+        cpus = process_attrs.parse_cpu_list(text, "process.execCPUAffinity.initial")
+        try:
+            os.sched_setaffinity(pid, cpus)
+        except OSError as err:
+            raise ExecError(f"process.execCPUAffinity.initial {text!r}: sched_setaffinity: {err.strerror}") from None
+
+
+def _join_cgroup(record: ContainerRecord, pid: int, log: Log) -> None:
+    """Put the joiner (and so the process it forks) into the container's cgroup, before any namespace.
+
+    The cgroup manager saves itself in the record (load_manager(...).to_json()); a record written before
+    there was one has no cgroup information, and the process then stays in ours, as the init did.
+    """
+    saved = getattr(record, "cgroup", None) or getattr(record, "cgroups", None)
+    if not saved:
+        return
+    from engine.cgroups import load_manager
+
+    load_manager(saved, warn=log.warning).add(pid)
+
+
+def _expect(sock: socket.socket, kind: str, plan: ExecPlan) -> dict[str, Any]:
+    try:
+        return channel.expect(sock, kind)
+    except channel.ChannelClosed as err:
+        if str(err).startswith("the other side"):  # died without a word: the init is the likely reason
+            raise ExecError(_gone_message(plan)) from None
+        raise
+
+
+def _wait_for_exec(sock: socket.socket, plan: ExecPlan) -> None:
+    """EOF: the process exec'd (its end is close-on-exec). A message: it failed and is exiting."""
+    while True:
+        data = sock.recv(channel.MAX_MESSAGE)
+        if not data:
+            return
+        message = json.loads(data)
+        if message.get("type") == "error":
+            raise ExecError(f"exec in container {plan.container_id!r}: {message.get('message', 'unknown error')}")
+
+
+def _gone_message(plan: ExecPlan) -> str:
+    if not proc.is_alive(plan.init_pid, plan.init_start_time):
+        return f"cannot exec in container {plan.container_id!r}: it is stopped"
+    return f"exec in container {plan.container_id!r}: the engine's child exited unexpectedly"
+
+
+def _wait(launched: Launched) -> int:
+    """Forward signals to the process and wait for it: its exit status, 128+n if signal n killed it."""
+    pid = launched.pid
+
+    def forward(number: int, frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, number)  # our unreaped child: the pid cannot have been reused
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    relay = None
+    try:
+        if launched.relay_socket is not None:
+            from engine.console import ConsoleRelay
+
+            master = launched.relay_socket.receive_master(timeout=10)
+            relay = ConsoleRelay(master).start()  # takes SIGWINCH over: resize rather than forward
+        _, status = os.waitpid(pid, 0)
+    finally:
+        if relay is not None:
+            relay.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    """The process's host pid, written atomically (a reader never sees a half-written file)."""
+    path = os.path.abspath(path)
+    directory, name = os.path.split(path)
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            write_atomically(dir_fd, name, str(pid).encode())
+        finally:
+            os.close(dir_fd)
+    except OSError as err:
+        raise ExecError(f"--pid-file {path}: {err.strerror}") from None
+
+
+def _describe(err: BaseException) -> str:
+    """One line for an error raised in the engine or in a child."""
+    if isinstance(err, OSError):
+        text = err.strerror or str(err)
+        return f"{text}: {err.filename}" if err.filename and str(err.filename) not in text else text
+    if isinstance(err, SetupError | ValueError | EngineError | channel.ChannelClosed):
+        return str(err)
+    return repr(err)
+
+
+# --- The children ---------------------------------------------------------------------------------------------
+
+
+def _joiner(chan: socket.socket, plan: ExecPlan) -> None:
+    """First child: enter the container's namespaces and fork the process into them. Never returns."""
+    try:
+        # Before anything else: while we are the host's interpreter inside the container, no process there may
+        # open our /proc/<pid>/exe (CVE-2019-5736), fds or memory. Kept until execve, which resets it.
+        sc.prctl(PR_SET_DUMPABLE, 0)
+        sc.set_parent_death_signal(signal.SIGKILL)  # `engine exec` killed: no half-joined child lingers
+        if os.getppid() != plan.parent_pid:
+            os._exit(1)
+        keep = {chan.fileno()} | {s.fileno() for s in (plan.notify_sock, plan.console_sock) if s is not None}
+        close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
+        channel.expect(chan, "go")  # we are in the container's cgroup now
+        joined_user = join_namespaces(plan.init_pid, plan.init_start_time)
+        if joined_user:
+            _become_namespace_root()
+        pid = os.fork()
+        if pid == 0:
+            _the_process(chan, plan)  # never returns
+        channel.send(chan, {"type": "pid", "pid": pid})
+        os._exit(0)
+    except BaseException as err:
+        _report(chan, err)
+        os._exit(1)
+
+
+def join_namespaces(init_pid: int, init_start_time: int | None) -> bool:
+    """setns into every namespace of the init that is not already ours; True if that included a user ns.
+
+    All the fds are opened first: after setns(user) the host's /proc/<init>/ns files are no longer ours to
+    open, and after setns(mnt) no longer in sight.
+    """
+    fds: list[tuple[str, int, int]] = []
+    try:
+        for name, flag in NAMESPACE_ORDER:
+            try:
+                fd = os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if not os.path.exists(f"/proc/{init_pid}"):
+                    raise SetupError("the container's init has exited") from None
+                continue  # a namespace type this kernel does not have
+            fds.append((name, flag, fd))
+            theirs = os.fstat(fd)
+            ours = os.stat(f"/proc/self/ns/{name}")
+            if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+                # Shared with the host (no namespace of its own): joining it would be a no-op at best, and
+                # EPERM after setns(user) gave up our privileges over the host's namespaces.
+                fds.pop()
+                os.close(fd)
+        # The files are the init's only if it still is the init we recorded (the pid was not reused).
+        if not proc.is_alive(init_pid, init_start_time):
+            raise SetupError("the container's init has exited")
+        joined_user = False
+        for name, flag, fd in fds:
+            try:
+                sc.setns(fd, flag)
+            except OSError as err:
+                raise SetupError(f"cannot join the container's {name} namespace: {err.strerror}") from None
+            joined_user = joined_user or flag == sc.CLONE_NEWUSER
+        return joined_user
+    finally:
+        for _, _, fd in fds:
+            os.close(fd)
+
+
+def _become_namespace_root() -> None:
+    """In the container's user namespace, become its root (as its init did): ids that are mapped there."""
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError as err:
+        raise SetupError(f"cannot become root in the container's user namespace: {err.strerror}") from None
+    sc.prctl(PR_SET_DUMPABLE, 0)  # a uid change resets it to fs.suid_dumpable: say it again
+
+
+def _the_process(chan: socket.socket, plan: ExecPlan) -> None:
+    """Second child, in the container's pid namespace: finish the process and exec it. Never returns."""
+    try:
+        go = channel.expect(chan, "go")  # the joiner is reaped: our parent is now `engine exec`
+        sc.set_parent_death_signal(signal.SIGKILL)
+        process = plan.process
+        args = process["args"]
+        os.chdir("/")  # setns(mnt) put us at the container's root; cwd is resolved from there
+        env = environment(process)
+        enter_cwd(process.get("cwd") or "/")
+        executable = find_executable(args[0], env.get("PATH", DEFAULT_PATH))
+        if "oomScoreAdj" in process:
+            process_attrs.set_oom_score_adj(process["oomScoreAdj"])
+        if process.get("rlimits"):
+            process_attrs.apply_rlimits(process["rlimits"])
+        if plan.console_sock is not None:
+            from engine import console  # already imported by the parent (_prepare_console): no file access
+
+            uid = int((process.get("user") or {}).get("uid", 0))
+            console.setup_console(plan.console_sock, process.get("consoleSize"), uid=uid, mount=False)
+        if plan.apparmor_profile:
+            _write_proc_attr(["apparmor/exec", "exec"], f"exec {plan.apparmor_profile}", "AppArmor profile")
+        if plan.selinux_label:
+            _write_proc_attr(["exec"], plan.selinux_label, "SELinux label")
+        keep = {chan.fileno()} | ({plan.notify_sock.fileno()} if plan.notify_sock is not None else set())
+        close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
+        # Cleared before the user switch (which would restore it): the process must outlive `exec --detach`.
+        sc.set_parent_death_signal(0)
+        become_the_process(
+            {"linux": plan.linux, "process": process},
+            plan.state,
+            plan.seccomp_plan,
+            plan.notify_sock,
+            process_pid=go.get("pid"),
+            cpu_affinity="final",
+            warn=_warn,
+        )
+        # The user switch reset dumpable to fs.suid_dumpable (0 or 2 unless an admin chose 1): say it again. A
+        # seccomp filter may forbid prctl by now; then the kernel's reset value stands.
+        with contextlib.suppress(OSError):
+            sc.prctl(PR_SET_DUMPABLE, 0)
+        restore_signals()
+        os.execve(executable, args, env)
+    except BaseException as err:
+        _report(chan, err)
+        os._exit(1)
+
+
+def _warn(message: str) -> None:
+    """A warning from inside the container: one line on the caller's stderr."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"engine: warning: {message}\n".encode())
+
+
+def _write_proc_attr(names: list[str], value: str, what: str) -> None:
+    """Label the coming execve (/proc/self/attr/...). Only through a real procfs: a container can mount
+    something else on its /proc, and a write that lands in a plain file would silently drop the label."""
+    for name in names:
+        path = f"/proc/self/attr/{name}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise SetupError(f"{what} {value!r}: {path}: {err.strerror}") from None
+        try:
+            if _fs_type(fd) != PROC_SUPER_MAGIC:
+                raise SetupError(f"{what}: {path} is not on procfs: refusing to label the process through it")
+            os.write(fd, value.encode())
+        except OSError as err:
+            raise SetupError(f"{what} {value!r}: {path}: {err.strerror}") from None
+        finally:
+            os.close(fd)
+        return
+    raise SetupError(f"{what}: /proc/self/attr is missing (is /proc mounted in the container?)")
+
+
+def _fs_type(fd: int) -> int:
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on x86_64; f_type comes first
+    if _libc.fstatfs(fd, buf) == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ctypes.c_long.from_buffer(buf).value
+
+
+def _report(chan: socket.socket, err: BaseException) -> None:
+    with contextlib.suppress(OSError):
+        channel.send(chan, {"type": "error", "message": _describe(err)})
