@@ -292,6 +292,9 @@ def test_detach_and_pid_file(engine: Engine, tmp_path: Path) -> None:
         assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x0060\x00"  # exec'd, alive, ours
         assert os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(f"/proc/{init_pid}/ns/pid")
         assert [p[0] for p in processes_in_pid_ns_of(init_pid)] == [pid]
+        # the container's cgroups, in every hierarchy (the init's are the container's: engine create put it there)
+        assert Path(f"/proc/{pid}/cgroup").read_text() == Path(f"/proc/{init_pid}/cgroup").read_text()
+        assert Path(f"/proc/{pid}/cgroup").read_text() != Path("/proc/self/cgroup").read_text()
     finally:
         os.kill(pid, signal.SIGKILL)
 
