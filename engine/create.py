@@ -20,6 +20,7 @@ from engine.errors import ConfigError, EngineError
 from engine.init import InitPlan, intermediate
 from engine.linux import syscalls as sc
 from engine.log import Log
+from engine.setup.rootfs import open_bind_sources
 from state import process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
@@ -116,6 +117,13 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             os.chown(fifo, root_uid, root_gid)  # the init, as the container's root, opens it for writing
             fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
             undo.push("close the fifo fd", lambda: os.close(fifo_fd))
+            try:
+                # Only a user namespace's root may fail to reach a source; others bind by path, as before.
+                userns = ns_flags & sc.CLONE_NEWUSER
+                source_fds = open_bind_sources(config.get("mounts") or [], bundle) if userns else {}
+            except EngineError as err:
+                raise ConfigError(f"config.json: {err}") from None
+            undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
             life.fire("begin_create")
             plan = InitPlan(
                 container_id=record.id,
@@ -131,6 +139,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 hooks=hooks,
                 time_offsets=(config.get("linux") or {}).get("timeOffsets") or {},
                 fifo_fd=fifo_fd,
+                bind_source_fds=source_fds,
             )
             _launch(plan, record, life, undo, options, log)
         except BaseException as err:

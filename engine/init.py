@@ -56,6 +56,7 @@ class InitPlan:
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # config's + drop-ins', by stage
     time_offsets: dict[str, Any] = field(default_factory=dict)
     fifo_fd: int = -1  # O_PATH fd on the exec fifo, opened by `engine create` (the init may not reach the path)
+    bind_source_fds: dict[int, int] = field(default_factory=dict)  # mounts[i] -> O_PATH fd on its source
 
 
 def _fail(chan: socket.socket, err: BaseException) -> None:
@@ -197,8 +198,15 @@ def _set_up_filesystem(chan: socket.socket, plan: InitPlan) -> dict[str, Any]:
     rootfs_setup.bind_rootfs(plan.rootfs)
     own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
     rootfs_setup.setup_mounts(
-        plan.rootfs, cfg.get("mounts") or [], plan.bundle, own_cgroup_ns, linux.get("devices") or []
+        plan.rootfs,
+        cfg.get("mounts") or [],
+        plan.bundle,
+        own_cgroup_ns,
+        linux.get("devices") or [],
+        plan.bind_source_fds,
     )
+    for fd in plan.bind_source_fds.values():
+        os.close(fd)
     channel.send(chan, {"type": "hooks"})
     state = channel.expect(chan, "continue")["state"]
     # config.md: createContainer hooks run in the container namespace, before pivot_root, path resolved in
@@ -211,6 +219,11 @@ def _finish_setup(cfg: dict[str, Any]) -> tuple[dict[str, str], str]:
     """After pivot_root: the remaining config, and the checks that must fail create, not start."""
     linux = cfg.get("linux") or {}
     process = cfg["process"]
+    cwd = process.get("cwd") or "/"
+    if os.path.isabs(cwd) and not os.path.lexists(cwd):
+        # runc creates a missing cwd, even in a read-only root: make it before the root turns read-only.
+        with contextlib.suppress(OSError):  # _enter_cwd below reports what is wrong
+            os.makedirs(cwd, mode=0o755)
     if (cfg.get("root") or {}).get("readonly"):
         rootfs_setup.make_root_readonly()
     if cfg.get("hostname") is not None:

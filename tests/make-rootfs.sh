@@ -12,7 +12,7 @@ mkdir -p "$(dirname "$dest")"
 tmp=$(mktemp -d "${dest}.XXXXXX")
 chmod 0755 "$tmp"  # mktemp -d makes it 0700: a non-root container user could not reach /bin
 mkdir -p "$tmp/bin" "$tmp/sbin" "$tmp/usr/bin" "$tmp/usr/sbin" "$tmp/etc" "$tmp/proc" "$tmp/sys" \
-         "$tmp/dev" "$tmp/tmp" "$tmp/root" "$tmp/var" "$tmp/run" "$tmp/home"
+         "$tmp/dev" "$tmp/tmp" "$tmp/root" "$tmp/var" "$tmp/run" "$tmp/home" "$tmp/mnt"
 cp "$busybox" "$tmp/bin/busybox"
 chmod 0755 "$tmp/bin/busybox"
 for applet in $("$busybox" --list); do

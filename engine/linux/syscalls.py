@@ -110,3 +110,39 @@ def set_child_subreaper() -> None:
 
 def set_parent_death_signal(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
+
+
+# open_tree(2) / move_mount(2): a detached copy of a mount tree, made where the source is visible, attached
+# later inside the container's mount namespace (where a user namespace's root might not reach the source).
+SYS_OPEN_TREE = 428
+SYS_MOVE_MOUNT = 429
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
+MOVE_MOUNT_T_EMPTY_PATH = 0x00000040
+
+
+def open_tree(path: str, recursive: bool) -> int:
+    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    return check(
+        libc.syscall(SYS_OPEN_TREE, ctypes.c_int(AT_FDCWD), os.fsencode(path), ctypes.c_uint(flags)),
+        f"open_tree {path}",
+        path,
+    )
+
+
+def move_mount(from_fd: int, to_fd: int) -> None:
+    """Attach the detached tree from_fd onto the directory or file to_fd refers to."""
+    check(
+        libc.syscall(
+            SYS_MOVE_MOUNT,
+            ctypes.c_int(from_fd),
+            b"",
+            ctypes.c_int(to_fd),
+            b"",
+            ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+        ),
+        "move_mount",
+    )

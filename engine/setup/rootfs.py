@@ -63,8 +63,41 @@ def _is_bind(mount: dict[str, Any]) -> bool:
     return mount.get("type") == "bind" or "bind" in options or "rbind" in options
 
 
+def bind_source(mount: dict[str, Any], bundle: str) -> str:
+    source = mount.get("source")
+    if not source:
+        raise MountError(f"mounts: {mount['destination']}: a bind mount needs a source")
+    return source if os.path.isabs(source) else os.path.join(bundle, source)  # config.md: relative to the bundle
+
+
+def open_bind_sources(mounts: list[dict[str, Any]], bundle: str) -> dict[int, int]:
+    """Detached copies (open_tree) of every bind source, made by `engine create` as the host's root, keyed by
+    the mount's index: in a user namespace the init runs as a root that may not reach the sources (runc does
+    the same). The init attaches them with move_mount."""
+    fds: dict[int, int] = {}
+    try:
+        for i, mount in enumerate(mounts):
+            if _is_bind(mount):
+                source = bind_source(mount, bundle)
+                recursive = "rbind" in (mount.get("options") or [])
+                try:
+                    fds[i] = sc.open_tree(source, recursive)
+                except OSError as err:
+                    raise MountError(f"mounts[{i}]: {mount['destination']}: source {source}: {err.strerror}") from None
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
 def mount_one(
-    root_fd: int, mount: dict[str, Any], bundle: str, own_cgroup_ns: bool, hierarchies: list[Hierarchy]
+    root_fd: int,
+    mount: dict[str, Any],
+    bundle: str,
+    own_cgroup_ns: bool,
+    hierarchies: list[Hierarchy],
+    source_fd: int | None = None,
 ) -> None:
     """One entry of config.json "mounts", at its destination resolved inside the rootfs."""
     destination = mount["destination"]
@@ -73,10 +106,7 @@ def mount_one(
     plan = parse_mount_options(mount.get("options") or [])
     bind = _is_bind(mount)
     if bind:
-        if not source:
-            raise MountError(f"mounts: {destination}: a bind mount needs a source")
-        if not os.path.isabs(source):
-            source = os.path.join(bundle, source)  # config.md: relative to the bundle
+        source = bind_source(mount, bundle) if source_fd is None else fd_path(source_fd)
         try:
             source_is_dir = stat.S_ISDIR(os.stat(source).st_mode)
         except OSError as err:
@@ -91,7 +121,9 @@ def mount_one(
     try:
         target = fd_path(target_fd)
         try:
-            if bind:
+            if bind and source_fd is not None:
+                sc.move_mount(source_fd, target_fd)
+            elif bind:
                 sc.mount(source, target, None, sc.MS_BIND | (plan.flags & sc.MS_REC))
                 # A bind mount ignores the other flags on the first call: apply them with a remount.
                 remount_flags = plan.flags & ~(sc.MS_REC | sc.MS_BIND)
@@ -142,13 +174,19 @@ def _on_new_mount(root_fd: int, destination: str, action: Any) -> None:
 
 
 def setup_mounts(
-    rootfs: str, mounts: list[dict[str, Any]], bundle: str, own_cgroup_ns: bool, devices: list[dict[str, Any]]
+    rootfs: str,
+    mounts: list[dict[str, Any]],
+    bundle: str,
+    own_cgroup_ns: bool,
+    devices: list[dict[str, Any]],
+    source_fds: dict[int, int] | None = None,
 ) -> None:
     root_fd = os.open(rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     hierarchies = host_hierarchies() if any(m.get("type") == "cgroup" for m in mounts) else []
+    source_fds = source_fds or {}
     try:
-        for mount in mounts:
-            mount_one(root_fd, mount, bundle, own_cgroup_ns, hierarchies)
+        for i, mount in enumerate(mounts):
+            mount_one(root_fd, mount, bundle, own_cgroup_ns, hierarchies, source_fds.get(i))
         # runc makes the default devices only when /dev is not bind-mounted from the host.
         has_dev_mount = any(m["destination"].rstrip("/") == "/dev" and not _is_bind(m) for m in mounts)
         populate_dev(root_fd, devices, has_dev_mount)

@@ -598,12 +598,6 @@ def test_user_namespace(engine: Engine, mapped_rootfs: Path) -> None:
     assert (rootfs_copy / "bin" / "busybox").stat().st_uid == 100000  # ownership left as it was
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (engine/create.py + engine/init.py): bind-mount sources are resolved by the init as the "
-    "user namespace's root (host uid 100000), so a source below a directory it cannot traverse fails with EACCES; "
-    "runc opens the sources before entering the user namespace",
-)
 def test_user_namespace_bind_source_in_a_private_directory(engine: Engine, tmp_path: Path) -> None:
     private = tmp_path / "private"
     (private / "data").mkdir(parents=True)
@@ -680,11 +674,6 @@ def test_no_pivot(engine: Engine, rootfs: Path) -> None:
     assert {"/proc", "/dev", "/sys"} <= {m.point for m in mounts}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (engine/init.py _finish_setup): with root.readonly the root is remounted read-only before "
-    "process.cwd is created, so a missing cwd fails with EROFS; runc creates cwd first",
-)
 def test_missing_cwd_is_created_under_a_readonly_root(engine: Engine, rootfs_copy: Path) -> None:
     out = inside(engine, "pwd", both(root_at(rootfs_copy, True), process(cwd="/new/work")))
     assert out.strip() == "/new/work"

@@ -26,7 +26,7 @@ CASES = [
     ("cwd is a file", "process.cwd", "/bin/busybox", "process.cwd"),
     ("relative cwd", "process.cwd", "relative/dir", "process.cwd"),
     ("bad uid", "process.user.uid", 4294967295, "uid"),
-    ("bad mount", "mounts", [{"destination": "/x", "type": "nosuchfs", "source": "none"}], "/x"),
+    ("bad mount", "mounts", [{"destination": "/mnt", "type": "nosuchfs", "source": "none"}], "/mnt"),
     (
         "bad namespace path",
         "linux.namespaces",

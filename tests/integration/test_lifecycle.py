@@ -40,18 +40,19 @@ def state_validator(spec_dir: Path) -> jsonschema.Validator:
 
 
 def marker_bundle(engine: Engine, tmp_path: Path, script: str) -> tuple[Path, Path]:
-    """A bundle whose program runs `script` with the host dir `shared` mounted at /shared."""
+    """A bundle whose program runs `script` with the host dir `shared` mounted at /mnt (which the read-only
+    test rootfs already has: mount points missing from it would be created in the shared rootfs)."""
     shared = tmp_path / "shared"
     shared.mkdir()
     config_mounts = json.loads(json.dumps(__import__("engine.spec.default", fromlist=["x"]).default_mounts()))
-    config_mounts.append({"destination": "/shared", "type": "bind", "source": str(shared), "options": ["rbind"]})
+    config_mounts.append({"destination": "/mnt", "type": "bind", "source": str(shared), "options": ["rbind"]})
     bundle = engine.bundle(["sh", "-c", script], mounts=config_mounts)
     return bundle, shared
 
 
 def test_create_does_not_run_the_program_until_start(engine: Engine, tmp_path: Path, spec_dir: Path) -> None:
     # runtime.md Create: "process.args MUST NOT be applied until triggered by the start operation."
-    bundle, shared = marker_bundle(engine, tmp_path, "echo started > /shared/marker; exec sleep 60")
+    bundle, shared = marker_bundle(engine, tmp_path, "echo started > /mnt/marker; exec sleep 60")
     cid = engine.new_id()
     engine("create", "--bundle", str(bundle), cid, check=True)
     state = engine.state(cid)
@@ -119,7 +120,7 @@ def test_pid_file_and_init_parent(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_kill_signals(engine: Engine, tmp_path: Path) -> None:
-    script = "trap 'echo got-usr1 > /shared/sig' USR1; trap 'exit 42' TERM; while true; do sleep 0.05; done"
+    script = "trap 'echo got-usr1 > /mnt/sig' USR1; trap 'exit 42' TERM; while true; do sleep 0.05; done"
     bundle, shared = marker_bundle(engine, tmp_path, script)
     cid = engine.new_id()
     engine("create", "--bundle", str(bundle), cid, check=True)
