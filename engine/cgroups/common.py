@@ -172,6 +172,8 @@ class Manager:
         rel = os.path.relpath(directory, mount)
         if rel.startswith(".."):
             raise fail(CGROUPS_PATH, f"{directory} is outside the cgroup mount {mount}")
+        if not os.path.isdir(mount):
+            raise fail(CGROUPS_PATH, f"the cgroup hierarchy at {mount} is not mounted any more")
         for _ in range(5):
             current, leaf_created = mount, False
             try:
@@ -190,11 +192,7 @@ class Manager:
                 return leaf_created
             except FileNotFoundError:
                 continue
-            except PermissionError as err:
-                raise fail(CGROUPS_PATH, f"creating cgroup {current}: {fs.os_reason(err)}") from None
             except OSError as err:
-                if isinstance(err, CgroupError):
-                    raise
                 raise fail(CGROUPS_PATH, f"creating cgroup {current}: {fs.os_reason(err)}") from None
         raise fail(CGROUPS_PATH, f"creating cgroup {directory}: its parent kept disappearing")
 

@@ -89,6 +89,7 @@ class V1Manager(Manager):
     ) -> None:
         res = resources or {}
         devices = self._device_policy(res, json_root, linux_devices, explicit=False)
+        self._preflight(res, json_root)  # refusals before anything is made
         try:
             for name, directory in list(self.dirs.items()):
                 on_level = self._cpuset_levels(directory) if "cpuset" in name.split(",") else None
@@ -144,6 +145,7 @@ class V1Manager(Manager):
         return bool(res.get("unified") or res.get("hugepageLimits"))
 
     def _apply(self, res: Mapping[str, Any], where: str, devices: Emulator | None, creating: bool) -> None:
+        self._preflight(res, where)  # the checks that need no write, so that a refused update changes nothing
         cpu = section(res, "cpu", where)
         self._cpuset(cpu, jpath(where, "cpu"), creating)
         if devices is not None:
@@ -156,10 +158,7 @@ class V1Manager(Manager):
             self._hugetlb(res["hugepageLimits"], where)
         self._network(section(res, "network", where), jpath(where, "network"))
         if res.get("rdma"):
-            rdma_dir = self.dir_for("rdma")
-            if rdma_dir is None:
-                raise fail(jpath(where, "rdma"), "this host has no rdma cgroup controller (not mounted)")
-            set_rdma(rdma_dir, res["rdma"], where)
+            set_rdma(self._need("rdma", jpath(where, "rdma")), res["rdma"], where)
         if res.get("unified"):
             if self.unified_dir is None:
                 raise fail(
@@ -167,6 +166,37 @@ class V1Manager(Manager):
                     "this host has no cgroup2 (unified) hierarchy mounted; unified settings need one",
                 )
             set_unified(self.unified_dir, self.mounts[UNIFIED], res["unified"], where)
+
+    def _preflight(self, res: Mapping[str, Any], where: str) -> None:
+        mem, w = section(res, "memory", where), jpath(where, "memory")
+        limit, swap = check_memory_value(mem, "limit", w), check_memory_value(mem, "swap", w)
+        check_memory_value(mem, "reservation", w)
+        if limit is not None and swap is not None and limit > 0 and 0 < swap < limit:
+            raise fail(jpath(w, "swap"), f"{swap} is below memory.limit {limit} (swap is the memory+swap total)")
+        swappiness = number(mem, "swappiness", w)
+        if swappiness is not None and not 0 <= swappiness <= 100:
+            raise fail(jpath(w, "swappiness"), f"{swappiness} is outside 0-100")
+        cpu, w = section(res, "cpu", where), jpath(where, "cpu")
+        quota, burst = number(cpu, "quota", w), number(cpu, "burst", w)
+        if burst is not None and quota is not None and quota > 0 and burst > quota:
+            raise fail(jpath(w, "burst"), f"{burst} is larger than quota {quota}")
+        needs = [
+            ("cpuset", jpath(w, "cpus"), cpu.get("cpus") or cpu.get("mems")),
+            ("pids", jpath(where, "pids", "limit"), section(res, "pids", where).get("limit") is not None),
+            ("net_cls", jpath(where, "network", "classID"), section(res, "network", where).get("classID") is not None),
+            ("net_prio", jpath(where, "network", "priorities"), section(res, "network", where).get("priorities")),
+            ("rdma", jpath(where, "rdma"), res.get("rdma")),
+        ]
+        for controller, path, wanted in needs:
+            if wanted:
+                self._need(controller, path)
+        if res.get("hugepageLimits"):
+            hugepage_limits(res["hugepageLimits"], where)
+        if res.get("unified") and self.unified_dir is None:
+            raise fail(
+                jpath(where, "unified"),
+                "this host has no cgroup2 (unified) hierarchy mounted; unified settings need one",
+            )
 
     # ----- controllers -----------------------------------------------------------------------------------------
 

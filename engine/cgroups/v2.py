@@ -206,6 +206,37 @@ def warn_kernel_memory(mgr: Manager, mem: Mapping[str, Any], where: str) -> None
             )
 
 
+def refuse_unconvertible(res: Mapping[str, Any], where: str) -> None:
+    """v1 settings with no v2 equivalent. config-linux.md, Unified: "If the conversion is not possible the
+    runtime MUST generate an error" (runc ignores most of these on v2). Values that ask for v2's only behaviour
+    (disableOOMKiller false, useHierarchy true, 0 for the "0 is unset" fields) pass."""
+    if section(res, "network", where):
+        raise fail(
+            jpath(where, "network"),
+            "cgroup v2 has no net_cls/net_prio controllers; tag traffic with eBPF or nftables instead",
+        )
+    w = jpath(where, "memory")
+    mem = section(res, "memory", where)
+    if mem.get("swappiness") is not None:
+        raise fail(jpath(w, "swappiness"), "cgroup v2 has no per-cgroup swappiness (only the global vm.swappiness)")
+    if mem.get("disableOOMKiller") is True:
+        raise fail(jpath(w, "disableOOMKiller"), "cgroup v2 cannot disable the OOM killer for a cgroup")
+    if mem.get("useHierarchy") is False:
+        raise fail(jpath(w, "useHierarchy"), "cgroup v2 accounting is always hierarchical")
+    w = jpath(where, "cpu")
+    cpu = section(res, "cpu", where)
+    for key in ("realtimeRuntime", "realtimePeriod"):
+        if number(cpu, key, w):
+            raise fail(jpath(w, key), "cgroup v2 has no real-time CPU bandwidth control")
+    w = jpath(where, "blockIO")
+    bio = section(res, "blockIO", where)
+    if number(bio, "leafWeight", w):
+        raise fail(jpath(w, "leafWeight"), "cgroup v2 has no leaf weights (a CFQ feature)")
+    for i, dev in enumerate(bio.get("weightDevice") or ()):
+        if number(dev, "leafWeight", jpath(w, "weightDevice", i)):
+            raise fail(jpath(w, "weightDevice", i, "leafWeight"), "cgroup v2 has no leaf weights (a CFQ feature)")
+
+
 def freeze_v2(directory: str) -> None:
     """cgroup.freeze 1, then wait until cgroup.events says "frozen 1" (every task stopped); thaw on timeout."""
     fs.write("freeze", directory, "cgroup.freeze", "1")
@@ -253,6 +284,7 @@ class V2Manager(Manager):
     ) -> None:
         res = resources or {}
         devices = container_rules(res, json_root, linux_devices)  # rule errors before anything is made
+        refuse_unconvertible(res, json_root)
         try:
             made = self._make_dir(self.mount, self.dir)
             enable_controllers(self.mount, self.dir, None, "linux.cgroupsPath")
@@ -279,11 +311,7 @@ class V2Manager(Manager):
 
     def _apply(self, res: Mapping[str, Any], where: str, devices: Emulator | None) -> None:
         d = self.dir
-        if section(res, "network", where):
-            raise fail(
-                jpath(where, "network"),
-                "cgroup v2 has no net_cls/net_prio controllers; tag traffic with eBPF or nftables instead",
-            )
+        refuse_unconvertible(res, where)  # before any write, so that a refused update changes nothing
         self._pids(d, section(res, "pids", where), jpath(where, "pids"))
         self._memory(d, section(res, "memory", where), jpath(where, "memory"))
         self._io(d, section(res, "blockIO", where), jpath(where, "blockIO"))
@@ -306,12 +334,6 @@ class V2Manager(Manager):
 
     def _memory(self, d: str, mem: Mapping[str, Any], w: str) -> None:
         warn_kernel_memory(self, mem, w)
-        if mem.get("swappiness") is not None:
-            raise fail(jpath(w, "swappiness"), "cgroup v2 has no per-cgroup swappiness (only the global vm.swappiness)")
-        if mem.get("disableOOMKiller") is True:
-            raise fail(jpath(w, "disableOOMKiller"), "cgroup v2 cannot disable the OOM killer for a cgroup")
-        if mem.get("useHierarchy") is False:
-            raise fail(jpath(w, "useHierarchy"), "cgroup v2 accounting is always hierarchical")
         limit = check_memory_value(mem, "limit", w)
         swap = check_memory_value(mem, "swap", w)
         reservation = check_memory_value(mem, "reservation", w)
@@ -349,9 +371,6 @@ class V2Manager(Manager):
             )
 
     def _cpu(self, d: str, cpu: Mapping[str, Any], w: str) -> None:
-        for key in ("realtimeRuntime", "realtimePeriod"):
-            if number(cpu, key, w):
-                raise fail(jpath(w, key), "cgroup v2 has no real-time CPU bandwidth control")
         shares = number(cpu, "shares", w)
         if shares:
             write_v2(jpath(w, "shares"), d, "cpu.weight", str(convert.shares_to_weight(shares)))
@@ -385,8 +404,6 @@ class V2Manager(Manager):
                 write_v2(jpath(w, key), d, name, str(value))
 
     def _io(self, d: str, bio: Mapping[str, Any], w: str) -> None:
-        if number(bio, "leafWeight", w):
-            raise fail(jpath(w, "leafWeight"), "cgroup v2 has no leaf weights (a CFQ feature)")
         bfq = fs.exists(d, "io.bfq.weight")
         weight = number(bio, "weight", w)
         if weight:
@@ -396,8 +413,6 @@ class V2Manager(Manager):
                 write_v2(jpath(w, "weight"), d, "io.weight", str(convert.blkio_weight_to_io_weight(weight)))
         for i, dev in enumerate(bio.get("weightDevice") or ()):
             wd = jpath(w, "weightDevice", i)
-            if number(dev, "leafWeight", wd):
-                raise fail(jpath(wd, "leafWeight"), "cgroup v2 has no leaf weights (a CFQ feature)")
             value = number(dev, "weight", wd)
             if value:
                 node = device_node(dev, wd)

@@ -77,7 +77,8 @@ mount -t tmpfs tmpfs /tmp
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp
 unset ENGINE_CGROUP2_GUEST
 echo "cgroup2-guest: kernel \$(uname -r), controllers: \$(cat /sys/fs/cgroup/cgroup.controllers)" >$RESULTS_IN_GUEST/output.txt
-cd "$REPO" && $CMD >>$RESULTS_IN_GUEST/output.txt 2>&1
+# An inner time limit, so that a hanging command still leaves its output and a status behind.
+cd "$REPO" && timeout -k 10 $((TIMEOUT - 90)) $CMD >>$RESULTS_IN_GUEST/output.txt 2>&1
 echo \$? >$RESULTS_IN_GUEST/rc
 sync
 echo o >/proc/sysrq-trigger
