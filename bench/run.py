@@ -138,6 +138,19 @@ def ensure_rootfs(rootfs: Path) -> None:
         subprocess.run([str(REPO / "tests" / "make-rootfs.sh"), str(rootfs)], check=True)
 
 
+def copy_rootfs(source: Path, dest: Path, attempts: int = 3) -> Path:
+    """cp -a (symlinks, modes, any device nodes as they are); retried, since a rebuild of the shared rootfs
+    by someone else may be swapping it in at this very moment."""
+    for attempt in range(attempts):
+        ensure_rootfs(source)
+        shutil.rmtree(dest, ignore_errors=True)
+        if subprocess.run(["cp", "-a", str(source), str(dest)], check=False).returncode == 0:
+            return dest
+        if attempt < attempts - 1:
+            time.sleep(1)
+    raise BenchError(f"could not copy the rootfs {source}")
+
+
 def write_bundle(directory: Path, args: list[str], rootfs: Path, oci_version: str | None = None) -> Path:
     """`engine spec`'s default config (no terminal), the busybox rootfs read-only: one config for both."""
     from engine.spec.default import default_config
@@ -406,9 +419,9 @@ def readme_body(
         f"{runs} rounds (after one warm-up), engine and runc interleaved; p10-p90 is the spread of the rounds; "
         f"1-minute load average {load.median:.1f} (median of the rounds, from {load.p10:.1f} to {load.p90:.1f}: "
         "the machine is shared). "
-        f"One bundle for both: `engine spec`'s default config, busybox rootfs read-only, ociVersion "
-        f"{oci_version}. State under private `--root` dirs on tmpfs. engine's .pyc files compiled beforehand "
-        f"(`python -m compileall engine state hooks`: PYTHONDONTWRITEBYTECODE=1 is set on this machine)."
+        "One bundle for both: `engine spec`'s default config, a private copy of the busybox rootfs (read-only), "
+        f"ociVersion {oci_version}. State under private `--root` dirs on tmpfs. engine's .pyc files compiled "
+        f"beforehand (`python -m compileall engine state hooks`: PYTHONDONTWRITEBYTECODE=1 is set on this machine)."
         f"{listed}",
         "",
         report.goals_line(rows),
@@ -435,6 +448,46 @@ def scratch(keep: bool) -> Iterator[Path]:
     finally:
         if not keep:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def measure(
+    args: argparse.Namespace, work: Path, python: str, notes: list[str]
+) -> tuple[Samples, list[float], dict[str, list[Profiled]], str]:
+    """All the measuring, in the scratch dir: (timings, load average per round, import profiles, ociVersion)."""
+    # A private copy of the rootfs: the shared .cache/rootfs gets rebuilt (rm + mv) by other engineers' test
+    # runs, which once made /bin/sleep vanish mid-benchmark. On tmpfs, the same for both runtimes.
+    rootfs = copy_rootfs(args.rootfs, work / "rootfs")
+    bench = Bench(
+        engine=Runtime("engine", args.engine, work / "engine-root"),
+        runc=Runtime("runc", args.runc, work / "runc-root"),
+        run_bundle=work / "bundle-true",
+        sleep_bundle=work / "bundle-sleep",
+        workdir=work,
+        python=python,
+        notes=notes,
+    )
+    samples: Samples = defaultdict(lambda: defaultdict(list))
+    loads: list[float] = []  # the 1-minute load average per round: how busy the shared machine was
+    imports: dict[str, list[Profiled]] = defaultdict(list)
+    try:
+        oci_version = probe_oci_version(bench, rootfs)
+        # One warm-up round, not counted: the first commands fill the page cache for both binaries.
+        bench.run_round(args.runs, defaultdict(lambda: defaultdict(list)))
+        for i, profile_passes in enumerate(profile_schedule(args.runs, args.profile_runs)):
+            print(f"round {i + 1}/{args.runs}", file=sys.stderr)
+            loads.append(os.getloadavg()[0])
+            bench.run_round(i, samples)
+            for _ in range(profile_passes):
+                profile_once(bench, python, len(imports["create"]), imports)
+        if args.list:
+            print(f"list with {args.list} containers", file=sys.stderr)
+            bench.measure_list(args.list, args.runs, samples)
+    finally:
+        bench.cleanup()
+    leftovers = [rt.name for rt in (bench.engine, bench.runc) if rt.ids()]
+    if leftovers:
+        notes.append(f"containers left behind by: {', '.join(leftovers)}")
+    return samples, loads, imports, oci_version
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -472,41 +525,16 @@ def main(argv: list[str] | None = None) -> int:
     compile_engine(python)
     ensure_rootfs(args.rootfs)
     set_child_subreaper()
-    with scratch(args.keep) as work:
-        bench = Bench(
-            engine=Runtime("engine", args.engine, work / "engine-root"),
-            runc=Runtime("runc", args.runc, work / "runc-root"),
-            run_bundle=work / "bundle-true",
-            sleep_bundle=work / "bundle-sleep",
-            workdir=work,
-            python=python,
-            notes=[],
-        )
-        samples: Samples = defaultdict(lambda: defaultdict(list))
-        loads: list[float] = []  # the 1-minute load average per round: how busy the shared machine was
-        try:
-            oci_version = probe_oci_version(bench, args.rootfs)
-            # One warm-up round, not counted: the first commands fill the page cache for both binaries.
-            bench.run_round(args.runs, defaultdict(lambda: defaultdict(list)))
-            imports: dict[str, list[Profiled]] = defaultdict(list)
-            for i, profile_passes in enumerate(profile_schedule(args.runs, args.profile_runs)):
-                print(f"round {i + 1}/{args.runs}", file=sys.stderr)
-                loads.append(os.getloadavg()[0])
-                bench.run_round(i, samples)
-                for _ in range(profile_passes):
-                    profile_once(bench, python, len(imports["create"]), imports)
-            if args.list:
-                print(f"list with {args.list} containers", file=sys.stderr)
-                bench.measure_list(args.list, args.runs, samples)
-        finally:
-            bench.cleanup()
-        leftovers = [rt.name for rt in (bench.engine, bench.runc) if rt.ids()]
-        if leftovers:
-            bench.notes.append(f"containers left behind by: {', '.join(leftovers)}")
-    # The scratch dir (both roots) is gone now: engine's monitor notices and exits; do not leave it behind.
-    alive = reap_all(timeout=5.0)
-    if alive:
-        bench.notes.append(f"processes still alive after the bench (ours, orphaned): {alive}")
+    notes: list[str] = []
+    try:
+        with scratch(args.keep) as work:
+            samples, loads, imports, oci_version = measure(args, work, python, notes)
+    finally:
+        # The scratch dir (both roots) is gone now, so engine's exit monitor exits; it was orphaned to us (the
+        # subreaper): wait for it, so the bench leaves nothing running even when it failed.
+        alive = reap_all(timeout=5.0)
+        if alive:
+            notes.append(f"processes still alive after the bench (ours, orphaned): {alive}")
 
     rows = rows_from(samples)
     medians = {command: report.median_entries([p.entries for p in runs]) for command, runs in imports.items()}
@@ -533,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         profile_lines,
     )
     print(body)
-    for note in bench.notes:
+    for note in notes:
         print(f"\nnote: {note}")
     if args.profile:
         for command in PROFILED:
