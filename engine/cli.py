@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--apparmor", help="AppArmor profile for the process")
     p.add_argument("--process-label", help="SELinux label for the process")
     p.add_argument("container_id", metavar="<container-id>")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="the program and its arguments")
+    p.add_argument("exec_args", metavar="command", nargs=argparse.REMAINDER, help="the program and its arguments")
 
     p = sub.add_parser("ps", help="list the container's processes", allow_abbrev=False)
     p.add_argument("--format", "-f", choices=("table", "json"), default="table")
