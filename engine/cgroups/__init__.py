@@ -36,7 +36,7 @@ def manager_for(
 ) -> Manager:
     """The manager for a container's cgroup(s), not created yet (create() does that).
 
-    cgroups_path: linux.cgroupsPath; None or "" means /engine/<container_id>. layout: the host's hierarchies,
+    cgroups_path: linux.cgroupsPath; None or "" means engine/<container_id> (relative). layout: the host's hierarchies,
     detected from /proc/self/mountinfo when not given (tests pass one to aim at a particular mount).
     """
     from engine.cgroups import layout as layout_mod

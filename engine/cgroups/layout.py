@@ -154,7 +154,9 @@ def clean_cgroups_path(cgroups_path: str | None, container_id: str) -> str:
     if not cgroups_path:
         if not container_id or "/" in container_id or container_id in (".", ".."):
             raise CgroupError(f"container id {container_id!r} cannot name a cgroup")
-        return f"{DEFAULT_PARENT}/{container_id}"
+        # Relative, below the runtime's own cgroup (runc's default is the relative <id> too): a supervisor that
+        # runs us inside a cgroup (a CI job, a systemd service) keeps its containers accounted there.
+        return f"{DEFAULT_PARENT.strip('/')}/{container_id}"
     if "\0" in cgroups_path or "\n" in cgroups_path:
         raise CgroupError(f"{CGROUPS_PATH}: {cgroups_path!r} contains a NUL or newline character")
     absolute = cgroups_path.startswith("/")

@@ -15,7 +15,16 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def leftover_cgroups(cid: str) -> list[str]:
-    return [str(p) for p in CGROUP_ROOT.glob(f"*/engine/{cid}")]
+    return [str(p) for p in CGROUP_ROOT.glob(f"**/engine/{cid}")]
+
+
+def own_cgroup(controller: str) -> Path:
+    """The directory of a container's cgroup below ours (the default cgroupsPath is relative: engine/<id>)."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        if controller in names.split(","):
+            return CGROUP_ROOT / controller / path.lstrip("/")
+    raise AssertionError(f"no {controller} hierarchy")
 
 
 def bundle_with(engine: Engine, args: list[str], resources: dict) -> Path:
@@ -50,7 +59,7 @@ def test_pause_and_resume(engine: Engine) -> None:
     engine("pause", cid, check=True)
     assert engine.state(cid)["status"] == "paused"
     pid = engine.state(cid)["pid"]
-    assert wait_for(lambda: "FROZEN" in (CGROUP_ROOT / "freezer" / "engine" / cid / "freezer.state").read_text())
+    assert wait_for(lambda: "FROZEN" in (own_cgroup("freezer") / "engine" / cid / "freezer.state").read_text())
     again = engine("pause", cid)
     assert again.returncode != 0 and "paused" in again.stderr
     engine("resume", cid, check=True)
@@ -69,7 +78,7 @@ def test_kill_all_reaches_processes_outside_the_pid_namespace_too(engine: Engine
     config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]
     (bundle / "config.json").write_text(json.dumps(config))
     engine("run", "--detach", "--bundle", str(bundle), cid, check=True)
-    procs = CGROUP_ROOT / "pids" / "engine" / cid / "cgroup.procs"
+    procs = own_cgroup("pids") / "engine" / cid / "cgroup.procs"
     assert wait_for(lambda: len(procs.read_text().split()) == 3)
     pids = procs.read_text().split()
     assert json.loads(engine("ps", "--format", "json", cid, check=True).stdout) == sorted(
