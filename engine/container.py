@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import time
 
-from engine.linux import syscalls as sc
 from state import process
 from state.record import ContainerRecord
 
@@ -18,7 +18,7 @@ def open_pidfd(record: ContainerRecord) -> int | None:
     if record.pid <= 0:
         return None
     try:
-        fd = sc.pidfd_open(record.pid)
+        fd = os.pidfd_open(record.pid)
     except OSError:
         return None
     if not process.is_alive(record.pid, record.pid_start_time):
@@ -32,7 +32,7 @@ def signal_init(record: ContainerRecord, sig: int) -> bool:
     if fd is None:
         return False
     try:
-        sc.pidfd_send_signal(fd, sig)
+        signal.pidfd_send_signal(fd, sig)
         return True
     except ProcessLookupError:
         return False

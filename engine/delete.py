@@ -11,7 +11,6 @@ from engine.container import signal_all, wait_for_exit
 from engine.errors import EngineError
 from engine.log import Log
 from state.ids import validate_id
-from state.machine import Lifecycle
 from state.record import ContainerRecord
 from state.rules import STOPPED, require_deletable
 from state.store import STATE_FILE, Store
@@ -38,6 +37,8 @@ def delete(store: Store, container_id: str, force: bool, log: Log) -> None:
             if not wait_for_exit(record, KILL_TIMEOUT):
                 raise EngineError(f"delete {container_id!r}: its init did not die within {KILL_TIMEOUT:.0f}s")
         if record.status != STOPPED:
+            from state.machine import Lifecycle  # transitions: only when the stop still has to be recorded
+
             Lifecycle(record, store, warn=log.warning).fire("stop")
         hooks = hookpoints.load(store.path(container_id))
         # Step 12: destroy what create made (the mounts went with the init's mount namespace), then step 13.

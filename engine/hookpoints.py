@@ -12,15 +12,18 @@ kept in the state directory as hooks.json, for start (poststart) and delete (pos
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
 from engine.errors import ConfigError, EngineError
 from engine.log import Log
+from state import jsonio
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 HOOKS_FILE = "hooks.json"
-Hooks = dict[str, list[dict[str, Any]]]
+Hooks = dict  # stage -> list of hooks (config.md's shape); a plain alias: typing is not imported at run time
 
 
 def collect(config: dict[str, Any], hooks_dirs: list[str]) -> Hooks:
@@ -38,13 +41,13 @@ def collect(config: dict[str, Any], hooks_dirs: list[str]) -> Hooks:
 
 def save(state_dir: str, hooks: Hooks) -> None:
     with open(os.path.join(state_dir, HOOKS_FILE), "w") as f:
-        json.dump(hooks, f)
+        f.write(jsonio.dumps(hooks))
 
 
 def load(state_dir: str) -> Hooks:
     try:
         with open(os.path.join(state_dir, HOOKS_FILE)) as f:
-            return json.load(f)
+            return jsonio.loads(f.read())
     except FileNotFoundError:
         return {}
 
@@ -57,6 +60,6 @@ def run(stage: str, hooks: Hooks, state: dict[str, Any], log: Log, *, warn_only:
     from hooks.runner import HookError, run_hooks
 
     try:
-        run_hooks(stage, entries, json.dumps(state).encode(), warn_only=warn_only, warn=log.warning)
+        run_hooks(stage, entries, jsonio.dumps(state).encode(), warn_only=warn_only, warn=log.warning)
     except HookError as err:
         raise EngineError(str(err)) from None

@@ -6,8 +6,6 @@ reads back from runc's log when a command fails.
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import sys
 
@@ -28,9 +26,12 @@ class Log:
             print(f"engine: {msg}" if level == "error" else f"engine: {level}: {msg}", file=sys.stderr)
         if not self.path:
             return
-        time = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+        from state import jsonio
+        from state.record import now_rfc3339
+
+        time = now_rfc3339()
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": time}) + "\n"
+            line = jsonio.dumps({"level": level, "msg": msg, "time": time}) + "\n"
         else:
             line = f'time="{time}" level={level} msg="{msg}"\n'
         try:

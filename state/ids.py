@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from engine.errors import EngineError
 
 MAX_ID_LENGTH = 1024
-# runc's rule: letters, digits and _ + - . ; never "." or ".." alone (those would name a directory above).
-_VALID_ID = re.compile(r"^[\w+\-.]+$", re.ASCII)
+# runc's rule (Go's ^[\w+-\.]+$, ASCII): letters, digits and _ + - . ; never "." or ".." alone (those would
+# name a directory above). A set, not a regex: `import re` costs milliseconds on every command.
+_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
 class InvalidId(EngineError):
@@ -20,6 +19,6 @@ def validate_id(container_id: str) -> str:
         raise InvalidId("container id must not be empty")
     if len(container_id) > MAX_ID_LENGTH:
         raise InvalidId(f"container id is {len(container_id)} characters long, longer than {MAX_ID_LENGTH}")
-    if "/" in container_id or container_id in (".", "..") or not _VALID_ID.match(container_id):
+    if "/" in container_id or container_id in (".", "..") or not _ALLOWED.issuperset(container_id):
         raise InvalidId(f"invalid container id {container_id!r}: use letters, digits and _ + - . only")
     return container_id

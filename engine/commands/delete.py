@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-
 from engine.cli import Context
 from engine.delete import delete
 from state.store import Store
+
+TYPE_CHECKING = False  # argparse only for the annotation: the hot path parses argv by hand
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:

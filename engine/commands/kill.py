@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
 from engine.cli import Context
 from engine.container import signal_all, signal_init
 from engine.errors import InvalidState
 from engine.signals import parse_signal
 from state.rules import require_killable
 from state.store import Store
+
+TYPE_CHECKING = False  # argparse only for the annotation: the hot path parses argv by hand
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-
 from engine.cli import Context
 from engine.errors import EngineError
+from state import jsonio
 from state.store import Store
+
+TYPE_CHECKING = False  # argparse only for the annotation: the hot path parses argv by hand
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -22,7 +24,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         for state in states:
             print(state["id"])
     elif args.format == "json":
-        print(json.dumps(states))
+        print(jsonio.dumps(states))
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-
 from engine.cli import Context
 from engine.container import container_pids
+from state import jsonio
 from state.rules import ALIVE
 from state.store import Store
+
+TYPE_CHECKING = False  # argparse only for the annotation: the hot path parses argv by hand
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     record = Store(ctx.root).load(args.container_id)
     pids = container_pids(record) if record.observed_status() in ALIVE else []
     if args.format == "json":
-        print(json.dumps(pids))
+        print(jsonio.dumps(pids))
         return 0
     print("PID   CMD")
     for pid in pids:

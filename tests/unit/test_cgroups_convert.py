@@ -136,8 +136,8 @@ def test_layout_v1_and_v2() -> None:
 
 
 def test_cgroups_path_cleaning() -> None:
-    assert layout.clean_cgroups_path(None, "c1") == "/engine/c1"
-    assert layout.clean_cgroups_path("", "c1") == "/engine/c1"
+    assert layout.clean_cgroups_path(None, "c1") == "engine/c1"
+    assert layout.clean_cgroups_path("", "c1") == "engine/c1"
     assert layout.clean_cgroups_path("/a//b/../c/", "x") == "/a/c"
     assert layout.clean_cgroups_path("a/b", "x") == "a/b"
     assert layout.clean_cgroups_path("../../a", "x") == "a"  # cannot climb above the base
