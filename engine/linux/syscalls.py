@@ -74,9 +74,7 @@ def setns(fd: int, nstype: int = 0) -> None:
     check(libc.setns(fd, nstype), "setns")
 
 
-def mount(
-    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
-) -> None:
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     check(libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), f"mount {target}", target)
 
 
