@@ -1,0 +1,90 @@
+"""Containers on a pure cgroup v2 host: limits in the unified hierarchy, pause/resume through cgroup.freeze,
+and the device allowlist as an eBPF program, seen from inside the container.
+
+This machine is hybrid, so these run inside the qemu guest of tests/cgroup2-guest (a pure cgroup v2 kernel):
+set ENGINE_CGROUP2_GUEST=1 (CI does) and test_in_the_cgroup2_guest boots it and runs this file there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Engine
+from tests.integration.test_lifecycle import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+PURE_V2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+on_v2 = pytest.mark.skipif(not PURE_V2, reason="needs a pure cgroup v2 host (see test_in_the_cgroup2_guest)")
+
+
+def bundle_with(engine: Engine, args: list[str], resources: dict) -> Path:
+    bundle = engine.bundle(args)
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["resources"] = resources
+    (bundle / "config.json").write_text(json.dumps(config))
+    return bundle
+
+
+@on_v2
+def test_limits_and_devices_inside_the_container(engine: Engine) -> None:
+    script = (
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; echo x > /dev/null && echo null-ok; "
+        "mknod /tmp/loop0 b 7 0 2>/dev/null; head -c1 /tmp/loop0 >/dev/null 2>&1 || echo loop-denied"
+    )
+    bundle = bundle_with(
+        engine,
+        ["sh", "-c", script],
+        {"memory": {"limit": 32 * 1024 * 1024}, "pids": {"limit": 20}, "devices": [{"allow": False, "access": "rwm"}]},
+    )
+    config = json.loads((bundle / "config.json").read_text())
+    config["root"]["readonly"] = False
+    config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]})
+    for key in ("bounding", "effective", "permitted"):
+        config["process"]["capabilities"][key].append("CAP_MKNOD")
+    (bundle / "config.json").write_text(json.dumps(config))
+    out = engine("run", "--bundle", str(bundle), engine.new_id(), check=True).stdout.split()
+    assert out == [str(32 * 1024 * 1024), "20", "null-ok", "loop-denied"]
+
+
+@on_v2
+def test_pause_and_resume_with_cgroup_freeze(engine: Engine) -> None:
+    cid = engine.new_id()
+    engine(
+        "run", "--detach", "--bundle", str(engine.bundle(["sh", "-c", "while :; do sleep 0.1; done"])), cid, check=True
+    )
+    engine("pause", cid, check=True)
+    pid = engine.state(cid)["pid"]
+    cgroup = Path(f"/proc/{pid}/cgroup").read_text().strip().split("::", 1)[1]
+    events = Path("/sys/fs/cgroup") / cgroup.lstrip("/") / "cgroup.events"
+    assert wait_for(lambda: "frozen 1" in events.read_text())
+    engine("resume", cid, check=True)
+    assert wait_for(lambda: "frozen 0" in events.read_text())
+    engine("delete", "--force", cid, check=True)
+    assert not events.parent.exists()
+
+
+@pytest.mark.skipif(
+    os.environ.get("ENGINE_CGROUP2_GUEST") != "1" or PURE_V2,
+    reason="set ENGINE_CGROUP2_GUEST=1 to boot the qemu cgroup v2 guest and run this file there (~1-2 minutes)",
+)
+def test_in_the_cgroup2_guest() -> None:
+    command = [
+        str(REPO / "tests" / "cgroup2-guest" / "run.sh"),
+        ".venv/bin/python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "tests/integration/test_container_cgroups_v2.py",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1200, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "2 passed" in result.stdout, result.stdout[-3000:]
