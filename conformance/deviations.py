@@ -124,18 +124,6 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
             'config-linux.md: "unbindable: the rootfs mount is a private mount that cannot be bind-mounted."'
         ),
     ),
-    # engine's own, found by these checks and reported to the owner of engine/init.py and
-    # engine/linux/capabilities.py; remove when fixed.
-    ("engine", "capabilities_unknown_warned"): Deviation(
-        summary="engine create accepts an unknown capability name, then start fails on it",
-        evidence=(
-            "With CAP_NO_SUCH_THING in process.capabilities, `engine create` exits 0 and `engine start` exits 1: "
-            "\"process.capabilities.bounding: unknown capability 'CAP_NO_SUCH_THING'\" (the init applies "
-            "capabilities with unknown='error'); runc logs 'ignoring unknown or unavailable capabilities' and runs "
-            'the program. config.md Linux Process: "Any value which cannot be mapped to a relevant kernel '
-            'interface, or cannot be granted otherwise MUST be logged as a warning by the runtime."'
-        ),
-    ),
 }
 
 

@@ -88,6 +88,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 
     bundle = os.path.realpath(options.bundle)
     config, rootfs = load_bundle(bundle)
+    _drop_unknown_capabilities(config["process"], log)
     # create always detaches; `engine run` in the foreground passes its own socket (console.ConsoleSocket).
     console.check_terminal(bool(config["process"].get("terminal")), options.console_socket, detach=True)
     ns_flags, ns_paths = namespace_plan(config)
@@ -209,6 +210,18 @@ def _launch(
         # state.json must say "created" before the init may go on waiting: see engine/channel.py.
         life.fire("finish_create")
         channel.send(parent_end, {"type": "go"})
+
+
+def _drop_unknown_capabilities(process: dict[str, Any], log: Log) -> None:
+    """config.md: a capability that "cannot be mapped to a relevant kernel interface ... MUST be logged as a
+    warning": warn here, where the caller sees it (create's stderr and --log), and drop it from the config."""
+    from engine.linux.capabilities import CAPABILITIES
+
+    for key, names in (process.get("capabilities") or {}).items():
+        unknown = [name for name in names if name not in CAPABILITIES]
+        if unknown:
+            log.warning(f"process.capabilities.{key}: ignoring unknown capabilities {', '.join(unknown)}")
+            process["capabilities"][key] = [name for name in names if name in CAPABILITIES]
 
 
 def _socket_activation(config: dict[str, Any]) -> int:

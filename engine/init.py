@@ -178,7 +178,7 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
 
         state.update(status="created", pid=os.getpid())  # the pid as seen in the container's namespace
         _run_hooks(plan, "startContainer", state)
-        _become_the_process(cfg, state, seccomp_plan, notify_sock)
+        _become_the_process(cfg, state, seccomp_plan, notify_sock, warn=_warn)
         _restore_signals()
         os.execve(executable, process["args"], env)
     except BaseException as err:
@@ -249,6 +249,12 @@ def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any]) -> None:
     hooks = plan.hooks.get(stage)
     if hooks:
         run_hooks(stage, hooks, json.dumps(state).encode(), warn_only=False, warn=lambda message: None)
+
+
+def _warn(message: str) -> None:
+    """A warning from the init after create returned: one line on its stderr (the container's, as runc's)."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"engine: warning: {message}\n".encode())
 
 
 def _set_name(which: str, value: str) -> None:

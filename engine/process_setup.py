@@ -69,7 +69,11 @@ def become_the_process(
     # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (as runc).
     if seccomp_plan is not None and not no_new_privs:
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
-    capabilities.apply_user_and_capabilities(process.get("user") or {}, process.get("capabilities"), warn=warn)
+    # config.md: a capability that "cannot be mapped to a relevant kernel interface, or cannot be granted
+    # otherwise MUST be logged as a warning": an unknown name warns, as runc does.
+    capabilities.apply_user_and_capabilities(
+        process.get("user") or {}, process.get("capabilities"), warn=warn, unknown="warn"
+    )
     if no_new_privs:
         capabilities.set_no_new_privileges()
     if seccomp_plan is not None and no_new_privs:
