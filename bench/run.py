@@ -525,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     compile_engine(python)
     ensure_rootfs(args.rootfs)
     set_child_subreaper()
+    revision_before = engine_revision()  # others commit to this repo while we measure: note it if they did
     notes: list[str] = []
     try:
         with scratch(args.keep) as work:
@@ -549,6 +550,10 @@ def main(argv: list[str] | None = None) -> int:
         if command in medians
     ]
     floor = Summary.of(samples["floor"]["engine"])
+    revision_after = engine_revision()
+    revision = revision_before
+    if revision_after != revision_before:
+        revision = f"{revision_before}, then {revision_after.removeprefix('engine ')} (changed during the run)"
     body = readme_body(
         rows,
         floor,
@@ -557,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         args.list,
         oci_version,
         runc_version(args.runc),
-        engine_revision(),
+        revision,
         profile_lines,
     )
     print(body)
