@@ -73,7 +73,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t cgroup2 -o nsdelegate none /sys/fs/cgroup
 mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs /tmp
+# /tmp stays the writable overlay: a tmpfs there would hide a repo checked out under /tmp (as CI may).
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp
 unset ENGINE_CGROUP2_GUEST
 echo "cgroup2-guest: kernel \$(uname -r), controllers: \$(cat /sys/fs/cgroup/cgroup.controllers)" >$RESULTS_IN_GUEST/output.txt
