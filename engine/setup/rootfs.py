@@ -104,6 +104,9 @@ def mount_one(
     fstype = mount.get("type")
     source = mount.get("source")
     plan = parse_mount_options(mount.get("options") or [])
+    if plan.idmap:
+        # Refused rather than silently mounted without the mapping the config asked for.
+        raise MountError(f"mounts: {destination}: idmap/ridmap mounts are not supported yet")
     bind = _is_bind(mount)
     if bind:
         source = bind_source(mount, bundle) if source_fd is None else fd_path(source_fd)

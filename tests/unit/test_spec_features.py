@@ -73,7 +73,7 @@ def test_content() -> None:
     ]
     linux = doc["linux"]
     assert linux["namespaces"] == ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"]
-    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False}
+    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
     seccomp = linux["seccomp"]
     assert seccomp["enabled"] is True
     assert set(seccomp["actions"]) == set(constants.SECCOMP_ACTIONS)
@@ -82,7 +82,7 @@ def test_content() -> None:
     assert set(seccomp["knownFlags"]) == set(constants.SECCOMP_FLAGS)
     assert set(seccomp["supportedFlags"]) <= set(seccomp["knownFlags"])
     assert linux["intelRdt"] == {"enabled": False}
-    assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
+    assert linux["mountExtensions"] == {"idmap": {"enabled": False}}
     assert linux["netDevices"] == {"enabled": False}
     assert isinstance(linux["apparmor"]["enabled"], bool) and isinstance(linux["selinux"]["enabled"], bool)
     assert doc["annotations"] == {"org.opencontainers.runc.checkpoint.enabled": "false"}
