@@ -125,6 +125,9 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
+            _create_cgroups(config, record, undo, log)
+            # The first state.json already names the cgroups: if this process is killed from here on,
+            # `delete --force` still finds everything it made.
             life.fire("begin_create")
             plan = InitPlan(
                 container_id=record.id,
@@ -165,16 +168,9 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 def _launch(
     plan: InitPlan, record: ContainerRecord, life: Lifecycle, undo: Any, options: CreateOptions, log: Log
 ) -> None:
-    linux = plan.config.get("linux") or {}
-    from engine.cgroups import CgroupError, manager_for
+    from engine.cgroups import CgroupError, load_manager
 
-    cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning)
-    try:
-        cgroups.create(linux.get("resources"), linux_devices=linux.get("devices"))
-    except CgroupError as err:
-        raise EngineError(f"config.json: {err}") from None
-    undo.push("remove the cgroups", cgroups.destroy)
-    record.cgroups = cgroups.to_json()
+    cgroups = load_manager(record.cgroups, warn=log.warning)
     parent_end, child_end = channel.pair()
     pid = os.fork()
     if pid == 0:
@@ -210,6 +206,19 @@ def _launch(
         # state.json must say "created" before the init may go on waiting: see engine/channel.py.
         life.fire("finish_create")
         channel.send(parent_end, {"type": "go"})
+
+
+def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> None:
+    from engine.cgroups import CgroupError, manager_for
+
+    linux = config.get("linux") or {}
+    cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning)
+    try:
+        cgroups.create(linux.get("resources"), linux_devices=linux.get("devices"))
+    except CgroupError as err:
+        raise EngineError(f"config.json: {err}") from None
+    undo.push("remove the cgroups", cgroups.destroy)
+    record.cgroups = cgroups.to_json()
 
 
 def _drop_unknown_capabilities(process: dict[str, Any], log: Log) -> None:

@@ -75,3 +75,41 @@ def test_missing_config(engine: Engine, tmp_path: Path) -> None:
     result = engine("create", "--bundle", str(empty), engine.new_id())
     assert result.returncode != 0 and "config.json" in result.stderr
     assert not any(os.scandir(engine.root)) if engine.root.exists() else True
+
+
+def test_an_engine_killed_mid_create_is_cleaned_by_delete_force(engine: Engine, tmp_path: Path) -> None:
+    """SIGKILL `engine create` while a createRuntime hook runs: the init notices and exits, `state` says
+    stopped, and `delete --force` removes the state directory and the cgroups it had made."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.integration.conftest import ENGINE
+
+    started = tmp_path / "hook-started"
+    bundle = engine.bundle(["sleep", "60"])
+    config = json.loads((bundle / "config.json").read_text())
+    config["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", f"touch {started}; sleep 30"]}]}
+    (bundle / "config.json").write_text(json.dumps(config))
+    cid = engine.new_id()
+    create = subprocess.Popen(
+        [ENGINE, "--root", str(engine.root), "create", "--bundle", str(bundle), cid],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while not started.exists():
+        assert time.monotonic() < deadline, "the hook never ran"
+        time.sleep(0.05)
+    state = json.loads((engine.root / cid / "state.json").read_text())
+    assert state["status"] == "creating" and state["cgroups"]
+    create.send_signal(signal.SIGKILL)
+    create.wait()
+    assert json.loads(engine("state", cid).stdout)["status"] == "stopped"
+    engine("delete", "--force", cid, check=True)
+    assert not (engine.root / cid).exists()
+    assert not any(os.path.exists(d) for d in state["cgroups"]["dirs"].values())
+    deadline = time.monotonic() + 10
+    while leftover_processes([cid]):
+        assert time.monotonic() < deadline, leftover_processes([cid])
+        time.sleep(0.1)
