@@ -89,6 +89,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     bundle = os.path.realpath(options.bundle)
     config, rootfs = load_bundle(bundle)
     _drop_unknown_capabilities(config["process"], log)
+    _check_unsupported(config, log)
     # create always detaches; `engine run` in the foreground passes its own socket (console.ConsoleSocket).
     console.check_terminal(bool(config["process"].get("terminal")), options.console_socket, detach=True)
     ns_flags, ns_paths = namespace_plan(config)
@@ -219,6 +220,38 @@ def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, 
         raise EngineError(f"config.json: {err}") from None
     undo.push("remove the cgroups", cgroups.destroy)
     record.cgroups = cgroups.to_json()
+
+
+APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
+SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
+
+
+def _check_unsupported(config: dict[str, Any], log: Log) -> None:
+    """runtime.md Create: "If the runtime cannot apply a property as specified in the configuration, it MUST
+    generate an error". What engine does not do yet is refused here, before anything is made."""
+    linux = config.get("linux") or {}
+    for key in ("netDevices", "intelRdt", "memoryPolicy"):
+        if linux.get(key):
+            raise ConfigError(f"config.json: linux.{key}: not supported by engine yet")
+    for i, mount in enumerate(config.get("mounts") or []):
+        if "tmpcopyup" in (mount.get("options") or []):
+            raise ConfigError(f"config.json: mounts[{i}].options: tmpcopyup is not supported by engine yet")
+    process = config["process"]
+    if process.get("apparmorProfile"):
+        try:
+            with open(APPARMOR_ENABLED) as f:
+                enabled = f.read().strip() == "Y"
+        except OSError:
+            enabled = False
+        if not enabled:
+            raise ConfigError("config.json: process.apparmorProfile: AppArmor is not enabled on this host")
+    if not os.path.exists(SELINUX_ENFORCE):
+        for where, label in (
+            ("process.selinuxLabel", process.get("selinuxLabel")),
+            ("linux.mountLabel", linux.get("mountLabel")),
+        ):
+            if label:
+                log.warning(f"{where}: SELinux is not enabled on this host; the label {label!r} is not applied")
 
 
 def _drop_unknown_capabilities(process: dict[str, Any], log: Log) -> None:

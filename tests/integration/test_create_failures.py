@@ -113,3 +113,41 @@ def test_an_engine_killed_mid_create_is_cleaned_by_delete_force(engine: Engine, 
     while leftover_processes([cid]):
         assert time.monotonic() < deadline, leftover_processes([cid])
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("linux.netDevices", {"eth9": {}}, "linux.netDevices: not supported"),
+        ("linux.intelRdt", {"closID": "x"}, "linux.intelRdt: not supported"),
+        ("process.apparmorProfile", "some-profile", "AppArmor is not enabled"),
+        (
+            "mounts",
+            [{"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}],
+            "tmpcopyup",
+        ),
+        ("mounts", [{"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"]}], "idmap"),
+    ],
+)
+def test_what_engine_cannot_apply_is_an_error(engine: Engine, path: str, value: Any, expected: str) -> None:
+    """runtime.md Create: "If the runtime cannot apply a property as specified in the configuration, it MUST
+    generate an error and a new container MUST NOT be created." """
+    bundle = engine.bundle(["sleep", "60"])
+    config = json.loads((bundle / "config.json").read_text())
+    edit(config, path, value)
+    (bundle / "config.json").write_text(json.dumps(config))
+    cid = engine.new_id()
+    result = engine("create", "--bundle", str(bundle), cid)
+    assert result.returncode != 0 and expected in result.stderr, result.stderr
+    assert not (engine.root / cid).exists()
+
+
+def test_selinux_labels_are_a_warning_when_selinux_is_off(engine: Engine) -> None:
+    if os.path.exists("/sys/fs/selinux/enforce"):
+        pytest.skip("SELinux is enabled here")
+    bundle = engine.bundle(["true"])
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0"
+    (bundle / "config.json").write_text(json.dumps(config))
+    result = engine("run", "--bundle", str(bundle), engine.new_id())
+    assert result.returncode == 0 and "warning" in result.stderr and "SELinux" in result.stderr
