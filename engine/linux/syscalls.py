@@ -144,3 +144,15 @@ def move_mount(from_fd: int, to_fd: int) -> None:
         ),
         "move_mount",
     )
+
+
+PROC_SUPER_MAGIC = 0x9FA0
+SYSFS_MAGIC = 0x62656572
+libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
+
+def fs_type(fd: int) -> int:
+    """f_type of the filesystem fd lives on (fstatfs(2)); os.statvfs does not report it."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on x86_64; f_type comes first
+    check(libc.fstatfs(fd, buf), "fstatfs")
+    return ctypes.c_long.from_buffer(buf).value

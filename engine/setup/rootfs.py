@@ -146,6 +146,8 @@ def mount_one(
                 )
             else:
                 sc.mount(source or fstype or "none", target, fstype, plan.flags, plan.data or None)
+                if fstype in _EXPECTED_FS:
+                    check_kernel_fs(root_fd, destination, fstype)
             if plan.rec_attr_set or plan.rec_attr_clr:
                 # rro, rnosuid, ...: the whole mounted tree, submounts included (mount_setattr AT_RECURSIVE).
                 fd = open_in_root(root_fd, destination, O_PATH)
@@ -163,6 +165,20 @@ def mount_one(
             ) from None
     finally:
         os.close(target_fd)
+
+
+_EXPECTED_FS = {"proc": sc.PROC_SUPER_MAGIC, "sysfs": sc.SYSFS_MAGIC}
+
+
+def check_kernel_fs(root_fd: int, destination: str, fstype: str) -> None:
+    """After mounting proc or sysfs, make sure that what the destination now resolves to really is that
+    filesystem: maskedPaths, readonlyPaths and sysctl writes trust /proc and /sys to be the kernel's."""
+    fd = open_in_root(root_fd, destination, O_PATH | os.O_DIRECTORY)
+    try:
+        if sc.fs_type(fd) != _EXPECTED_FS[fstype]:
+            raise MountError(f"mounts: {destination}: after mounting {fstype} it is not {fstype}")
+    finally:
+        os.close(fd)
 
 
 def _on_new_mount(root_fd: int, destination: str, action: Any) -> None:
