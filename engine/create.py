@@ -24,7 +24,7 @@ from engine.setup.rootfs import open_bind_sources
 from state import process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
-from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_atomically
+from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_file_atomically
 
 
 @dataclass
@@ -322,13 +322,8 @@ def _kill(pid: int, start_time: int | None) -> None:
 
 
 def _write_pid_file(path: str, pid: int) -> None:
-    path = os.path.abspath(path)
-    directory, name = os.path.split(path)
+    """The host pid, written atomically (a reader never sees a half-written file)."""
     try:
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            write_atomically(dir_fd, name, str(pid).encode())
-        finally:
-            os.close(dir_fd)
+        write_file_atomically(path, str(pid).encode())
     except OSError as err:
-        raise EngineError(f"--pid-file {path}: {err.strerror}") from None
+        raise EngineError(f"--pid-file {os.path.abspath(path)}: {err.strerror}") from None

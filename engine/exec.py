@@ -54,7 +54,7 @@ from engine.process_setup import (
 from state import process as proc
 from state.record import ContainerRecord
 from state.rules import CREATED, RUNNING
-from state.store import CONFIG_FILE, Store, write_atomically
+from state.store import CONFIG_FILE, Store, write_file_atomically
 
 # Joined in this order. The user namespace first: once in it we hold every capability over the namespaces
 # it owns (and none over the host's). The mount namespace last: setns(mnt) moves our root and cwd into the
@@ -509,17 +509,11 @@ def _reap(pid: int) -> None:
 
 
 def _write_pid_file(path: str, pid: int) -> None:
-    """The process's host pid, written atomically (a reader never sees a half-written file)."""
-    path = os.path.abspath(path)
-    directory, name = os.path.split(path)
+    """The host pid, written atomically (a reader never sees a half-written file)."""
     try:
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            write_atomically(dir_fd, name, str(pid).encode())
-        finally:
-            os.close(dir_fd)
+        write_file_atomically(path, str(pid).encode())
     except OSError as err:
-        raise ExecError(f"--pid-file {path}: {err.strerror}") from None
+        raise ExecError(f"--pid-file {os.path.abspath(path)}: {err.strerror}") from None
 
 
 def _describe(err: BaseException) -> str:

@@ -40,6 +40,17 @@ def write_atomically(dir_fd: int, name: str, data: bytes) -> None:
     os.fsync(dir_fd)
 
 
+def write_file_atomically(path: str, data: bytes) -> None:
+    """write_atomically for a path (e.g. a --pid-file): a reader sees the old file or the new, never half.
+    Raises OSError."""
+    directory, name = os.path.split(os.path.abspath(path))
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        write_atomically(dir_fd, name, data)
+    finally:
+        os.close(dir_fd)
+
+
 class DirLock:
     """An flock held on a container's directory for the length of a `with` block, which gets the directory fd.
     (A class, not @contextlib.contextmanager: importing contextlib costs ~5 ms on every command.)"""
