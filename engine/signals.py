@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import _signal as signal  # the C module: signal.py builds enums (~7 ms) that kill does not need
 
 from engine.errors import EngineError
 
@@ -22,7 +22,7 @@ def parse_signal(text: str) -> int:
             if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
                 return int(number)
             raise EngineError(f"invalid signal {text!r}: outside SIGRTMIN..SIGRTMAX")
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise EngineError(f"invalid signal {text!r}") from None
+    number = getattr(signal, name, None) if name.isidentifier() and not name.startswith("SIG_") else None
+    if not isinstance(number, int):
+        raise EngineError(f"invalid signal {text!r}")
+    return number

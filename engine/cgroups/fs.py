@@ -12,12 +12,15 @@ not enabled for the cgroup), and that must be an error, never a stray regular fi
 from __future__ import annotations
 
 import errno
-import json
 import os
 import time
-from collections.abc import Iterator
 
 from engine.errors import EngineError
+from state import jsonio  # not json: it imports re, and delete loads this module
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 class CgroupError(EngineError):
@@ -35,7 +38,7 @@ def jpath(prefix: str, *parts: str | int) -> str:
         elif part.isidentifier():
             out += f".{part}" if out else part
         else:
-            out += f"[{json.dumps(part)}]"
+            out += f"[{jsonio.dumps(part)}]"
     return out
 
 
@@ -45,7 +48,7 @@ def fail(where: str, message: str) -> CgroupError:
 
 def _shown(value: str) -> str:
     # Quote values with blanks ("max 100000", "8:0 rbps=1") so the message stays unambiguous.
-    return json.dumps(value) if (not value or any(c.isspace() for c in value)) else value
+    return jsonio.dumps(value) if (not value or any(c.isspace() for c in value)) else value
 
 
 def os_reason(err: OSError) -> str:

@@ -21,7 +21,7 @@ cgroupsPath (config-linux.md "Cgroups Path", with runc's reading of the MAYs):
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
+from collections import namedtuple
 
 from engine.cgroups.fs import CgroupError
 
@@ -29,13 +29,21 @@ DEFAULT_PARENT = "/engine"
 CGROUPS_PATH = "linux.cgroupsPath"
 
 
-@dataclass(frozen=True)
-class Hierarchy:
-    mount_point: str  # e.g. /sys/fs/cgroup/memory, /sys/fs/cgroup/unified, /sys/fs/cgroup
-    root: str  # the mount's root inside the hierarchy (mountinfo field 4); "/" unless bind-mounted from a subtree
-    name: str  # "memory", "cpu,cpuacct", "name=systemd"; "unified" for cgroup2
-    controllers: tuple[str, ...] = ()  # v1 controllers of this hierarchy (empty for named and cgroup2 ones)
-    own: str = "/"  # our process's cgroup in this hierarchy, from /proc/self/cgroup
+# Immutable records as namedtuples, not frozen dataclasses: `import dataclasses` (inspect, ast) costs ~15 ms,
+# and `engine delete` loads this module.
+class Hierarchy(namedtuple("Hierarchy", "mount_point root name controllers own", defaults=((), "/"))):
+    """mount_point: e.g. /sys/fs/cgroup/memory, /sys/fs/cgroup/unified, /sys/fs/cgroup
+    root: the mount's root inside the hierarchy (mountinfo field 4); "/" unless bind-mounted from a subtree
+    name: "memory", "cpu,cpuacct", "name=systemd"; "unified" for cgroup2
+    controllers: v1 controllers of this hierarchy (empty for named and cgroup2 ones)
+    own: our process's cgroup in this hierarchy, from /proc/self/cgroup"""
+
+    __slots__ = ()
+    mount_point: str
+    root: str
+    name: str
+    controllers: tuple[str, ...]
+    own: str
 
     @property
     def is_v2(self) -> bool:
@@ -47,13 +55,15 @@ class Hierarchy:
         return posixpath.normpath(posixpath.join(self.mount_point, rel))
 
 
-@dataclass(frozen=True)
-class Layout:
-    mode: str  # "v1" | "hybrid" | "v2"
-    v1: tuple[Hierarchy, ...] = ()
-    unified: Hierarchy | None = None
-    # Every controller the kernel knows (/proc/cgroups), for clear "not mounted" errors.
-    known: frozenset[str] = field(default_factory=frozenset)
+class Layout(namedtuple("Layout", "mode v1 unified known", defaults=((), None, frozenset()))):
+    """mode: "v1" | "hybrid" | "v2"; known: every controller the kernel knows (/proc/cgroups), for clear
+    "not mounted" errors."""
+
+    __slots__ = ()
+    mode: str
+    v1: tuple[Hierarchy, ...]
+    unified: Hierarchy | None
+    known: frozenset[str]
 
     def v1_for(self, controller: str) -> Hierarchy | None:
         for h in self.v1:
