@@ -53,8 +53,9 @@ def test_detached_container_exit_is_published_by_the_monitor(engine: Engine, tmp
 
 def test_an_absent_listener_does_not_block_or_fail(engine: Engine, tmp_path: Path) -> None:
     started = time.monotonic()
-    result = engine("run", "--sync-socket", str(tmp_path / "nobody.sock"), "--bundle",
-                    str(engine.bundle(["true"])), engine.new_id())
+    result = engine(
+        "run", "--sync-socket", str(tmp_path / "nobody.sock"), "--bundle", str(engine.bundle(["true"])), engine.new_id()
+    )
     assert result.returncode == 0
     assert "sync socket" in result.stderr or "sync" in result.stderr  # a warning, not an error
     assert time.monotonic() - started < 5
