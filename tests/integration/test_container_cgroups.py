@@ -106,3 +106,16 @@ def test_a_failing_cgroup_setting_fails_create_and_leaves_nothing(
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (engine.root / cid).exists()
     assert leftover_cgroups(cid) == []
+
+
+def test_update_changes_a_running_containers_limits(engine: Engine) -> None:
+    cid = engine.new_id()
+    engine("run", "--detach", "--bundle", str(engine.bundle(["sleep", "60"])), cid, check=True)
+    engine("update", "--memory", str(48 * 1024 * 1024), "--pids-limit", "33", cid, check=True)
+    assert (own_cgroup("memory") / "engine" / cid / "memory.limit_in_bytes").read_text().strip() == str(
+        48 * 1024 * 1024
+    )
+    assert (own_cgroup("pids") / "engine" / cid / "pids.max").read_text().strip() == "33"
+    bad = engine("update", "--resources", "-", cid, input=b'{"memory": {"limit": "x"}}')
+    assert bad.returncode != 0 and "memory.limit" in bad.stderr
+    assert engine("update", cid).returncode != 0
