@@ -26,3 +26,15 @@ def rootfs() -> Path:
     if not (path / "bin" / "busybox").exists():
         subprocess.run([str(REPO / "tests" / "make-rootfs.sh"), str(path)], check=True)
     return path
+
+
+def run_in_cgroup2_guest(command: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """Run tests/cgroup2-guest/run.sh with `command`. A guest that never finished booting or running (exit 3:
+    seen once under heavy load) is tried once more; any other result is the test's."""
+    env = {**os.environ, "ENGINE_GUEST_TIMEOUT": os.environ.get("ENGINE_GUEST_TIMEOUT", "600")}
+    script = str(REPO / "tests" / "cgroup2-guest" / "run.sh")
+    for _ in range(2):
+        result = subprocess.run([script, *command], capture_output=True, text=True, timeout=700, cwd=cwd, env=env)
+        if result.returncode != 3:
+            break
+    return result

@@ -628,6 +628,8 @@ GUEST_SCRIPT = Path(__file__).resolve().parents[1] / "cgroup2-guest" / "run.sh"
     reason="set ENGINE_CGROUP2_GUEST=1 to boot the qemu cgroup v2 guest and run this file there (~2 minutes)",
 )
 def test_in_the_cgroup2_guest() -> None:
-    result = subprocess.run([str(GUEST_SCRIPT)], capture_output=True, text=True, timeout=1200)
+    from tests.conftest import run_in_cgroup2_guest
+
+    result = run_in_cgroup2_guest([])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout

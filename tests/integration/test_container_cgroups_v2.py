@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -73,18 +72,9 @@ def test_pause_and_resume_with_cgroup_freeze(engine: Engine) -> None:
     reason="set ENGINE_CGROUP2_GUEST=1 to boot the qemu cgroup v2 guest and run this file there (~1-2 minutes)",
 )
 def test_in_the_cgroup2_guest() -> None:
-    command = [
-        str(REPO / "tests" / "cgroup2-guest" / "run.sh"),
-        ".venv/bin/python",
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-o",
-        "addopts=",
-        "tests/integration/test_container_cgroups_v2.py",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1200, cwd=REPO)
+    from tests.conftest import run_in_cgroup2_guest
+
+    command = [".venv/bin/python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
+    result = run_in_cgroup2_guest([*command, "tests/integration/test_container_cgroups_v2.py"])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "2 passed" in result.stdout, result.stdout[-3000:]
