@@ -286,6 +286,11 @@ class Ctx:
             if time.monotonic() > deadline:
                 return False
             time.sleep(POLL)
+        # `echo x > file` creates the file before it writes: give the write a moment, so that a check reading
+        # the file right away does not see it empty (a race seen once in CI). Empty markers stay allowed.
+        settle = time.monotonic() + 0.5
+        while path.stat().st_size == 0 and time.monotonic() < settle:
+            time.sleep(POLL)
         return True
 
     def wait_gone(self, pid: int, timeout: float = WAIT_TIMEOUT) -> bool:
