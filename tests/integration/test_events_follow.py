@@ -25,7 +25,7 @@ def test_events_follow_sees_a_whole_cycle(engine: Engine) -> None:
 
     threading.Thread(target=read, daemon=True).start()
     try:
-        time.sleep(1.0)  # let the watch start (watchdog's import and inotify setup)
+        time.sleep(2.5)  # let the watch start (watchdog import, inotify setup): slower on a busy machine
         cid = engine.new_id()
         engine("create", "--bundle", str(engine.bundle(["sleep", "60"])), cid, check=True)
         engine("start", cid, check=True)
