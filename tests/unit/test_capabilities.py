@@ -6,42 +6,18 @@ The real tests fork: the child applies the sets, reads /proc/self/status and rep
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import re
 import signal
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from engine.linux import capabilities as caps
 from engine.linux.libc import libc
+from tests.forked import run_in_child_with_status as run_in_child
 
 ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-
-
-def run_in_child(fn: Callable[[], Any]) -> tuple[dict[str, Any], int]:
-    """Fork; the child runs fn() and writes {"ok": result} or {"error": ...} as JSON to a pipe."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        try:
-            os.close(r)
-            try:
-                out: dict[str, Any] = {"ok": fn()}
-            except BaseException as err:
-                out = {"error": f"{type(err).__name__}: {err}", "errno": getattr(err, "errno", None)}
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    chunks = []
-    while chunk := os.read(r, 65536):
-        chunks.append(chunk)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    return (json.loads(b"".join(chunks)) if chunks else {}), status
 
 
 def proc_status() -> dict[str, str]:

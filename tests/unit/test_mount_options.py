@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -16,6 +13,7 @@ from hypothesis import strategies as st
 from engine.linux import mount_attr as ma
 from engine.setup import mount_options as mo
 from engine.setup.mount_options import parse_mount_options
+from tests.forked import run_in_child
 
 ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -196,28 +194,6 @@ def test_any_option_list_parses(options: list[str]) -> None:
 
 
 # --- real: mount_setattr in a private mount namespace --------------------------------------------------
-
-
-def run_in_child(fn: Callable[[], Any]) -> dict[str, Any]:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            try:
-                out: dict[str, Any] = {"ok": fn()}
-            except BaseException as err:
-                out = {"error": f"{type(err).__name__}: {err}"}
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(data)
 
 
 def mount_opts(path: str) -> set[str]:

@@ -3,45 +3,21 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import resource
 import signal
 import subprocess
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from engine.linux import capabilities
 from engine.linux import process_attrs as pa
+from tests.forked import run_in_child
 
 ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 HAS_SYS_RESOURCE = os.geteuid() == 0 and bool(capabilities.current_sets()["effective"] >> 24 & 1)
 NO_SYS_RESOURCE = pytest.mark.skipif(HAS_SYS_RESOURCE, reason="this runtime holds CAP_SYS_RESOURCE")
-
-
-def run_in_child(fn: Callable[[], Any]) -> dict[str, Any]:
-    """Fork; the child runs fn() and writes {"ok": result} or {"error": ..., "errno": ...} to a pipe."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        try:
-            os.close(r)
-            try:
-                out: dict[str, Any] = {"ok": fn()}
-            except BaseException as err:
-                out = {"error": f"{type(err).__name__}: {err}", "errno": getattr(err, "errno", None)}
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(data)
 
 
 # --- rlimits -------------------------------------------------------------------------------------------

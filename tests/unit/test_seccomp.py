@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import re
-import resource
 import signal
 import socket
 import threading
@@ -23,6 +22,7 @@ import pytest
 
 from engine.linux import seccomp
 from engine.linux.libc import libc
+from tests.forked import run_in_child_with_status as run_in_child
 
 ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CAP_SYS_ADMIN to load without no_new_privs)")
 DATA = Path(__file__).parent / "data"
@@ -30,30 +30,6 @@ DATA = Path(__file__).parent / "data"
 libc.syscall.restype = ctypes.c_long
 SYS = {"kexec_load": 246, "swapon": 167, "add_key": 248, "keyctl": 250, "personality": 135, "unshare": 272}
 CLONE_NEWUSER = 0x10000000
-
-
-def run_in_child(fn: Callable[[], Any]) -> tuple[dict[str, Any], int]:
-    """Fork; the child runs fn() and writes {"ok": result} or {"error": ...} as JSON to a pipe."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        try:
-            os.close(r)
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGSYS would dump core
-            try:
-                out: dict[str, Any] = {"ok": fn()}
-            except BaseException as err:
-                out = {"error": f"{type(err).__name__}: {err}", "errno": getattr(err, "errno", None)}
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    return (json.loads(data) if data else {}), status
 
 
 def err_of(call: Callable[[], Any]) -> int:
