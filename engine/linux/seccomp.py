@@ -31,6 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from engine.linux.libc import libc
+from engine.spec.constants import SECCOMP_ARCHS
 
 Warn = Callable[[str], None]
 
@@ -70,31 +71,7 @@ OPERATORS: dict[str, int] = {
 
 # The spec's architecture list (libseccomp 2.6). libseccomp names each one by the lowercased suffix,
 # which seccomp_arch_resolve_name() turns into the AUDIT_ARCH token.
-ARCHITECTURES: tuple[str, ...] = (
-    "SCMP_ARCH_X86",
-    "SCMP_ARCH_X86_64",
-    "SCMP_ARCH_X32",
-    "SCMP_ARCH_ARM",
-    "SCMP_ARCH_AARCH64",
-    "SCMP_ARCH_MIPS",
-    "SCMP_ARCH_MIPS64",
-    "SCMP_ARCH_MIPS64N32",
-    "SCMP_ARCH_MIPSEL",
-    "SCMP_ARCH_MIPSEL64",
-    "SCMP_ARCH_MIPSEL64N32",
-    "SCMP_ARCH_PPC",
-    "SCMP_ARCH_PPC64",
-    "SCMP_ARCH_PPC64LE",
-    "SCMP_ARCH_S390",
-    "SCMP_ARCH_S390X",
-    "SCMP_ARCH_PARISC",
-    "SCMP_ARCH_PARISC64",
-    "SCMP_ARCH_RISCV64",
-    "SCMP_ARCH_LOONGARCH64",
-    "SCMP_ARCH_M68K",
-    "SCMP_ARCH_SH",
-    "SCMP_ARCH_SHEB",
-)
+ARCHITECTURES = SECCOMP_ARCHS  # the spec's list (engine/spec/constants.py): one table for models and loader
 
 # seccomp(2) filter flags.
 SECCOMP_FILTER_FLAG_TSYNC = 1 << 0
