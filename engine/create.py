@@ -63,11 +63,10 @@ def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
 
 
 def namespace_plan(config: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
+    # Duplicate types never get here: the spec models reject them (engine/spec/models.py).
     flags, paths, seen = 0, [], set()
-    for i, ns in enumerate((config.get("linux") or {}).get("namespaces") or []):
+    for ns in (config.get("linux") or {}).get("namespaces") or []:
         ns_type = ns["type"]
-        if ns_type in seen:
-            raise ConfigError(f"config.json: linux.namespaces[{i}]: duplicate namespace type {ns_type!r}")
         seen.add(ns_type)
         if ns.get("path"):
             paths.append((ns_type, ns["path"]))
