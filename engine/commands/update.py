@@ -28,12 +28,12 @@ FLAGS = {
 
 
 def resources_from(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.spec.load import load_resources
+    from engine.spec.document import load_resources  # the spec models, compiled: no pydantic
 
     resources: dict[str, Any] = {}
     if args.resources:
         path = "/dev/stdin" if args.resources == "-" else args.resources
-        resources = load_resources(path).model_dump(by_alias=True, exclude_none=True)
+        resources = load_resources(path)
     for flag, (section, key) in FLAGS.items():
         value = getattr(args, flag)
         if value is not None:
