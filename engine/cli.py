@@ -1,14 +1,15 @@
 """`engine`: runc's command line (the commands and flags conmon and containerd-shim-runc-v2 pass).
 
 Each command lives in engine/commands/<name>.py and is imported only when chosen, so `engine state` never
-pays for pydantic, pyroute2 or watchdog.
+pays for pydantic, pyroute2 or watchdog. The commands supervisors call per container (state, start, kill,
+delete, create, run, list, ps, pause, resume) are parsed by hand when their arguments are plain (parse_fast),
+because argparse and what it imports (re, gettext, shutil...) cost more than `engine state` itself; anything
+else goes to argparse, and tests/unit/test_cli_parse.py checks both give the same result.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from types import SimpleNamespace
 
 from engine import SPEC_VERSION, __version__
 from engine.errors import EngineError
@@ -17,6 +18,16 @@ from engine.log import Log
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+
+
+class Args:
+    """What argparse.Namespace would hold (a plain class: `types` and `argparse` cost milliseconds)."""
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"Args({self.__dict__!r})"
 
 
 class Context:
@@ -135,22 +146,71 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The hot commands a supervisor calls many times a second, with the flags they pass: parsed by hand, because
-# argparse (and the shutil, locale and gettext it pulls in) costs more than the rest of `engine state`.
-_HOT = {"state": set(), "start": set(), "kill": {"--all", "-a"}, "delete": {"--force", "-f"}}
+# The commands parsed by hand, with the flags supervisors pass: flag -> (attribute, kind), kind "value" (a
+# string), "int", "true" (store_true) or a tuple of choices; and the positionals, each (attribute, default),
+# default _REQUIRED for a required one. Mirrors build_parser() (the test compares the two on generated argv).
+_REQUIRED = object()
+_CREATE_FLAGS: dict[str, tuple[str, object]] = {
+    "--bundle": ("bundle", "value"),
+    "-b": ("bundle", "value"),
+    "--pid-file": ("pid_file", "value"),
+    "--console-socket": ("console_socket", "value"),
+    "--no-pivot": ("no_pivot", "true"),
+    "--no-new-keyring": ("no_new_keyring", "true"),
+    "--preserve-fds": ("preserve_fds", "int"),
+    "--sync-socket": ("sync_socket", "value"),
+}
+_CREATE_DEFAULTS = {
+    "bundle": ".",
+    "pid_file": None,
+    "console_socket": None,
+    "no_pivot": False,
+    "no_new_keyring": False,
+    "preserve_fds": 0,
+    "sync_socket": None,
+}
+_ID = [("container_id", _REQUIRED)]
+_FAST: dict[str, tuple[dict[str, tuple[str, object]], dict[str, object], list[tuple[str, object]]]] = {
+    "state": ({}, {}, _ID),
+    "start": ({}, {}, _ID),
+    "pause": ({}, {}, _ID),
+    "resume": ({}, {}, _ID),
+    "kill": ({"--all": ("all", "true"), "-a": ("all", "true")}, {"all": False}, [*_ID, ("signal", "SIGTERM")]),
+    "delete": ({"--force": ("force", "true"), "-f": ("force", "true")}, {"force": False}, _ID),
+    "list": (
+        {
+            "--format": ("format", ("table", "json")),
+            "-f": ("format", ("table", "json")),
+            "--quiet": ("quiet", "true"),
+            "-q": ("quiet", "true"),
+        },
+        {"format": "table", "quiet": False},
+        [],
+    ),
+    "ps": ({"--format": ("format", ("table", "json")), "-f": ("format", ("table", "json"))}, {"format": "table"}, _ID),
+    "create": (_CREATE_FLAGS, _CREATE_DEFAULTS, _ID),
+    "run": (
+        {**_CREATE_FLAGS, "--detach": ("detach", "true"), "-d": ("detach", "true"), "--keep": ("keep", "true")},
+        {**_CREATE_DEFAULTS, "detach": False, "keep": False},
+        _ID,
+    ),
+}
 _GLOBAL_VALUE = {"--root", "--log", "--log-format"}
 
 
-def parse_hot(argv: list[str]) -> SimpleNamespace | None:
-    """The Namespace argparse would give for `[globals] state|start|kill|delete ...`, or None to fall back to
-    argparse (anything unusual: --help, an unknown flag, a missing id)."""
-    values = {
+def parse_fast(argv: list[str]) -> Args | None:
+    """The Namespace argparse would give for `[globals] <command> ...` of the commands in _FAST, or None to
+    let argparse do it (anything unusual: --help, an unknown or abbreviated flag, `--`, a value that starts
+    with "-", a flag glued to its value, a missing or extra argument)."""
+    values: dict[str, object] = {
         "root": "/run/engine",
         "log": None,
         "log_format": "text",
         "debug": False,
         "systemd_cgroup": False,
         "hooks_dir": [],
+        "rootless": "auto",
+        "criu": None,
         "version": False,
     }
     i = 0
@@ -158,7 +218,7 @@ def parse_hot(argv: list[str]) -> SimpleNamespace | None:
         flag, eq, value = argv[i].partition("=")
         if flag in _GLOBAL_VALUE:
             if not eq:
-                if i + 1 >= len(argv):
+                if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
                     return None
                 i += 1
                 value = argv[i]
@@ -168,28 +228,58 @@ def parse_hot(argv: list[str]) -> SimpleNamespace | None:
         else:
             return None
         i += 1
-    if i >= len(argv) or argv[i] not in _HOT or values["log_format"] not in ("text", "json"):
+    if i >= len(argv) or argv[i] not in _FAST or values["log_format"] not in ("text", "json"):
         return None
-    command, rest = argv[i], argv[i + 1 :]
-    flags = [a for a in rest if a.startswith("-")]
-    positional = [a for a in rest if not a.startswith("-")]
-    if any(f not in _HOT[command] for f in flags) or not positional:
+    command = argv[i]
+    flags, defaults, positionals = _FAST[command]
+    values.update(defaults, command=command)
+    given: list[str] = []
+    rest = argv[i + 1 :]
+    j = 0
+    while j < len(rest):
+        arg = rest[j]
+        j += 1
+        if not arg.startswith("-"):
+            given.append(arg)
+            continue
+        flag, eq, value = arg.partition("=")
+        if flag not in flags or (eq and not flag.startswith("--")):
+            return None
+        name, kind = flags[flag]
+        if kind == "true":
+            if eq:
+                return None
+            values[name] = True
+            continue
+        if not eq:
+            if j >= len(rest) or rest[j].startswith("-"):
+                return None
+            value = rest[j]
+            j += 1
+        if kind == "int":
+            if not value.isascii() or not value.strip().lstrip("+").isdigit():
+                return None
+            values[name] = int(value)
+        elif isinstance(kind, tuple) and value not in kind:
+            return None
+        else:
+            values[name] = value
+    if len(given) > len(positionals):
         return None
-    if len(positional) > (2 if command == "kill" else 1):
-        return None
-    ns = SimpleNamespace(**values, command=command, container_id=positional[0])
-    if command == "kill":
-        ns.all = bool(flags)
-        ns.signal = positional[1] if len(positional) > 1 else "SIGTERM"
-    elif command == "delete":
-        ns.force = bool(flags)
-    return ns
+    for k, (name, default) in enumerate(positionals):
+        if k < len(given):
+            values[name] = given[k]
+        elif default is _REQUIRED:
+            return None
+        else:
+            values[name] = default
+    return Args(**values)
 
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    args = parse_hot(argv) or build_parser().parse_args(argv)
+    args = parse_fast(argv) or build_parser().parse_args(argv)
     if args.version:
         print(f"engine version {__version__}\nspec: {SPEC_VERSION}")
         return 0
@@ -201,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.systemd_cgroup:
             raise EngineError("--systemd-cgroup is not supported yet: drop the flag to use cgroupfs")
-        module = importlib.import_module(f"engine.commands.{args.command}")
-        return module.run(ctx, args)
+        name = f"engine.commands.{args.command}"
+        __import__(name)  # importlib would import warnings too
+        return sys.modules[name].run(ctx, args)
     except EngineError as err:
         log.error(str(err))
         return err.exit_code
