@@ -3,7 +3,6 @@ status (128+n when killed by signal n), deleting it afterwards as runc does."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -18,6 +17,10 @@ from engine.linux.syscalls import set_child_subreaper
 from engine.start import start
 from state.machine import Lifecycle
 from state.store import Store
+
+TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
+if TYPE_CHECKING:
+    import argparse
 
 FORWARDED = (
     signal.SIGTERM,
