@@ -1,10 +1,9 @@
 """`engine`: runc's command line (the commands and flags conmon and containerd-shim-runc-v2 pass).
 
 Each command lives in engine/commands/<name>.py and is imported only when chosen, so `engine state` never
-pays for pydantic, pyroute2 or watchdog. The commands supervisors call per container (state, start, kill,
-delete, create, run, list, ps, pause, resume) are parsed by hand when their arguments are plain (parse_fast),
-because argparse and what it imports (re, gettext, shutil...) cost more than `engine state` itself; anything
-else goes to argparse, and tests/unit/test_cli_parse.py checks both give the same result.
+pays for pydantic, pyroute2 or watchdog. Plain command lines are parsed without argparse (parse_fast, from a
+table generated from build_parser), because argparse and what it imports (re, gettext, shutil...) cost more
+than `engine state` itself; anything unusual goes to argparse.
 """
 
 from __future__ import annotations
@@ -146,134 +145,167 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The commands parsed by hand, with the flags supervisors pass: flag -> (attribute, kind), kind "value" (a
-# string), "int", "true" (store_true) or a tuple of choices; and the positionals, each (attribute, default),
-# default _REQUIRED for a required one. Mirrors build_parser() (the test compares the two on generated argv).
-_REQUIRED = object()
-_CREATE_FLAGS: dict[str, tuple[str, object]] = {
-    "--bundle": ("bundle", "value"),
-    "-b": ("bundle", "value"),
-    "--pid-file": ("pid_file", "value"),
-    "--console-socket": ("console_socket", "value"),
-    "--no-pivot": ("no_pivot", "true"),
-    "--no-new-keyring": ("no_new_keyring", "true"),
-    "--preserve-fds": ("preserve_fds", "int"),
-    "--sync-socket": ("sync_socket", "value"),
-}
-_CREATE_DEFAULTS = {
-    "bundle": ".",
-    "pid_file": None,
-    "console_socket": None,
-    "no_pivot": False,
-    "no_new_keyring": False,
-    "preserve_fds": 0,
-    "sync_socket": None,
-}
-_ID = [("container_id", _REQUIRED)]
-_FAST: dict[str, tuple[dict[str, tuple[str, object]], dict[str, object], list[tuple[str, object]]]] = {
-    "state": ({}, {}, _ID),
-    "start": ({}, {}, _ID),
-    "pause": ({}, {}, _ID),
-    "resume": ({}, {}, _ID),
-    "kill": ({"--all": ("all", "true"), "-a": ("all", "true")}, {"all": False}, [*_ID, ("signal", "SIGTERM")]),
-    "delete": ({"--force": ("force", "true"), "-f": ("force", "true")}, {"force": False}, _ID),
-    "list": (
-        {
-            "--format": ("format", ("table", "json")),
-            "-f": ("format", ("table", "json")),
-            "--quiet": ("quiet", "true"),
-            "-q": ("quiet", "true"),
-        },
-        {"format": "table", "quiet": False},
-        [],
-    ),
-    "ps": ({"--format": ("format", ("table", "json")), "-f": ("format", ("table", "json"))}, {"format": "table"}, _ID),
-    "create": (_CREATE_FLAGS, _CREATE_DEFAULTS, _ID),
-    "run": (
-        {**_CREATE_FLAGS, "--detach": ("detach", "true"), "-d": ("detach", "true"), "--keep": ("keep", "true")},
-        {**_CREATE_DEFAULTS, "detach": False, "keep": False},
-        _ID,
-    ),
-}
-_GLOBAL_VALUE = {"--root", "--log", "--log-format"}
+# ---- the fast path: argparse's parser, compiled ------------------------------------------------------------
+#
+# build_parser() is the definition of the command line. engine/cli_table.py is what parse_fast() needs of it
+# (each option's attribute, kind, choices and default; each command's positionals), generated from it by
+# render_table() (`python -m engine.generate`); tests/unit/test_cli_parse.py fails while it is stale and
+# compares parse_fast with argparse on generated command lines. A command with anything the table cannot
+# express (exec's REMAINDER, a custom type) is simply left to argparse.
+
+_KINDS = {"_StoreAction": "value", "_StoreTrueAction": "true", "_AppendAction": "append"}
+
+
+def _option_table(actions: list[argparse.Action]) -> tuple[dict[str, tuple[str, str, object]], dict[str, object]]:
+    """(flag -> (attribute, kind, choices), attribute -> default) of a parser's optional arguments, or
+    ValueError for an option parse_fast cannot handle."""
+    import argparse
+
+    flags: dict[str, tuple[str, str, object]] = {}
+    defaults: dict[str, object] = {}
+    for action in actions:
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            continue
+        kind = _KINDS.get(type(action).__name__)
+        if kind is None or action.nargs != (0 if kind == "true" else None) or action.required:
+            raise ValueError(f"{action.option_strings}: {type(action).__name__} is not supported")
+        if action.type is int and kind == "value":
+            kind = "int"
+        elif action.type is not None:
+            raise ValueError(f"{action.option_strings}: type {action.type!r} is not supported")
+        choices = tuple(action.choices) if action.choices is not None else None
+        for flag in action.option_strings:
+            flags[flag] = (action.dest, kind, choices)
+        if action.default is not argparse.SUPPRESS:
+            defaults[action.dest] = action.default
+    return flags, defaults
+
+
+def render_table() -> str:
+    """engine/cli_table.py: the parser's options and positionals, per command that parse_fast can handle."""
+    import argparse
+
+    parser = build_parser()
+    global_flags, global_defaults = _option_table(parser._actions)
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    commands: dict[str, object] = {}
+    skipped: dict[str, str] = {}
+    for name, sub in subparsers.choices.items():
+        try:
+            flags, defaults = _option_table(sub._actions)
+            positionals = []
+            for action in sub._actions:
+                if action.option_strings:
+                    continue
+                nargs = {None: "one", "?": "optional", argparse.REMAINDER: "rest"}.get(action.nargs)
+                if nargs is None or action.type is not None or action.choices is not None:
+                    raise ValueError(f"{action.dest}: nargs {action.nargs!r} is not supported")
+                if positionals and positionals[-1][1] == "rest":
+                    raise ValueError(f"{action.dest}: a positional after a REMAINDER is not supported")
+                positionals.append((action.dest, nargs, action.default))
+            commands[name] = (flags, defaults, tuple(positionals))
+        except ValueError as err:
+            skipped[name] = str(err)
+    lines = [
+        "# GENERATED by engine/cli.py's render_table() from build_parser(): do not edit.",
+        "# Run `python -m engine.generate` after changing the parser; tests/unit/test_cli_parse.py fails meanwhile.",
+        '"""argparse\'s command line as engine.cli.parse_fast reads it (no argparse import)."""',
+        "",
+        f"GLOBAL_FLAGS = {global_flags!r}",
+        f"GLOBAL_DEFAULTS = {global_defaults!r}",
+        "# command -> (flag -> (attribute, kind, choices), attribute -> default,",
+        "#             ((positional, one|optional|rest, default), ...))",
+        "COMMANDS = {",
+        *(f"    {name!r}: {table!r}," for name, table in commands.items()),
+        "}",
+        f"# Left to argparse: {skipped!r}",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def parse_fast(argv: list[str]) -> Args | None:
-    """The Namespace argparse would give for `[globals] <command> ...` of the commands in _FAST, or None to
-    let argparse do it (anything unusual: --help, an unknown or abbreviated flag, `--`, a value that starts
-    with "-", a flag glued to its value, a missing or extra argument)."""
-    values: dict[str, object] = {
-        "root": "/run/engine",
-        "log": None,
-        "log_format": "text",
-        "debug": False,
-        "systemd_cgroup": False,
-        "hooks_dir": [],
-        "rootless": "auto",
-        "criu": None,
-        "version": False,
-    }
-    i = 0
+    """The Namespace argparse would give for `[global options] <command> ...`, or None to let argparse do it:
+    anything unusual (--help, an unknown or abbreviated option, `--`, a value or positional that starts with
+    "-", an option glued to its value, positionals not all in one run, a missing or extra argument)."""
+    from engine import cli_table
+
+    values = dict(cli_table.GLOBAL_DEFAULTS)
+    i = _options(argv, 0, cli_table.GLOBAL_FLAGS, values)
+    if i is None or i >= len(argv) or argv[i] not in cli_table.COMMANDS or values.get("version"):
+        return None
+    flags, defaults, positionals = cli_table.COMMANDS[argv[i]]
+    values.update(defaults, command=argv[i])
+    # A REMAINDER (exec's command) takes everything after the positional before it, options included.
+    rest = len(positionals) - 1 if positionals and positionals[-1][1] == "rest" else None
+    given: list[str] = []
+    run_over = False  # the positionals so far were followed by an option
+    j: int | None = i + 1
+    while j is not None and j < len(argv):
+        if rest is not None and len(given) == rest:
+            if "--" in argv:
+                return None  # argparse gives "--" to whichever positional its patterns let take it
+            values[positionals[rest][0]] = argv[j:]
+            break
+        if argv[j].startswith("-"):
+            j = _options(argv, j, flags, values)
+            run_over = bool(given)
+        elif run_over:
+            return None  # a second run of positionals: argparse's rules get subtle there
+        else:
+            given.append(argv[j])
+            j += 1
+    if j is None:
+        return None
+    if len(given) > len(positionals):
+        return None
+    for k, (name, nargs, default) in enumerate(positionals):
+        if k < len(given):
+            values[name] = given[k]
+        elif nargs == "one":
+            return None
+        elif nargs == "rest":
+            values.setdefault(name, [])
+        else:
+            values[name] = default
+    for name, value in values.items():
+        if type(value) is list:
+            values[name] = list(value)  # argparse copies an append option's default list
+    return Args(**values)
+
+
+def _options(
+    argv: list[str], i: int, flags: dict[str, tuple[str, str, object]], values: dict[str, object]
+) -> int | None:
+    """Apply the options from argv[i] on, up to the next positional; the index reached, or None."""
     while i < len(argv) and argv[i].startswith("-"):
         flag, eq, value = argv[i].partition("=")
-        if flag in _GLOBAL_VALUE:
-            if not eq:
-                if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
-                    return None
-                i += 1
-                value = argv[i]
-            values[flag[2:].replace("-", "_")] = value
-        elif flag == "--debug" and not eq:
-            values["debug"] = True
-        else:
+        entry = flags.get(flag)
+        if entry is None or (eq and not flag.startswith("--")):
             return None
+        name, kind, choices = entry
         i += 1
-    if i >= len(argv) or argv[i] not in _FAST or values["log_format"] not in ("text", "json"):
-        return None
-    command = argv[i]
-    flags, defaults, positionals = _FAST[command]
-    values.update(defaults, command=command)
-    given: list[str] = []
-    rest = argv[i + 1 :]
-    j = 0
-    while j < len(rest):
-        arg = rest[j]
-        j += 1
-        if not arg.startswith("-"):
-            given.append(arg)
-            continue
-        flag, eq, value = arg.partition("=")
-        if flag not in flags or (eq and not flag.startswith("--")):
-            return None
-        name, kind = flags[flag]
         if kind == "true":
             if eq:
                 return None
             values[name] = True
             continue
         if not eq:
-            if j >= len(rest) or rest[j].startswith("-"):
+            if i >= len(argv) or argv[i].startswith("-"):
                 return None
-            value = rest[j]
-            j += 1
+            value = argv[i]
+            i += 1
+        if choices is not None and value not in choices:
+            return None
         if kind == "int":
             if not value.isascii() or not value.strip().lstrip("+").isdigit():
                 return None
             values[name] = int(value)
-        elif isinstance(kind, tuple) and value not in kind:
-            return None
+        elif kind == "append":
+            values[name] = [*values[name], value]  # type: ignore[misc]
         else:
             values[name] = value
-    if len(given) > len(positionals):
-        return None
-    for k, (name, default) in enumerate(positionals):
-        if k < len(given):
-            values[name] = given[k]
-        elif default is _REQUIRED:
-            return None
-        else:
-            values[name] = default
-    return Args(**values)
+    return i
 
 
 def main(argv: list[str] | None = None) -> int:

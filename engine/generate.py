@@ -1,0 +1,53 @@
+"""Regenerate every compiled form of a definition: `python -m engine.generate` (or `--check`: exit 1 if stale).
+
+    engine/spec/compiled.py      the config.json validator, from the pydantic models (engine/spec/codegen.py)
+    state/lifecycle_table.py     the lifecycle table, from the transitions machine (state/machine.py)
+    engine/cli_table.py          the fast command-line parser's table, from argparse's parser (engine/cli.py)
+
+Each is committed, so that no install needs pydantic, transitions or argparse to build it, and each has a
+test that fails while it differs from what its definition gives now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def targets() -> dict[Path, Callable[[], str]]:
+    from engine import cli
+    from engine.spec import codegen
+    from state import machine
+
+    return {
+        codegen.OUTPUT: codegen.generate,
+        Path(machine.TABLE_FILE): machine.render_table,
+        REPO / "engine" / "cli_table.py": cli.render_table,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only say which files are stale (exit 1 if any)")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, render in targets().items():
+        text = render()
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(REPO)}")
+    if args.check and stale:
+        print("stale (run python -m engine.generate): " + ", ".join(str(p.relative_to(REPO)) for p in stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
