@@ -40,6 +40,14 @@ def write_atomically(dir_fd: int, name: str, data: bytes) -> None:
     os.fsync(dir_fd)
 
 
+def read_all(fd: int) -> bytes:
+    """The rest of an open file, with plain reads (no buffered file object: `list` reads one per container)."""
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def write_file_atomically(path: str, data: bytes) -> None:
     """write_atomically for a path (e.g. a --pid-file): a reader sees the old file or the new, never half.
     Raises OSError."""
@@ -90,10 +98,12 @@ class Store:
 
     def ids(self) -> list[str]:
         try:
-            names = os.listdir(self.root)
+            entries = os.scandir(self.root)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if not n.startswith(".") and os.path.isdir(os.path.join(self.root, n)))
+        with entries:
+            # scandir's file types answer is_dir() without a stat per entry (`list` of 1000 containers).
+            return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
 
     def reserve(self, container_id: str) -> DirLock:
         """Claim a new id atomically (mkdir) and hold its lock: `with store.reserve(id) as dir_fd:`.
@@ -129,8 +139,10 @@ class Store:
                 fd = os.open(self.path(container_id, STATE_FILE), os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(container_id) from None
-        with os.fdopen(fd, "rb") as f:
-            data = f.read()
+        try:
+            data = read_all(fd)
+        finally:
+            os.close(fd)
         try:
             return ContainerRecord.from_json(jsonio.loads(data))
         except (ValueError, TypeError) as err:
