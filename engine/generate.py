@@ -1,8 +1,8 @@
 """Regenerate every compiled form of a definition: `python -m engine.generate` (or `--check`: exit 1 if stale).
 
     engine/spec/compiled.py      the config.json validator, from the pydantic models (engine/spec/codegen.py)
-    state/lifecycle_table.py     the lifecycle table, from the transitions machine (state/machine.py)
-    engine/cli_table.py          the fast command-line parser's table, from argparse's parser (engine/cli.py)
+    state/lifecycle_table.py     the lifecycle table, from the transitions machine (state/lifecycle_codegen.py)
+    engine/cli_table.py          the fast command-line parser's table, from argparse's (engine/cli_codegen.py)
 
 Each is committed, so that no install needs pydantic, transitions or argparse to build it, and each has a
 test that fails while it differs from what its definition gives now.
@@ -19,14 +19,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def targets() -> dict[Path, Callable[[], str]]:
-    from engine import cli
+    from engine import cli_codegen
     from engine.spec import codegen
-    from state import machine
+    from state import lifecycle_codegen
 
     return {
         codegen.OUTPUT: codegen.generate,
-        Path(machine.TABLE_FILE): machine.render_table,
-        REPO / "engine" / "cli_table.py": cli.render_table,
+        Path(lifecycle_codegen.TABLE_FILE): lifecycle_codegen.render_table,
+        cli_codegen.TABLE_FILE: cli_codegen.render_table,
     }
 
 

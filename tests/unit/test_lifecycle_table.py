@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from state import lifecycle_table, machine
+from state import lifecycle_codegen, lifecycle_table, machine
 from state.machine import STATES, Lifecycle, MachineLifecycle
 from state.record import ContainerRecord
 from state.store import Store
@@ -95,15 +95,15 @@ def test_the_pairs_cover_both_outcomes(tmp_path: Path) -> None:
 
 
 def test_table_is_not_stale() -> None:
-    assert machine.definition_hash() == lifecycle_table.DEFINITION_HASH, "run `python -m state.machine`"
-    assert Path(machine.TABLE_FILE).read_text() == machine.render_table(), "run `python -m state.machine`"
+    assert lifecycle_codegen.definition_hash() == lifecycle_table.DEFINITION_HASH, "run `python -m engine.generate`"
+    assert Path(lifecycle_codegen.TABLE_FILE).read_text() == lifecycle_codegen.render_table()
 
 
 def test_a_changed_machine_makes_the_table_stale(monkeypatch: pytest.MonkeyPatch) -> None:
     extra = {"trigger": "unpause_stopped", "source": "stopped", "dest": "running"}
     monkeypatch.setattr(machine, "TRANSITIONS", [*machine.TRANSITIONS, extra])
-    assert machine.definition_hash() != lifecycle_table.DEFINITION_HASH
-    assert machine.render_table() != Path(machine.TABLE_FILE).read_text()
+    assert lifecycle_codegen.definition_hash() != lifecycle_table.DEFINITION_HASH
+    assert lifecycle_codegen.render_table() != Path(lifecycle_codegen.TABLE_FILE).read_text()
 
 
 @pytest.mark.parametrize(
@@ -117,11 +117,11 @@ def test_a_changed_machine_makes_the_table_stale(monkeypatch: pytest.MonkeyPatch
 )
 def test_what_the_table_cannot_do_is_refused(monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any]) -> None:
     monkeypatch.setattr(machine, "TRANSITIONS", [*machine.TRANSITIONS, extra])
-    with pytest.raises(machine.TableError):
-        machine.compile_table()
+    with pytest.raises(lifecycle_codegen.TableError):
+        lifecycle_codegen.compile_table()
 
 
 def test_machine_options_the_table_cannot_do_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(machine, "MACHINE_OPTIONS", {**machine.MACHINE_OPTIONS, "before_state_change": "_check"})
-    with pytest.raises(machine.TableError, match="before_state_change"):
-        machine.compile_table()
+    with pytest.raises(lifecycle_codegen.TableError, match="before_state_change"):
+        lifecycle_codegen.compile_table()
