@@ -3,6 +3,10 @@
 `import json` imports re (json.decoder and json.scanner compile regexes), ~8 ms, a quarter of what
 `engine state` may cost. The scanner and encoder in _json need none of that. Output matches json.dumps:
 compact (separators "," and ":") or, with indent, json.dumps(obj, indent=n) byte for byte; ASCII-escaped.
+
+Why not orjson here: it parses a state.json ~3 µs faster but costs ~20 ms more to import, so a command that reads
+one document (or a `list` of a thousand) is faster with this; bench/json_choice.py measures it (bench/README.md
+has the numbers). The long-running readers (`engine events`) use orjson.
 """
 
 from __future__ import annotations

@@ -198,6 +198,10 @@ def test_create_and_run(engine, tmp_path: Path) -> None:  # type: ignore[no-unty
     bundle = engine.bundle(["sleep", "600"])
     run_engine(engine, tmp_path, "create", "--bundle", str(bundle), container_id)
     engine("delete", "--force", container_id, check=True)
+    # With a sync socket (nobody listening: a warning), every transition publishes: still no orjson.
+    sync = str(tmp_path / "nobody.sock")
+    run_engine(engine, tmp_path, "create", "--bundle", str(bundle), "--sync-socket", sync, container_id)
+    engine("delete", "--force", container_id, check=True)
     run_engine(engine, tmp_path, "run", "--bundle", str(engine.bundle(["true"], name="true")), engine.new_id())
 
 
