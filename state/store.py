@@ -8,7 +8,6 @@ Layout:  <root>/<id>/state.json   the record (written only by state transitions)
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 
 from engine.errors import ContainerNotFound, EngineError
@@ -63,14 +62,16 @@ class DirLock:
     """An flock held on a container's directory for the length of a `with` block, which gets the directory fd.
     (A class, not @contextlib.contextmanager: importing contextlib costs ~5 ms on every command.)"""
 
-    def __init__(self, dir_fd: int, operation: int, must_exist: str | None = None) -> None:
+    def __init__(self, dir_fd: int, shared: bool = False, must_exist: str | None = None) -> None:
         self.dir_fd = dir_fd
-        self.operation = operation
+        self.shared = shared
         self.must_exist = must_exist
 
     def __enter__(self) -> int:
+        import fcntl  # here: `state` and `list` take no lock, and fcntl is a shared library to load
+
         try:
-            fcntl.flock(self.dir_fd, self.operation)
+            fcntl.flock(self.dir_fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
             if self.must_exist is not None:
                 # The holder before us may have deleted the container while we waited.
                 try:
@@ -118,7 +119,7 @@ class Store:
         except FileExistsError:
             raise ContainerExists(container_id) from None
         dir_fd = os.open(self.path(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        return DirLock(dir_fd, fcntl.LOCK_EX)
+        return DirLock(dir_fd)
 
     def locked(self, container_id: str, *, shared: bool = False) -> DirLock:
         """Hold the container's lock (flock on its directory) so commands on one id serialize:
@@ -128,7 +129,7 @@ class Store:
             dir_fd = os.open(self.path(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(container_id) from None
-        return DirLock(dir_fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX, must_exist=container_id)
+        return DirLock(dir_fd, shared, must_exist=container_id)
 
     def load(self, container_id: str, dir_fd: int | None = None) -> ContainerRecord:
         validate_id(container_id)
