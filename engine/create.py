@@ -201,7 +201,7 @@ def _launch(
         channel.expect(parent_end, "hooks", early)
         state = record.public_state("creating")
         for stage in ("prestart", "createRuntime"):  # runtime namespace, after the mounts, before pivot_root
-            hookpoints.run(stage, plan.hooks, state, log)
+            hookpoints.run(stage, plan.hooks, state, log, cwd=plan.bundle)
         log.debug(f"create {record.id}: the init's mounts are made; prestart and createRuntime hooks ran")
         channel.send(parent_end, {"type": "continue", "state": state})
         channel.expect(parent_end, "ready")
@@ -313,7 +313,7 @@ def _write_id_maps(pid: int, linux: dict[str, Any]) -> None:
 
 
 def _poststop(hooks: hookpoints.Hooks, record: ContainerRecord, log: Log) -> None:
-    hookpoints.run("poststop", hooks, record.public_state("stopped"), log, warn_only=True)
+    hookpoints.run("poststop", hooks, record.public_state("stopped"), log, warn_only=True, cwd=record.bundle)
 
 
 def _reap(pid: int) -> None:

@@ -250,7 +250,9 @@ def _finish_setup(cfg: dict[str, Any]) -> tuple[dict[str, str], str]:
 def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any]) -> None:
     hooks = plan.hooks.get(stage)
     if hooks:
-        run_hooks(stage, hooks, json.dumps(state).encode(), warn_only=False, warn=lambda message: None)
+        # runc's working directories: the rootfs for createContainer; process.cwd (ours by then) for startContainer.
+        cwd = plan.rootfs if stage == "createContainer" else None
+        run_hooks(stage, hooks, json.dumps(state).encode(), warn_only=False, warn=lambda message: None, cwd=cwd)
 
 
 def _set_apparmor_exec_profile(profile: str) -> None:

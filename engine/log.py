@@ -54,7 +54,7 @@ def format_line(level: str, msg: str, fmt: str) -> str:
 
 class Log:
     def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False) -> None:
-        self.path = path
+        self.path = os.path.abspath(path) if path else None  # `engine run` moves into the bundle
         self.fmt = fmt
         self.debugging = debug
         self.threshold = LEVELS["debug"] if debug else LEVELS["info"]

@@ -53,9 +53,8 @@ def start(store: Store, container_id: str, log: Log) -> None:
         ensure_running(store.root)  # a monitor that died since create is replaced here
         # config.md: poststart hooks run after the user's process is executed, before start returns; a failing
         # one is a warning (the choice, as runc does).
-        hookpoints.run(
-            "poststart", hookpoints.load(store.path(container_id)), record.public_state("running"), log, warn_only=True
-        )
+        hooks = hookpoints.load(store.path(container_id))
+        hookpoints.run("poststart", hooks, record.public_state("running"), log, warn_only=True, cwd=record.bundle)
 
 
 def _read_until_exec(fifo: int, pidfd: int) -> bytes:
