@@ -21,7 +21,7 @@ from typing import Any
 
 from engine import channel, console
 from engine.errors import EngineError
-from engine.linux import process_attrs
+from engine.linux import process_attrs, proctitle
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.process_setup import DEFAULT_PATH, PR_SET_DUMPABLE, SetupError, find_executable
@@ -149,6 +149,7 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
     """pid 1 of the container: set up, wait for start, exec. Never returns."""
     fifo_fd = -1
     try:
+        proctitle.set_title(["engine", "init", plan.container_id])  # not create's command line, in ps
         cfg = plan.config
         process = cfg["process"]
         terminal = bool(process.get("terminal"))
