@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from engine.spec.default import default_config
+from tests import seccomp_probe
 from tests.integration.conftest import ENGINE, Engine
 
 RUNC = "/usr/sbin/runc"
@@ -311,3 +312,33 @@ def test_hooks_run_where_runcs_do(runtimes: list[Runtime], tmp_path: Path, rootf
         assert dict(first) == {**expected, "poststop": "<caller>"}, name  # create, start, delete
         assert dict(second) == {**expected, "poststop": "<bundle>"}, name  # run
     # (The order differs: runc runs poststart during create; conformance/deviations.py hooks_start_phase.)
+
+
+# -- seccomp: ENOSYS for syscalls newer than the profile -----------------------------------------------------
+
+
+@pytest.mark.skipif(not seccomp_probe.supported(), reason="the probe program is x86_64 machine code")
+@pytest.mark.parametrize("architectures", [["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"], None])
+def test_seccomp_newer_syscalls_get_enosys(runtimes: list[Runtime], tmp_path: Path, architectures: Any) -> None:
+    """A profile from before clone3 (default ERRNO(EPERM)): a syscall above the highest one it names fails with
+    ENOSYS (so libc falls back), one it knows but does not allow gets the default action. As runc 1.1 does,
+    only for the architectures the profile lists: without any, no stub."""
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    for name, number in seccomp_probe.PROBES.items():
+        seccomp_probe.write_probe(probes, name, number)
+    script = 'for p in /mnt/*; do "$p"; echo "${p#/mnt/} $?"; done'
+    extra = {"architectures": architectures} if architectures else {}
+
+    def edit(config: dict[str, Any]) -> None:
+        mount = {"destination": "/mnt", "type": "bind", "source": str(probes), "options": ["rbind", "ro"]}
+        config["mounts"].append(mount)
+        config["linux"]["seccomp"] = seccomp_probe.profile_before_clone3(**extra)
+
+    seen = {}
+    for rt in runtimes:
+        out = rt.check("run", "--bundle", str(rt.bundle(["sh", "-c", script], edit)), rt.new_id()).stdout
+        seen[rt.name] = dict(line.split() for line in out.splitlines())
+    enosys = "38" if architectures else "1"
+    expected = {"getcpu": "1", "clone3": enosys, "openat2": enosys, "faccessat2": enosys, "unknown": enosys}
+    assert seen["engine"] == seen["runc"] == expected
