@@ -73,7 +73,10 @@ def namespace_plan(config: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
         else:
             flags |= sc.NAMESPACES[ns_type][0]
     if "mount" not in seen:
-        raise ConfigError("config.json: linux.namespaces: a mount namespace is required")
+        # config-linux.md: an unlisted namespace is the runtime's. The host's mount namespace then: chroot, no mounts.
+        from engine.setup.host_mount_ns import refuse_what_needs_mounts
+
+        refuse_what_needs_mounts(config)
     linux = config.get("linux") or {}
     if flags & sc.CLONE_NEWUSER and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings/gidMappings: required with a new user namespace")

@@ -32,6 +32,7 @@ from engine.process_setup import connect_seccomp_listener as _connect_seccomp_li
 from engine.process_setup import enter_cwd as _enter_cwd
 from engine.process_setup import environment as _environment
 from engine.process_setup import restore_signals as _restore_signals
+from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
 from engine.setup.masking import mask_paths, readonly_paths
 from hooks.runner import run_hooks
@@ -161,7 +162,10 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         seccomp = (cfg.get("linux") or {}).get("seccomp")
         # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
         seccomp_plan = libseccomp.compile_profile(seccomp) if seccomp else None
-        rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot)
+        if host_mount_ns.shares_host_mounts(cfg):
+            host_mount_ns.enter_root(plan.rootfs)  # chroot: pivot_root would move the host's own root
+        else:
+            rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot)
         if terminal:  # the container's /dev/pts is our /dev/pts now; before the root may go read-only
             console.setup_console(console_sock, process.get("consoleSize"), uid=(process.get("user") or {}).get("uid"))
         env, executable = _finish_setup(cfg)
@@ -197,17 +201,18 @@ def _set_up_filesystem(chan: socket.socket, plan: InitPlan) -> dict[str, Any]:
     """Mounts, then the runtime-namespace hooks (run by `engine create`), then createContainer hooks."""
     cfg = plan.config
     linux = cfg.get("linux") or {}
-    rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
-    rootfs_setup.bind_rootfs(plan.rootfs)
-    own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
-    rootfs_setup.setup_mounts(
-        plan.rootfs,
-        cfg.get("mounts") or [],
-        plan.bundle,
-        own_cgroup_ns,
-        linux.get("devices") or [],
-        plan.bind_source_fds,
-    )
+    if not host_mount_ns.shares_host_mounts(cfg):  # in the host's mount namespace, nothing is mounted
+        rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
+        rootfs_setup.bind_rootfs(plan.rootfs)
+        own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
+        rootfs_setup.setup_mounts(
+            plan.rootfs,
+            cfg.get("mounts") or [],
+            plan.bundle,
+            own_cgroup_ns,
+            linux.get("devices") or [],
+            plan.bind_source_fds,
+        )
     for fd in plan.bind_source_fds.values():
         os.close(fd)
     channel.send(chan, {"type": "hooks"})

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from engine.setup import host_mount_ns
 from engine.spec.default import default_config
 from tests import seccomp_probe
 from tests.integration.conftest import ENGINE, Engine
@@ -72,6 +73,13 @@ class Runtime:
             edit(config)
         (bundle / "config.json").write_text(json.dumps(config))
         return bundle
+
+    def shell(self, script: str, **env: str) -> subprocess.CompletedProcess:
+        """`sh -ec script` in a mount namespace of its own (unshare -m, private), with $RT the runtime and its
+        --root: what the runtime does to "the host's" mount table stays in there and goes away with it."""
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-ec", script]
+        env = {**os.environ, **env, "RT": f"{self.binary} --root {self.root}"}
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
 
     def status(self, container_id: str) -> str:
         return json.loads(self.check("state", container_id).stdout)["status"]
@@ -342,3 +350,115 @@ def test_seccomp_newer_syscalls_get_enosys(runtimes: list[Runtime], tmp_path: Pa
     enosys = "38" if architectures else "1"
     expected = {"getcpu": "1", "clone3": enosys, "openat2": enosys, "faccessat2": enosys, "unknown": enosys}
     assert seen["engine"] == seen["runc"] == expected
+
+
+# -- no mount namespace --------------------------------------------------------------------------------------
+
+
+def without_mount_namespace(config: dict[str, Any]) -> None:
+    """config-linux.md: an unlisted namespace is the runtime's; no property that needs a mount."""
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "mount"]
+    config["mounts"] = []
+    for key in ("maskedPaths", "readonlyPaths"):
+        config["linux"].pop(key, None)
+    config["root"]["readonly"] = False
+
+
+def test_without_a_mount_namespace_the_container_shares_the_runtimes(runtimes: list[Runtime]) -> None:
+    """root.path "/": the container sees the runtime's own mount namespace and files. Each runtime runs in a
+    throwaway mount namespace (unshare -m) that stands for "the host's": runc 1.1.5 mounts in it (the rootfs bind,
+    and it makes / rslave); engine leaves its mount table as it was."""
+    script = """
+        readlink /proc/self/ns/mnt; wc -l < /proc/self/mountinfo
+        $RT run --bundle "$B" "$ID"
+        wc -l < /proc/self/mountinfo
+    """
+    seen = {}
+    for rt in runtimes:
+
+        def edit(config: dict[str, Any]) -> None:
+            without_mount_namespace(config)
+            config["root"] = {"path": "/"}
+
+        bundle = rt.bundle(["readlink", "/proc/self/ns/mnt", "/proc/self/ns/pid"], edit)
+        result = rt.shell(script, B=str(bundle), ID=rt.new_id())
+        assert result.returncode == 0, f"{rt.name}: {result.stderr}"
+        runtime_ns, mounts_before, container_ns, pid_ns, mounts_after = result.stdout.split()
+        assert container_ns == runtime_ns != os.readlink("/proc/self/ns/mnt"), rt.name  # inherited, not new
+        assert pid_ns != os.readlink("/proc/self/ns/pid"), rt.name  # the listed ones are new
+        seen[rt.name] = int(mounts_after) - int(mounts_before)
+    # runc leaves mounts behind in the namespace it was given (never unmounted: there is no container ns to take
+    # them away); engine mounts nothing there.
+    assert seen["runc"] > 0 and seen["engine"] == 0
+
+
+def test_without_a_mount_namespace_the_root_is_root_path_for_exec_too(runtimes: list[Runtime], tmp_path: Path) -> None:
+    """A root with /proc mounted beforehand (engine mounts nothing, and the init needs /proc, as runc's does). The
+    container's process and an exec'd one see that root; runc 1.1.5's exec'd process gets the host's root."""
+    script = """
+        mount -t proc proc "$R/proc"
+        $RT create --bundle "$B" "$ID"; $RT start "$ID"
+        $RT exec "$ID" cat /marker || echo "exec: no marker"
+        $RT delete --force "$ID"
+    """
+    seen = {}
+    for rt in runtimes:
+        rootfs = tmp_path / f"{rt.name}-rootfs"
+        subprocess.run(["cp", "-a", str(rt.rootfs), str(rootfs)], check=True)
+        (rootfs / "marker").write_text(f"inside {rt.name}'s root\n")
+
+        def edit(config: dict[str, Any], rootfs: Path = rootfs) -> None:
+            without_mount_namespace(config)
+            config["root"] = {"path": str(rootfs)}
+
+        result = rt.shell(script, B=str(rt.bundle(["sleep", "60"], edit)), ID=rt.new_id(), R=str(rootfs))
+        assert result.returncode == 0, f"{rt.name}: {result.stderr}"
+        seen[rt.name] = result.stdout.strip()
+    assert seen["engine"] == "inside engine's root"
+    assert seen["runc"] == "exec: no marker"  # runc's exec'd process runs in the host's root
+
+
+@pytest.mark.parametrize(
+    ("where", "edit"),
+    [
+        ("mounts", lambda c: c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})),
+        ("linux.maskedPaths", lambda c: c["linux"].update(maskedPaths=["/proc/kcore"])),
+        ("linux.readonlyPaths", lambda c: c["linux"].update(readonlyPaths=["/proc/sys"])),
+        ("root.readonly", lambda c: c["root"].update(readonly=True)),
+        ("linux.rootfsPropagation", lambda c: c["linux"].update(rootfsPropagation="private")),
+        (
+            "linux.devices",
+            lambda c: c["linux"].update(devices=[{"path": "/dev/x", "type": "c", "major": 1, "minor": 3}]),
+        ),
+        ("process.terminal", lambda c: c["process"].update(terminal=True)),
+    ],
+)
+def test_without_a_mount_namespace_what_needs_a_mount_is_refused(
+    runtimes: list[Runtime], where: str, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    """engine refuses, naming the property: it would have to mount in the host's namespace (runc does: it mounts
+    config.json's mounts there and leaves them; it refuses masked and read-only paths)."""
+    _, eng = runtimes
+
+    def config_edit(config: dict[str, Any]) -> None:
+        without_mount_namespace(config)
+        config["root"] = {"path": "/"}
+        edit(config)
+
+    # A terminal needs a --console-socket to get past create's own check for one.
+    socket = ["--console-socket", str(eng.tmp / "console.sock")] if where == "process.terminal" else []
+    result = eng("create", *socket, "--bundle", str(eng.bundle(["true"], config_edit)), eng.new_id())
+    assert result.returncode == 1
+    assert result.stderr == f"engine: config.json: {where}: {host_mount_ns.WHY}\n"
+
+
+def test_without_a_mount_namespace_runc_refuses_masked_paths_too(runtimes: list[Runtime]) -> None:
+    runc, _ = runtimes
+
+    def edit(config: dict[str, Any]) -> None:
+        without_mount_namespace(config)
+        config["root"] = {"path": "/"}
+        config["linux"]["maskedPaths"] = ["/proc/kcore"]
+
+    result = runc.shell('$RT run --bundle "$B" "$ID"', B=str(runc.bundle(["true"], edit)), ID=runc.new_id())
+    assert result.returncode == 1 and "without a private MNT namespace" in result.stderr
