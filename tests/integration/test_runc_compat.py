@@ -445,9 +445,12 @@ def test_without_a_mount_namespace_what_needs_a_mount_is_refused(
         config["root"] = {"path": "/"}
         edit(config)
 
-    # A terminal needs a --console-socket to get past create's own check for one.
-    socket = ["--console-socket", str(eng.tmp / "console.sock")] if where == "process.terminal" else []
-    result = eng("create", *socket, "--bundle", str(eng.bundle(["true"], config_edit)), eng.new_id())
+    # A terminal needs a --console-socket to get past create's own check for one. In a throwaway mount namespace:
+    # were the check ever lost, what the property asks would be done to that namespace, not to the host's.
+    socket = f"--console-socket {eng.tmp / 'console.sock'}" if where == "process.terminal" else ""
+    result = eng.shell(
+        f'$RT create {socket} --bundle "$B" "$ID"', B=str(eng.bundle(["true"], config_edit)), ID=eng.new_id()
+    )
     assert result.returncode == 1
     assert result.stderr == f"engine: config.json: {where}: {host_mount_ns.WHY}\n"
 
