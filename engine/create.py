@@ -205,7 +205,7 @@ def _launch(
         state = record.public_state("creating")
         for stage in ("prestart", "createRuntime"):  # runtime namespace, after the mounts, before pivot_root
             hookpoints.run(stage, plan.hooks, state, log, cwd=plan.bundle)
-        log.debug(f"create {record.id}: the init's mounts are made; prestart and createRuntime hooks ran")
+        log.debug(f"create {record.id}: the init set up its filesystem; prestart and createRuntime hooks ran")
         channel.send(parent_end, {"type": "continue", "state": state})
         channel.expect(parent_end, "ready")
         if options.pid_file:
