@@ -195,11 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runc", default="/usr/sbin/runc", help="runc binary")
     parser.add_argument("--rootfs", type=Path, default=REPO / ".cache" / "rootfs", help="busybox rootfs")
     parser.add_argument("--raw", type=Path, help="also write every sample (seconds) to this JSON file")
+    parser.add_argument("--sequential", type=int, metavar="N", help="containers run one after the other (1000)")
+    parser.add_argument("--concurrent", type=int, metavar="C", help="lifecycles at once (32)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench/scale.py: needs root (both runtimes create real namespaces and mounts)", file=sys.stderr)
         return 1
     counts = Counts.quick() if args.quick else Counts()
+    if args.sequential is not None:
+        counts.sequential = args.sequential
+    if args.concurrent is not None:
+        counts.concurrent = args.concurrent
     set_child_subreaper()
     try:
         with scratch(keep=False) as work:
