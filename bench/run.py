@@ -113,22 +113,23 @@ class Bench:
         pids: dict[str, int] = {}
 
         def run(rt: Runtime) -> float:
-            seconds = rt("run", "--bundle", str(self.run_bundle), run_id).seconds
-            if rt.exists(run_id):
+            seconds = rt("run", "--bundle", str(self.run_bundle), rt.cid(run_id)).seconds
+            if rt.exists(rt.cid(run_id)):
                 # runc run deletes its container unless --keep, and so does engine; if one did not, its
                 # time would be missing the delete: say so rather than hide it.
                 self.notes.append(f"{rt.name} run left {run_id} behind (deleted outside the timing)")
-                rt("delete", "--force", run_id, check=False)
+                rt("delete", "--force", rt.cid(run_id), check=False)
             return seconds
 
         def create(rt: Runtime) -> float:
-            pid_file = self.workdir / f"{rt.name}-{i}.pid"
-            seconds = rt("create", "--bundle", str(self.sleep_bundle), "--pid-file", str(pid_file), life_id).seconds
+            pid_file = self.workdir / f"{rt.tag}-{i}.pid"
+            bundle = str(self.sleep_bundle)
+            seconds = rt("create", "--bundle", bundle, "--pid-file", str(pid_file), rt.cid(life_id)).seconds
             pids[rt.name] = int(pid_file.read_text())
             return seconds
 
         def state(rt: Runtime) -> float:
-            result = rt("state", life_id, capture=True)
+            result = rt("state", rt.cid(life_id), capture=True)
             status = json.loads(result.stdout)["status"]
             if status != "created":
                 raise BenchError(f"{rt.name} state {life_id}: {status}, expected created")
@@ -138,13 +139,13 @@ class Bench:
         self.each(i, create, samples, "create")
         self.floor(samples)
         self.each(i, state, samples, "state")
-        self.each(i, lambda rt: rt("start", life_id).seconds, samples, "start")
+        self.each(i, lambda rt: rt("start", rt.cid(life_id)).seconds, samples, "start")
         self.floor(samples)
-        self.each(i, lambda rt: rt("kill", life_id, "KILL").seconds, samples, "kill")
+        self.each(i, lambda rt: rt("kill", rt.cid(life_id), "KILL").seconds, samples, "kill")
         for rt in self.order(i):
             wait_gone(pids[rt.name])  # not timed: the exit is the kernel's work, not the runtime's
         self.floor(samples)
-        self.each(i, lambda rt: rt("delete", life_id).seconds, samples, "delete")
+        self.each(i, lambda rt: rt("delete", rt.cid(life_id)).seconds, samples, "delete")
         for rt in self.runtimes:
             samples["lifecycle"][rt.name].append(sum(samples[op][rt.name][-1] for op in LIFECYCLE))
 
@@ -218,6 +219,25 @@ def rows_from(samples: Samples, names: list[str]) -> list[report.Row]:
     return rows
 
 
+def compare_table(label: str, samples: Samples, floor: Summary) -> str:
+    """An extra engine (--compare) beside engine and runc, from the same rounds."""
+    lines = [
+        f"| operation | {label} (ms) | engine (ms) | runc (ms) | {label}/runc | engine/runc | {label}/interpreter |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for key in ("run", "create", "lifecycle", *report.HOT):
+        per = samples.get(key, {})
+        if not (per.get(label) and per.get("engine") and per.get("runc")):
+            continue
+        other, engine, runc = (median(per[name]) for name in (label, "engine", "runc"))
+        lines.append(
+            f"| {LABELS[key]} | {other * 1000:.1f} | {engine * 1000:.1f} | {runc * 1000:.1f} "
+            f"| {report.format_ratio(other / runc)} | {report.format_ratio(engine / runc)} "
+            f"| {report.format_ratio(other / floor.median)} |"
+        )
+    return "\n".join(lines)
+
+
 def scale_rows(results: scale.ScaleResults) -> list[report.Row]:
     """The scale results that have a goal, as rows for report.goal_results."""
     rows = []
@@ -277,12 +297,15 @@ def measure(
     # A private copy of the rootfs: the shared .cache/rootfs gets rebuilt (rm + mv) by other engineers' test
     # runs, which once made /bin/sleep vanish mid-benchmark. On tmpfs, the same for all runtimes.
     rootfs = copy_rootfs(args.rootfs, work / "rootfs")
-    runtimes = [Runtime("engine", args.engine, work / "engine-root")]
+    runtimes = [Runtime("engine", args.engine, work / "engine-root", "e-")]
     if args.pip:
         print("pip install . into a new venv", file=sys.stderr)
         pip_engine = pip_install_engine(work / "pip", python)
-        runtimes.append(Runtime("engine (pip)", pip_engine, work / "pip-root"))
-    runtimes.append(Runtime("runc", args.runc, work / "runc-root"))
+        runtimes.append(Runtime("engine (pip)", pip_engine, work / "pip-root", "p-"))
+    for n, spec in enumerate(args.compare):
+        label, _, binary = spec.partition("=")
+        runtimes.append(Runtime(label, binary, work / f"compare-{n}-root", f"c{n}-"))
+    runtimes.append(Runtime("runc", args.runc, work / "runc-root", "r-"))
     bench = Bench(runtimes, python, work / "bundle-true", work / "bundle-sleep", work, notes)
     samples: Samples = defaultdict(lambda: defaultdict(list))
     loads: list[float] = []  # the 1-minute load average per round: how busy the shared machine was
@@ -323,6 +346,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runc", default="/usr/sbin/runc", help="runc binary")
     parser.add_argument("--rootfs", type=Path, default=REPO / ".cache" / "rootfs", help="busybox rootfs")
     parser.add_argument("--raw", type=Path, help="also write every sample (seconds) to this JSON file")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="LABEL=ENGINE",
+        help="also time this engine binary, interleaved (e.g. an older build); printed apart, not in the README",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir (bundles, roots)")
     parser.add_argument(
         "--max-load",
@@ -389,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         profile_lines,
     )
     print(body)
+    for spec in args.compare:
+        print("\n" + compare_table(spec.partition("=")[0], samples, floor))
     for note in notes:
         print(f"\nnote: {note}")
     if args.profile:

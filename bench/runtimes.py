@@ -61,6 +61,10 @@ class Runtime:
     name: str
     binary: str
     root: Path
+    tag: str = ""  # prefix of its container ids: two engines must not share cgroups (engine/<id>)
+
+    def cid(self, base: str) -> str:
+        return f"{self.tag}{base}"
 
     def argv(self, *args: str) -> list[str]:
         return [self.binary, "--root", str(self.root), *args]

@@ -76,7 +76,7 @@ def measure_sequential(engine: Runtime, runc: Runtime, bundle: Path, counts: Cou
     try:
         for n, container_id in enumerate(ids):
             for rt in pair(n, engine, runc):
-                out.run_d[rt.name].append(rt("run", "-d", "--bundle", str(bundle), container_id).seconds)
+                out.run_d[rt.name].append(rt("run", "-d", "--bundle", str(bundle), rt.cid(container_id)).seconds)
         for i in range(counts.list_runs):
             for rt in pair(i, engine, runc):
                 result = rt("list", capture=True)
@@ -86,7 +86,7 @@ def measure_sequential(engine: Runtime, runc: Runtime, bundle: Path, counts: Cou
                 out.list_seconds[rt.name].append(result.seconds)
         for n, container_id in enumerate(ids):
             for rt in pair(n, engine, runc):
-                out.delete_force[rt.name].append(rt("delete", "--force", container_id).seconds)
+                out.delete_force[rt.name].append(rt("delete", "--force", rt.cid(container_id)).seconds)
     finally:
         for rt in (engine, runc):
             rt.cleanup()
@@ -115,7 +115,7 @@ def measure_concurrent(
 
             def lifecycle(container_id: str, rt: Runtime = rt, start: threading.Barrier = start) -> None:
                 start.wait()
-                one_lifecycle(rt, bundle, container_id, work / f"{rt.name}-{container_id}.pid")
+                one_lifecycle(rt, bundle, rt.cid(container_id), work / f"{rt.cid(container_id)}.pid")
 
             begin = time.perf_counter()
             try:
@@ -210,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with scratch(keep=False) as work:
             rootfs = copy_rootfs(args.rootfs, work / "rootfs")
-            engine = Runtime("engine", args.engine, work / "engine-root")
-            runc = Runtime("runc", args.runc, work / "runc-root")
+            engine = Runtime("engine", args.engine, work / "engine-root", "e-")
+            runc = Runtime("runc", args.runc, work / "runc-root", "r-")
             from engine import SPEC_VERSION
 
             results = run_all(engine, runc, work, rootfs, counts, SPEC_VERSION)
