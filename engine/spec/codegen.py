@@ -163,7 +163,7 @@ class Reader:
         self.description = Description()
         self.definitions: dict[str, dict[str, Any]] = {}
         self.classes: dict[str, type] = {}
-        self.wrappers: set[tuple[int, str]] = set()  # model rules already added, by their schema node
+        self.model_rules: dict[str, list[str]] = {}
 
     def root(self, public_name: str, model: type[BaseModel]) -> None:
         schema = model.__pydantic_core_schema__
@@ -183,17 +183,10 @@ class Reader:
             _only(schema, {"schema_ref"}, where)
             return self.type_of(self.definitions[schema["schema_ref"]], where)
         if kind == "function-after":
+            if self._wraps_model(schema):
+                return self._model_with_rules(schema, where)
             _only(schema, {"function", "schema"}, where)
-            rule = _rule_of(schema["function"], where)
-            inner = schema["schema"]
-            while inner["type"] == "definition-ref":
-                inner = self.definitions[inner["schema_ref"]]
-            if inner["type"] in ("model", "function-after") and self._wraps_model(inner):
-                model = self.type_of(inner, where)
-                assert isinstance(model, ModelType)
-                self._add_model_rule(model.name, rule, schema)
-                return model
-            return RuleType(self.type_of(inner, where), rule)
+            return RuleType(self.type_of(schema["schema"], where), _rule_of(schema["function"], where))
         if kind == "model":
             return self._model(schema, where)
         if kind == "nullable":
@@ -238,11 +231,24 @@ class Reader:
             schema = self.definitions[schema["schema_ref"]] if schema["type"] == "definition-ref" else schema["schema"]
         return schema["type"] == "model"
 
-    def _add_model_rule(self, name: str, rule: str, schema: dict[str, Any]) -> None:
-        # A model reached twice (through two references to one definition) must not get its rules twice.
-        if (id(schema), rule) not in self.wrappers:
-            self.wrappers.add((id(schema), rule))
-            self.description.models[name].rules.append(rule)
+    def _model_with_rules(self, schema: dict[str, Any], where: str) -> ModelType:
+        """A model wrapped in its model validators (function-after, outermost first)."""
+        rules = []
+        while schema["type"] != "model":
+            if schema["type"] == "definition-ref":
+                schema = self.definitions[schema["schema_ref"]]
+                continue
+            _only(schema, {"function", "schema"}, where)
+            rules.append(_rule_of(schema["function"], where))
+            schema = schema["schema"]
+        model = self._model(schema, where)
+        rules.reverse()  # pydantic runs the innermost first
+        # A model reached again (Process on its own and inside Spec) must come with the same rules, once.
+        known = self.model_rules.setdefault(model.name, rules)
+        if known != rules:
+            raise GenerationError(f"{model.name}: different model validators in different places: {known} {rules}")
+        self.description.models[model.name].rules = list(rules)
+        return model
 
     def _model(self, schema: dict[str, Any], where: str) -> ModelType:
         _only(schema, {"cls", "config", "schema", "custom_init", "root_model", "post_init"}, where)

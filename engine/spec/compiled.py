@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     Output = dict[str, Any] | None
     Result = tuple[dict[str, Any] | None, list[Error]]
 
-SOURCE_HASH = "4a94730bc174939fe89c1e00b17b29b42d877d529ff07f79cf4f58372df12c52"
+SOURCE_HASH = "2fe230ec10a61dadef630a31c6c9c2783927175f3fa1a225c1457dab67a5a671"
 _MISSING = object()
 
 _KEYS0 = frozenset(['annotations', 'domainname', 'freebsd', 'hooks', 'hostname', 'linux', 'mounts', 'ociVersion', 'process', 'root', 'solaris', 'vm', 'windows', 'zos'])
@@ -607,11 +607,6 @@ def _Process(data: Any, loc: Loc, errors: list[Error], context: Context) -> Outp
             if value is not None and key not in _KEYS4:
                 out[key] = value
     if len(errors) != count:
-        return None
-    try:
-        _rules.runnable_process(out, context)
-    except (ValueError, AssertionError) as error:
-        errors.append(("assertion_error" if isinstance(error, AssertionError) else "value_error", loc, data, {"error": error}))
         return None
     try:
         _rules.runnable_process(out, context)

@@ -422,6 +422,13 @@ def test_a_changed_model_makes_it_stale(monkeypatch: pytest.MonkeyPatch) -> None
     assert codegen.source_hash() != compiled.SOURCE_HASH
 
 
+def test_every_model_validator_is_compiled_once() -> None:
+    # Process is reached twice (on its own for exec, inside Spec): its rule must still run once.
+    for name, model in DESCRIPTION.models.items():
+        declared = getattr(models, name).__pydantic_decorators__.model_validators
+        assert sorted(model.rules) == sorted(d.func.__spec_rule__.__name__ for d in declared.values()), name
+
+
 def test_custom_validator_without_a_rule_is_refused() -> None:
     from pydantic import field_validator
 
