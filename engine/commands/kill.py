@@ -23,5 +23,5 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if args.all:
             signal_all(record, sig)
         elif not signal_init(record, sig):
-            raise InvalidState(f"cannot kill container {args.container_id!r}: it is stopped")
+            raise InvalidState(f"cannot kill container {args.container_id!r}: container not running (it is stopped)")
     return 0
