@@ -6,7 +6,10 @@ these pin the pieces it found (each failed there, or was racy there, before engi
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 
 from tests.integration.conftest import Engine
 
@@ -20,6 +23,15 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
     return False
 
 
+def cgroup_procs(cgroups_path: str) -> list[int]:
+    """The processes in a container's cgroup, read from the pids hierarchy (v1) or cgroup2."""
+    for base in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup"):
+        procs = Path(base) / cgroups_path.lstrip("/") / "cgroup.procs"
+        if procs.exists():
+            return [int(p) for p in procs.read_text().split()]
+    raise AssertionError(f"no cgroup.procs for {cgroups_path}")
+
+
 def test_kill_of_a_stopped_container_says_container_not_running(engine: Engine) -> None:
     # The shim turns a failed kill whose message has runc's "container not running" into "process already
     # finished"; any other wording fails the kill, and with it the CRI's handling of the container's exit
@@ -30,3 +42,32 @@ def test_kill_of_a_stopped_container_says_container_not_running(engine: Engine) 
     late = engine("kill", cid, "KILL")
     assert late.returncode != 0
     assert "container not running" in late.stderr, late.stderr
+
+
+def test_kill_all_of_a_stopped_container_kills_what_its_init_left(engine: Engine) -> None:
+    # A container without a pid namespace of its own (a pod's app container sharing the pod's) leaves its init's
+    # children running when the init exits; the shim then runs `kill --all <id> KILL`, as runc allows on a
+    # stopped container: what is still in the container's cgroup is signalled, and the command succeeds.
+    cid = engine.new_id()
+    cgroups_path = f"/engine-test-{cid}"
+    bundle = engine.bundle(["sh", "-c", "sleep 1000 & exit 0"], name="no-pidns")
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]
+    config["linux"]["cgroupsPath"] = cgroups_path
+    (bundle / "config.json").write_text(json.dumps(config))
+    engine("run", "--detach", "--bundle", str(bundle), cid, check=True)
+    assert wait_for(lambda: engine.state(cid)["status"] == "stopped")
+    leftovers = cgroup_procs(cgroups_path)
+    assert len(leftovers) == 1 and b"sleep" in Path(f"/proc/{leftovers[0]}/cmdline").read_bytes()
+
+    engine("kill", "--all", cid, "KILL", check=True)
+    assert wait_for(lambda: cgroup_procs(cgroups_path) == []), "kill --all left the init's child running"
+    engine("delete", cid, check=True)
+    assert not os.path.exists(f"/sys/fs/cgroup/pids{cgroups_path}")
+
+
+def test_kill_all_of_a_stopped_container_without_leftovers_succeeds(engine: Engine) -> None:
+    cid = engine.new_id()
+    engine("run", "--detach", "--bundle", str(engine.bundle(["true"])), cid, check=True)
+    assert wait_for(lambda: engine.state(cid)["status"] == "stopped")
+    engine("kill", "--all", cid, "KILL", check=True)
