@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
-from tests.integration.conftest import Engine
+from tests.integration.conftest import ENGINE, Engine
 
 
 def wait_for(predicate, timeout: float = 10.0) -> bool:
@@ -71,3 +72,27 @@ def test_kill_all_of_a_stopped_container_without_leftovers_succeeds(engine: Engi
     engine("run", "--detach", "--bundle", str(engine.bundle(["true"])), cid, check=True)
     assert wait_for(lambda: engine.state(cid)["status"] == "stopped")
     engine("kill", "--all", cid, "KILL", check=True)
+
+
+def test_an_error_reaches_the_log_file_when_stderr_is_read_only(engine: Engine, tmp_path: Path) -> None:
+    # A pod sandbox's runtime gets /dev/null opened read-only as stdio from the shim (writes fail with EBADF);
+    # the shim reports the runtime's error from the --log file, so the message must get there anyway.
+    cid = engine.new_id()
+    bundle = engine.bundle(["/no/such/program"])
+    log = tmp_path / "log.json"
+    create = ["--bundle", str(bundle), cid]
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        result = subprocess.run(
+            [ENGINE, "--root", str(engine.root), "--log", str(log), "--log-format", "json", "create", *create],
+            stdin=null,
+            stdout=null,
+            stderr=null,
+            timeout=30,
+        )
+    finally:
+        os.close(null)
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["level"] for line in lines] == ["error"], lines
+    assert "/no/such/program" in lines[0]["msg"]
