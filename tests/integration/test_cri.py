@@ -41,6 +41,8 @@ APP_IMAGE = "localhost/engine-cri-busybox:test"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins (the doc's bin_dir)
 # The pod network: a bridge of the test's own with this subnet, no host address on it and no route out.
 POD_SUBNET_PREFIX = "10.250.77."
+# Seconds a CRI call may take; the qemu guests (software emulation) need far more than this machine.
+CALL_DEADLINE = float(os.environ.get("ENGINE_CRI_DEADLINE", "60"))
 K8S_NAMESPACE = "k8s.io"  # the containerd namespace of the CRI plugin; the shim appends it to Root
 
 _missing = [tool for tool in ("containerd", "ctr", "gcc") if shutil.which(tool) is None]
@@ -205,7 +207,7 @@ class Cri:
     def call(self, method: str, **fields: Any) -> Any:
         start = time.monotonic()
         try:
-            return self.client.call(method, **fields)
+            return self.client.call(method, deadline=CALL_DEADLINE, **fields)
         finally:
             self.timings[method] = self.timings.get(method, 0.0) + time.monotonic() - start
 
@@ -301,7 +303,7 @@ def teardown(cri: Cri | None, daemon: subprocess.Popen | None, work: Path, bridg
     if log.exists():
         problems = [line for line in log.read_text().splitlines() if "level=error" in line or "level=warn" in line]
         print("containerd errors and warnings:\n" + "\n".join(problems[-30:]), file=sys.stderr)
-    shutil.rmtree(work, ignore_errors=True)
+    subprocess.run(["umount", "-l", str(work)], check=True)
 
 
 @pytest.fixture(scope="module", params=["cgroupfs", "systemd"])
@@ -314,24 +316,27 @@ def cri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     started = time.monotonic()
     token = uuid.uuid4().hex[:8]
     work = tmp_path_factory.mktemp(f"cri-{driver.name}")
+    # containerd's snapshots are overlay mounts, whose directories must not be on an overlay themselves (as /tmp
+    # is in the qemu guests): all the test's state goes on a tmpfs of its own.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700,size=512m", "tmpfs", str(work)], check=True)
     socket = work / "containerd.sock"
     bridge = f"cri{token}"  # interface names are at most 15 characters
     engine_root = work / "engine"
     cni_conf_dir = work / "cni"
-    write_cni_config(cni_conf_dir, work, bridge)
-    text, parsed = cri_config.containerd_config(
-        work=work,
-        socket=socket,
-        engine=ENGINE,
-        engine_root=engine_root,
-        cni_conf_dir=cni_conf_dir,
-        sandbox_image=PAUSE_IMAGE,
-        systemd_cgroup=driver.systemd,
-    )
-    (work / "config.toml").write_text(text)
     daemon = None
     cri = None
     try:
+        write_cni_config(cni_conf_dir, work, bridge)
+        text, parsed = cri_config.containerd_config(
+            work=work,
+            socket=socket,
+            engine=ENGINE,
+            engine_root=engine_root,
+            cni_conf_dir=cni_conf_dir,
+            sandbox_image=PAUSE_IMAGE,
+            systemd_cgroup=driver.systemd,
+        )
+        (work / "config.toml").write_text(text)
         daemon = start_containerd(work / "config.toml", socket, work / "containerd.log")
         containerd_up = time.monotonic()
         client = CriClient(socket, compile_messages(CACHE))
@@ -362,6 +367,25 @@ def cri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 
 # --- the test's pod ---------------------------------------------------------------------------------------
+
+
+POD_MEMORY_LIMIT = 512 << 20
+
+
+def kubelet_creates_pod_cgroup(driver: Driver, parent: str) -> Path | None:
+    """What the kubelet's cgroupfs driver does before RunPodSandbox: the pod's cgroup in every hierarchy, with a
+    pod-wide memory limit; returns that limit's file. (With the systemd driver the slice is systemd's to make.)"""
+    if driver.systemd:
+        return None
+    if cgroup2_only():  # a v2 node's kubelet (or systemd) has the memory controller enabled below the root
+        root_control = Path("/sys/fs/cgroup/cgroup.subtree_control")
+        if "memory" not in root_control.read_text().split():
+            root_control.write_text("+memory")
+    for mount in cgroup_mounts():
+        (mount / parent.lstrip("/")).mkdir(exist_ok=True)
+    limit = cgroup_file(parent, ("memory", "memory.limit_in_bytes"), "memory.max")
+    limit.write_text(str(POD_MEMORY_LIMIT))
+    return limit
 
 
 def pod_config(cri: Cri, name: str) -> Any:
@@ -428,6 +452,7 @@ def test_pod_lifecycle(cri: Cri) -> None:
     # RunPodSandbox with the RuntimeClass's handler: the pause container, run by engine.
     sandbox_config = pod_config(cri, f"pod-{cri.token}")
     parent = sandbox_config.linux.cgroup_parent
+    pod_limit = kubelet_creates_pod_cgroup(cri.driver, parent)
     sandbox_id = cri.call("RunPodSandbox", config=sandbox_config, runtime_handler=cri.handler).pod_sandbox_id
     cri.sandboxes.append(sandbox_id)
     status = cri.call("PodSandboxStatus", pod_sandbox_id=sandbox_id, verbose=True)
@@ -510,10 +535,8 @@ def test_pod_lifecycle(cri: Cri) -> None:
     assert namespace(sidecar_pid, "pid") == namespace(pause_pid, "pid")
     assert exec_sync(cri, sidecar_id, "cat", "/proc/1/cmdline").stdout == b"/pause\0"
 
-    # StopContainer: SIGTERM reaches the app's init (its trap exits 7) well before the grace period ends.
-    started = time.monotonic()
+    # StopContainer: SIGTERM reaches the app's init (its trap exits 7; SIGKILL after the grace period: 137).
     cri.call("StopContainer", container_id=app_id, timeout=30)
-    assert time.monotonic() - started < 20, "SIGTERM did not stop the app: it was killed after the grace period"
     app_status = cri.call("ContainerStatus", container_id=app_id).status
     assert app_status.state == pb.CONTAINER_EXITED
     assert app_status.exit_code == 7
@@ -563,8 +586,10 @@ def test_pod_lifecycle(cri: Cri) -> None:
         "the pod's shim and engine's monitor to exit", lambda: not processes_mentioning(*ids, str(cri.engine_root))
     )
     assert not subprocess.run(["ip", "-o", "link", "show", "master", cri.bridge], capture_output=True).stdout
-    # The pod's cgroup parent is the kubelet's to remove: empty now, so it goes in every hierarchy.
+    # The pod's cgroup parent is the kubelet's: engine left it (and its limit) alone, and it is empty now.
     pod_cgroup = cri.driver.parent_dir(parent)
+    if pod_limit is not None:
+        assert pod_limit.read_text().strip() == str(POD_MEMORY_LIMIT)
     assert child_cgroups(pod_cgroup) == []
     remove_pod_cgroup(cri.driver, pod_cgroup)
     assert not [m for m in cgroup_mounts() if (m / pod_cgroup.lstrip("/")).exists()]
@@ -575,14 +600,16 @@ def test_failed_sandbox_reports_engines_error_and_leaves_nothing(cri: Cri) -> No
     from the --log file: a sandbox runtime's stderr is /dev/null opened read-only), and nothing is left."""
     sandbox_config = pod_config(cri, f"bad-{cri.token}")
     sandbox_config.linux.sysctls["net.ipv4.engine_test_no_such_key"] = "1"
+    state_dirs_before = cri.engine_state_dirs()
+    task_mounts_before = mounts_mentioning(f"{cri.work}/state/io.containerd.runtime.v2.task")
     with pytest.raises(grpc.RpcError) as failure:
         cri.call("RunPodSandbox", config=sandbox_config, runtime_handler=cri.handler)
     details = failure.value.details()
     assert "linux.sysctl.net.ipv4.engine_test_no_such_key: cannot write '1'" in details, details
-    assert cri.engine_state_dirs() == []
+    assert cri.engine_state_dirs() == state_dirs_before
     parent = cri.driver.parent_dir(sandbox_config.linux.cgroup_parent)
     assert child_cgroups(parent) == []
-    assert not mounts_mentioning(f"{cri.work}/state/io.containerd.runtime.v2.task")
+    assert mounts_mentioning(f"{cri.work}/state/io.containerd.runtime.v2.task") == task_mounts_before
     wait_for(
         "the failed pod's shim and engine's monitor to exit",
         lambda: not processes_mentioning(f"-address {cri.socket}", str(cri.engine_root)),
