@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import _signal  # not signal: it wraps every number in an enum (~7 ms on every kill and delete)
-import contextlib
 import os
 import select
 import time
@@ -57,17 +56,21 @@ def container_pids(record: ContainerRecord) -> list[int]:
     pids = [record.pid]
     for name in os.listdir("/proc"):
         if name.isdigit() and int(name) != record.pid:
-            with contextlib.suppress(OSError):
+            try:  # not contextlib.suppress: contextlib costs start, kill and delete ~2 ms to import
                 if os.readlink(f"/proc/{name}/ns/pid") == ns:
                     pids.append(int(name))
+            except OSError:
+                pass
     return pids
 
 
 def signal_all(record: ContainerRecord, sig: int) -> None:
     signal_init(record, sig)
     for pid in container_pids(record)[1:]:
-        with contextlib.suppress(ProcessLookupError):
+        try:  # noqa: SIM105 - as above
             os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def wait_for_exit(record: ContainerRecord, timeout: float) -> bool:
