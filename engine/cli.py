@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-fds", type=int, default=0, help="pass N extra fds (from 3) to the process")
     p.add_argument("--apparmor", help="AppArmor profile for the process")
     p.add_argument("--process-label", help="SELinux label for the process")
+    p.add_argument("--cgroup", action="append", default=[], help="[controller:]path: join a sub-cgroup (repeatable)")
+    p.add_argument("--ignore-paused", action="store_true", help="allow exec in a paused container")
     p.add_argument("container_id", metavar="<container-id>")
     p.add_argument("exec_args", metavar="command", nargs=argparse.REMAINDER, help="the program and its arguments")
 
