@@ -294,7 +294,7 @@ def test_a_busy_cgroup_is_shared_with_a_warning_and_its_processes_spared(cgroups
     """runc 1.1 goes on in a pre-existing cgroup that has processes (supervisors pre-create cgroups); engine too,
     with a warning, and those processes are not the container's: procs(), kill --all and delete leave them."""
     mgr = cgroups.manager()
-    name, busy = next((n, d) for n, d in mgr.dirs.items() if n != "name=systemd")
+    busy = next(d for n, d in mgr.dirs.items() if n != "name=systemd")
     cgroups.extra_dirs += [os.path.dirname(busy), busy]
     os.makedirs(busy)
     earlier = Child(linger=True)

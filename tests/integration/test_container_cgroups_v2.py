@@ -67,6 +67,65 @@ def test_pause_and_resume_with_cgroup_freeze(engine: Engine) -> None:
     assert not events.parent.exists()
 
 
+def cgroup_dir(pid: int) -> Path:
+    return Path("/sys/fs/cgroup") / Path(f"/proc/{pid}/cgroup").read_text().strip().split("::", 1)[1].lstrip("/")
+
+
+@on_v2
+def test_kill_all_through_cgroup_kill_and_delete_force_without_state(engine: Engine) -> None:
+    """kill --all KILL writes cgroup.kill: a shell forking as fast as it can, with no pid namespace to hold it
+    together, leaves nothing behind. delete --force of a container whose state.json is garbage still finds its
+    cgroup (the default engine/<id>), kills what is in it and removes it."""
+    # (busybox sh exits when a fork fails: the pids limit is a safety net far above what the test reaches.)
+    storm = engine.bundle(["sh", "-c", "while :; do sleep 30 & sleep 0.05; done"], name="storm")
+    config = json.loads((storm / "config.json").read_text())
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]
+    config["linux"]["resources"] = {"pids": {"limit": 1000}}
+    (storm / "config.json").write_text(json.dumps(config))
+    cid = engine.new_id()
+    engine("run", "--detach", "--bundle", str(storm), cid, check=True)
+    procs = cgroup_dir(engine.state(cid)["pid"]) / "cgroup.procs"
+    assert wait_for(lambda: len(procs.read_text().split()) > 20)
+    engine("kill", "--all", cid, "KILL", check=True)
+    assert wait_for(lambda: procs.read_text().split() == [], timeout=10), procs.read_text()
+    engine("delete", cid, check=True)
+
+    cid = engine.new_id()
+    engine("run", "--detach", "--bundle", str(engine.bundle(["sleep", "60"], name="plain")), cid, check=True)
+    init = engine.state(cid)["pid"]
+    directory = cgroup_dir(init)
+    (engine.root / cid / "state.json").write_text("this is not JSON")
+    result = engine("delete", "--force", cid)
+    assert result.returncode == 0, result.stderr
+    assert wait_for(lambda: not Path(f"/proc/{init}").exists(), timeout=10)
+    assert not directory.exists() and not (engine.root / cid).exists()
+
+
+@on_v2
+def test_exec_cgroup_on_v2(engine: Engine) -> None:
+    """exec --cgroup PATH joins a sub-cgroup; a controller form is refused on v2, as is "..". When the init
+    moved to a sub-cgroup and a domain controller is enabled below the container's cgroup (which then may not
+    hold processes), a plain exec joins the init's cgroup, as runc's does, and --cgroup / fails."""
+    cid = engine.new_id()
+    engine("run", "--detach", "--bundle", str(engine.bundle(["sleep", "60"])), cid, check=True)
+    init = engine.state(cid)["pid"]
+    top = cgroup_dir(init)
+    (top / "sub").mkdir()
+    out = engine("exec", "--cgroup", "sub", cid, "cat", "/proc/self/cgroup", check=True).stdout
+    assert out == "0::/sub\n"
+    for refused in ("memory:sub", ".."):
+        assert engine("exec", "--cgroup", refused, cid, "true").returncode == 255
+    (top / "init").mkdir()
+    (top / "init" / "cgroup.procs").write_text(str(init))
+    (top / "cgroup.subtree_control").write_text("+memory")
+    out = engine("exec", cid, "cat", "/proc/self/cgroup", check=True).stdout
+    assert out == "0::/init\n"
+    busy = engine("exec", "--cgroup", "/", cid, "true")
+    assert busy.returncode == 255 and "Device or resource busy" in busy.stderr
+    engine("delete", "--force", cid, check=True)
+    assert not top.exists()
+
+
 @pytest.mark.skipif(
     os.environ.get("ENGINE_CGROUP2_GUEST") != "1" or PURE_V2,
     reason="set ENGINE_CGROUP2_GUEST=1 to boot the qemu cgroup v2 guest and run this file there (~1-2 minutes)",
@@ -77,4 +136,4 @@ def test_in_the_cgroup2_guest() -> None:
     command = [".venv/bin/python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
     result = run_in_cgroup2_guest([*command, "tests/integration/test_container_cgroups_v2.py"])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "2 passed" in result.stdout, result.stdout[-3000:]
+    assert "4 passed" in result.stdout, result.stdout[-3000:]
