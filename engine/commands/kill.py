@@ -21,7 +21,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         record = store.load(args.container_id, dir_fd)
         require_killable(args.container_id, record.observed_status())
         if args.all:
-            signal_all(record, sig)
+            signal_all(record, sig, warn=ctx.log.warning)
         elif not signal_init(record, sig):
             raise InvalidState(f"cannot kill container {args.container_id!r}: it is stopped")
+        ctx.log.debug(f"kill {args.container_id}: sent signal {sig} to {'every process' if args.all else 'the init'}")
     return 0
