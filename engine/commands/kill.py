@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-
 from engine.cli import Context
 from engine.container import signal_all, signal_init
 from engine.errors import InvalidState
@@ -46,6 +43,4 @@ def signal_leftovers(record: ContainerRecord, sig: int) -> None:
         return
     from engine.cgroups import load_manager
 
-    for pid in load_manager(record.cgroups).procs():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+    load_manager(record.cgroups).signal_all(sig)  # cgroup.kill, or freeze + pidfds: never a reused pid
