@@ -103,7 +103,7 @@ def test_kill_all_through_cgroup_kill_and_delete_force_without_state(engine: Eng
     call(engine, "delete", cid, check=True)
 
     cid = engine.new_id()
-    call(engine, "run", "--detach", "--bundle", str(engine.bundle(["sleep", "60"], name="plain")), cid, check=True)
+    call(engine, "run", "--detach", "--bundle", str(engine.bundle(["sleep", "3600"], name="plain")), cid, check=True)
     init = state(engine, cid)["pid"]
     directory = cgroup_dir(init)
     (engine.root / cid / "state.json").write_text("this is not JSON")
@@ -119,7 +119,7 @@ def test_exec_cgroup_on_v2(engine: Engine) -> None:
     moved to a sub-cgroup and a domain controller is enabled below the container's cgroup (which then may not
     hold processes), a plain exec joins the init's cgroup, as runc's does, and --cgroup / fails."""
     cid = engine.new_id()
-    call(engine, "run", "--detach", "--bundle", str(engine.bundle(["sleep", "60"])), cid, check=True)
+    call(engine, "run", "--detach", "--bundle", str(engine.bundle(["sleep", "3600"])), cid, check=True)
     init = state(engine, cid)["pid"]
     top = cgroup_dir(init)
     (top / "sub").mkdir()
