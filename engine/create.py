@@ -13,7 +13,7 @@ import os
 import shutil
 import signal
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import channel, console, hookpoints
 from engine.errors import ConfigError, EngineError
@@ -25,6 +25,9 @@ from state import process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
 from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_file_atomically
+
+if TYPE_CHECKING:
+    from engine.cgroups import Manager
 
 
 @dataclass
@@ -130,8 +133,8 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
-            _create_cgroups(config, record, undo, log)
-            log.debug(f"create {record.id}: made the cgroups (cgroupsPath {record.cgroups.get('cgroupsPath')})")
+            cgroups = _create_cgroups(config, record, undo, log)
+            log.debug(f"create {record.id}: made the cgroups (cgroupsPath {cgroups.cgroups_path})")
             # The first state.json already names the cgroups: if this process is killed from here on,
             # `delete --force` still finds everything it made.
             life.fire("begin_create")
@@ -151,7 +154,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 fifo_fd=fifo_fd,
                 bind_source_fds=source_fds,
             )
-            _launch(plan, record, life, undo, options, log)
+            _launch(plan, record, cgroups, life, undo, options, log)
         except BaseException as err:
             if life.state != "new":
                 with contextlib.suppress(Exception):  # the unwind below matters more
@@ -172,11 +175,16 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 
 
 def _launch(
-    plan: InitPlan, record: ContainerRecord, life: Lifecycle, undo: Any, options: CreateOptions, log: Log
+    plan: InitPlan,
+    record: ContainerRecord,
+    cgroups: Manager,
+    life: Lifecycle,
+    undo: Any,
+    options: CreateOptions,
+    log: Log,
 ) -> None:
-    from engine.cgroups import CgroupError, load_manager
+    from engine.cgroups import CgroupError
 
-    cgroups = load_manager(record.cgroups, warn=log.warning)
     parent_end, child_end = channel.pair()
     pid = os.fork()
     if pid == 0:
@@ -217,7 +225,7 @@ def _launch(
         log.debug(f"create {record.id}: created; the init (pid {init_pid}) waits for start")
 
 
-def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> None:
+def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> Manager:
     from engine.cgroups import CgroupError, manager_for
 
     linux = config.get("linux") or {}
@@ -228,6 +236,7 @@ def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, 
         raise EngineError(f"config.json: {err}") from None
     undo.push("remove the cgroups", cgroups.destroy)
     record.cgroups = cgroups.to_json()
+    return cgroups
 
 
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
