@@ -14,6 +14,7 @@ from engine.errors import EngineError
 from engine.linux import syscalls as sc
 from engine.linux.mount_attr import AT_EMPTY_PATH, AT_RECURSIVE, mount_setattr
 from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root
+from engine.rootless.hooks import mount_refusal_hint
 from engine.setup.cgroupfs import Hierarchy, host_hierarchies, mount_cgroups
 from engine.setup.devices import populate_dev
 from engine.setup.masking import locked_flags
@@ -162,6 +163,7 @@ def mount_one(
         except OSError as err:
             raise MountError(
                 f"mounts: mounting {source or fstype} on {destination} (type {fstype}): {err.strerror}"
+                + mount_refusal_hint(fstype, err.errno)
             ) from None
     finally:
         os.close(target_fd)
