@@ -35,9 +35,14 @@ def running_in_user_namespace() -> bool:
         return False
 
 
+# Taken when engine starts: its forked children become root of a user namespace, where their own euid is 0
+# whoever the caller was.
+_CALLER_EUID = os.geteuid()
+
+
 def unprivileged() -> bool:
-    """The caller is not root (runc: RootlessEUID)."""
-    return os.geteuid() != 0
+    """The user who ran engine is not root (runc: RootlessEUID); also right in engine's forked children."""
+    return _CALLER_EUID != 0
 
 
 def rootless() -> bool:
