@@ -236,7 +236,7 @@ def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, 
     devices = linux.get("devices") if resources is linux.get("resources") else None
     cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning)
     try:
-        cgroups.create(resources, linux_devices=devices)
+        cgroups.create(resources, linux_devices=devices, device_rules=rootless_cgroups.device_rules())
     except CgroupError as err:
         raise EngineError(f"config.json: {err}") from None
     undo.push("remove the cgroups", cgroups.destroy)

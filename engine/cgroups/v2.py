@@ -294,7 +294,10 @@ class V2Manager(Manager):
         **kw: Any,
     ) -> None:
         res = resources or {}
-        devices = container_rules(res, json_root, linux_devices)  # rule errors before anything is made
+        # device_rules="if given": no device program unless resources has "devices" (a rootless engine, which may
+        # not load one: engine/rootless/cgroups.py).
+        wanted = kw.get("device_rules", "always") == "always" or "devices" in res
+        devices = container_rules(res, json_root, linux_devices) if wanted else None  # rule errors before any mkdir
         refuse_unconvertible(res, json_root)
         try:
             made = self._make_dir(self.mount, self.dir)

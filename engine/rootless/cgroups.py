@@ -72,3 +72,9 @@ def without_devices(resources: dict[str, Any] | None) -> dict[str, Any] | None:
     if not resources or not rootless():
         return resources
     return {key: value for key, value in resources.items() if key != "devices"}
+
+
+def device_rules() -> str:
+    """The cgroup managers' device_rules: "if given" rootless (no device program: loading one needs
+    CAP_SYS_ADMIN in the host's user namespace), "always" otherwise."""
+    return "if given" if rootless() else "always"
