@@ -8,10 +8,11 @@ Everything global is the user's own and goes with it: its home (podman's storage
 and podman's state), its processes (killed by pid: podman's pause process outlives the test), its passwd and
 subordinate id entries (userdel, and a check that none is left). Two test runs at once get two users.
 
-The install: a user cannot run the venv's interpreter on this machine (pyenv's, under /root, mode 0700), nor
-reach a checkout under /root. So the user gets a copy of engine, state and hooks and of their runtime
-dependencies in a world-readable directory, run by the first interpreter of the same Python version the user
-can execute (the venv's, else Debian's /usr/bin/python3.X): the same code, installed where a user reaches it.
+The install: a user cannot run the venv's interpreter on this machine (pyenv's, under /root, mode 0700), and
+would not reach a checkout under /root. So the user's `engine` runs the first interpreter of the same Python
+version the user can execute (the venv's, else Debian's /usr/bin/python3.X) on this checkout and the venv's
+packages where they are, or, when the user cannot read them there, on a copy of engine, state and hooks and of
+their runtime dependencies in a world-readable directory: the same code, installed where a user reaches it.
 """
 
 from __future__ import annotations
@@ -175,7 +176,21 @@ class RootlessUser:
         subprocess.run(["cp", "-a", str(rootfs), str(self.rootfs)], check=True)
         subprocess.run(["chown", "-R", "-h", f"{self.uid}:{self.gid}", str(self.rootfs)], check=True)
         python = self._python()
-        self.engine_path = str(install_for_users(self.base / "install", python))
+        self.engine_path = str(self._engine_in_place(python) or install_for_users(self.base / "install", python))
+
+    def _engine_in_place(self, python: str) -> Path | None:
+        """A command running this checkout and venv where they are, if the user can read them (a copy takes
+        seconds, many more under the cgroup v2 guest's emulation); None if not (a checkout below /root)."""
+        paths = [str(REPO), *(p for p in sys.path if p.endswith("site-packages"))]
+        probe = f"import sys; sys.path[:0] = {paths!r}; import engine.cli, engine.create, pydantic, transitions"
+        if self.run([python, "-I", "-c", probe]).returncode != 0:
+            return None
+        command = self.base / "engine"
+        command.write_text(
+            f"#!{python} -I\nimport sys\nsys.path[:0] = {paths!r}\nfrom engine.cli import main\nsys.exit(main())\n"
+        )
+        command.chmod(0o755)
+        return command
 
     def _python(self) -> str:
         wanted = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -231,12 +246,21 @@ class RootlessUser:
         return env
 
     def run(
-        self, args: list[str], *, cwd: Path | str | None = None, timeout: float = 60, env: dict[str, str] | None = None
+        self,
+        args: list[str],
+        *,
+        cwd: Path | str | None = None,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
+        cgroup: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """args run as the user, from a clean environment (runuser keeps none of ours). Output through files:
-        a created container's init inherits them and would hold a pipe open."""
+        """args run as the user, from a clean environment (runuser keeps none of ours); in the cgroup v2
+        directory `cgroup` if given (as a login session's processes sit in their delegated scope). Output
+        through files: a created container's init inherits them and would hold a pipe open."""
         environment = env if env is not None else self.env()
         command = ["runuser", "-u", self.name, "--", "env", "-i", *(f"{k}={v}" for k, v in environment.items())]
+        if cgroup is not None:
+            command = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup), *command]
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             code = subprocess.run(
                 [*command, *args], stdout=out, stderr=err, timeout=timeout, cwd=cwd or self.base

@@ -25,6 +25,7 @@ import pytest
 from tests.integration.rootless_user import RootlessUser
 
 RUNC = "/usr/sbin/runc"
+PURE_V2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
 IMAGE = "localhost/engine-rootless-busybox:latest"
 PODMAN_RUN = ["--network=none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 
@@ -74,8 +75,8 @@ class Containers:
         (bundle / "config.json").write_text(json.dumps(config))
         return bundle
 
-    def run(self, args: list[str], *edits: Edit) -> tuple[int, str, str]:
-        result = self.user.engine("run", "--bundle", str(self.bundle(args, *edits)), self.new_id())
+    def run(self, args: list[str], *edits: Edit, cgroup: Path | None = None) -> tuple[int, str, str]:
+        result = self.user.engine("run", "--bundle", str(self.bundle(args, *edits)), self.new_id(), cgroup=cgroup)
         return result.returncode, result.stdout, result.stderr
 
     def leftovers(self) -> dict[str, list[str]]:
@@ -257,6 +258,75 @@ def test_cgroups_without_delegation(containers: Containers, user: RootlessUser) 
     assert code == 0, err
 
 
+@pytest.fixture
+def delegated(user: RootlessUser) -> Iterator[Path]:
+    """A cgroup v2 subtree delegated to the user as systemd's Delegate=yes makes one (the directory and its
+    cgroup.procs, cgroup.subtree_control and cgroup.threads are the user's), with a leaf for the user's shell:
+    the container's cgroup goes beside it (engine/<id> below the parent of the caller's cgroup, as runc's)."""
+    root = Path("/sys/fs/cgroup")
+    (root / "cgroup.subtree_control").write_text("+memory +pids")
+    top = root / f"engine-rootless-{uuid.uuid4().hex[:8]}"
+    leaf = top / "leaf"
+    leaf.mkdir(parents=True)
+    for directory in (top, leaf):
+        for name in ("", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"):
+            os.chown(directory / name, user.uid, user.gid)
+    try:
+        yield leaf
+    finally:
+        # Torn down before `containers` deletes what a failed test left: kill it all here (cgroup.kill, 5.14).
+        (top / "cgroup.kill").write_text("1")
+        for directory in sorted((d for d, _, _ in os.walk(top)), key=len, reverse=True):
+            wait_until(lambda d=directory: not Path(d, "cgroup.procs").read_text().strip())
+            os.rmdir(directory)
+
+
+@pytest.mark.skipif(not PURE_V2, reason="needs a pure cgroup v2 host (test_rootless_in_the_cgroup2_guest runs it)")
+def test_delegated_cgroup_v2(containers: Containers, user: RootlessUser, delegated: Path) -> None:
+    limits = {"memory": {"limit": 32 << 20}, "pids": {"limit": 20}}
+    script = "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"
+
+    def limited(config: dict[str, Any]) -> None:
+        config["linux"]["resources"] = limits
+
+    # Not from the delegated subtree (the caller sits in the root cgroup): refused, in one line.
+    code, _, err = containers.run(["true"], limited)
+    assert code != 0 and "linux.resources.memory: a rootless container gets a cgroup only in a delegated" in err
+    code, out, err = containers.run(["sh", "-c", script], limited, cgroup=delegated)
+    assert code == 0, err
+    assert out.split() == ["0::/", str(32 << 20), "20"]
+
+    cid = containers.new_id()
+    bundle = containers.bundle(["sleep", "60"], limited, name="detached")
+    started = user.engine("run", "--detach", "--bundle", str(bundle), cid, cgroup=delegated)
+    assert started.returncode == 0, started.stderr
+    cgroup = delegated.parent / "engine" / cid
+    assert (cgroup / "memory.max").read_text() == f"{32 << 20}\n"
+    assert user.engine("pause", cid).returncode == 0
+    assert json.loads(user.engine("state", cid).stdout)["status"] == "paused"
+    assert "frozen 1" in (cgroup / "cgroup.events").read_text()
+    assert user.engine("resume", cid).returncode == 0
+    assert user.engine("update", "--memory", str(64 << 20), cid).returncode == 0
+    # exec moves its process into the container's cgroup: from the delegated subtree, as a user's shell is.
+    inside = user.engine("exec", cid, "cat", "/sys/fs/cgroup/memory.max", cgroup=delegated)
+    assert (inside.returncode, inside.stdout) == (0, f"{64 << 20}\n"), inside.stderr
+    assert user.engine("delete", "--force", cid).returncode == 0
+    assert not cgroup.exists()
+
+
+@pytest.mark.skipif(
+    os.environ.get("ENGINE_CGROUP2_GUEST") != "1" or PURE_V2,
+    reason="set ENGINE_CGROUP2_GUEST=1 to boot the qemu cgroup v2 guest and run the delegated cgroup test there",
+)
+def test_rootless_in_the_cgroup2_guest() -> None:
+    from tests.conftest import run_in_cgroup2_guest
+
+    command = [".venv/bin/python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
+    result = run_in_cgroup2_guest([*command, "tests/integration/test_rootless.py", "-k", "delegated_cgroup_v2"])
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "1 passed" in result.stdout, result.stdout[-3000:]
+
+
 def test_oom_score_adj_raised(containers: Containers) -> None:
     code, out, err = containers.run(["cat", "/proc/self/oom_score_adj"], lambda c: c["process"].update(oomScoreAdj=500))
     assert (code, out) == (0, "500\n"), err
@@ -320,7 +390,7 @@ REFUSED: list[tuple[str, Callable[[RootlessUser], Edit], str]] = [
 @pytest.mark.parametrize("what", [r[0] for r in REFUSED])
 def test_what_a_user_cannot_do_is_one_line(containers: Containers, user: RootlessUser, what: str) -> None:
     _, make_edit, expected = next(r for r in REFUSED if r[0] == what)
-    if what in ("a memory limit", "a cgroupsPath") and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+    if what in ("a memory limit", "a cgroupsPath") and PURE_V2:
         pytest.skip("a pure cgroup v2 host: whether the user's cgroup is delegated depends on its session")
     code, out, err = containers.run(["true"], make_edit(user))
     assert code != 0
