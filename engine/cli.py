@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-fds", type=int, default=0, help="pass N extra fds (from 3) to the process")
     p.add_argument("--apparmor", help="AppArmor profile for the process")
     p.add_argument("--process-label", help="SELinux label for the process")
+    p.add_argument("--cgroup", action="append", default=[], help="[controller:]path: join a sub-cgroup (repeatable)")
+    p.add_argument("--ignore-paused", action="store_true", help="allow exec in a paused container")
     p.add_argument("container_id", metavar="<container-id>")
     p.add_argument("exec_args", metavar="command", nargs=argparse.REMAINDER, help="the program and its arguments")
 
@@ -131,16 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("container_id", metavar="<container-id>")
 
     p = sub.add_parser("update", help="change a container's cgroup resources", allow_abbrev=False)
-    p.add_argument("--resources", "-r", help="linux.resources JSON file ('-' for stdin)")
-    p.add_argument("--memory", type=int, help="memory limit in bytes")
-    p.add_argument("--memory-swap", type=int, help="memory+swap limit in bytes")
-    p.add_argument("--pids-limit", type=int, help="maximum number of processes")
-    p.add_argument("--cpu-shares", type=int, help="CPU shares (relative weight)")
-    p.add_argument("--cpu-quota", type=int, help="CPU CFS quota in microseconds")
-    p.add_argument("--cpu-period", type=int, help="CPU CFS period in microseconds")
-    p.add_argument("--cpuset-cpus", help="CPUs to use, e.g. 0-1")
-    p.add_argument("--cpuset-mems", help="memory nodes to use")
-    p.add_argument("container_id", metavar="<container-id>")
+    from engine.commands.update import add_flags  # runc's update flags, next to the code that reads them
+
+    add_flags(p)
 
     p = sub.add_parser("events", help="stream state changes as JSON lines", allow_abbrev=False)
     p.add_argument("--follow", "-f", action="store_true", help="keep streaming (the only mode)")

@@ -13,7 +13,7 @@ import os
 import shutil
 import signal
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import channel, console, hookpoints
 from engine.errors import ConfigError, EngineError
@@ -28,6 +28,9 @@ from state import process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
 from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_file_atomically
+
+if TYPE_CHECKING:
+    from engine.cgroups import Manager
 
 
 @dataclass
@@ -136,8 +139,9 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
-            _create_cgroups(config, record, undo, log)
-            log.debug(f"create {record.id}: made the cgroups (cgroupsPath {record.cgroups.get('cgroupsPath')})")
+            cgroups = _create_cgroups(config, record, undo, log)
+            if cgroups is not None:
+                log.debug(f"create {record.id}: made the cgroups (cgroupsPath {cgroups.cgroups_path})")
             # The first state.json already names the cgroups: if this process is killed from here on,
             # `delete --force` still finds everything it made.
             life.fire("begin_create")
@@ -157,7 +161,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 fifo_fd=fifo_fd,
                 bind_source_fds=source_fds,
             )
-            _launch(plan, record, life, undo, options, log)
+            _launch(plan, record, cgroups, life, undo, options, log)
         except BaseException as err:
             if life.state != "new":
                 with contextlib.suppress(Exception):  # the unwind below matters more
@@ -178,11 +182,16 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 
 
 def _launch(
-    plan: InitPlan, record: ContainerRecord, life: Lifecycle, undo: Any, options: CreateOptions, log: Log
+    plan: InitPlan,
+    record: ContainerRecord,
+    cgroups: Manager | None,
+    life: Lifecycle,
+    undo: Any,
+    options: CreateOptions,
+    log: Log,
 ) -> None:
-    from engine.cgroups import CgroupError, load_manager
+    from engine.cgroups import CgroupError
 
-    cgroups = load_manager(record.cgroups, warn=log.warning) if record.cgroups else None  # none: rootless
     parent_end, child_end = channel.pair()
     pid = os.fork()
     if pid == 0:
@@ -224,14 +233,14 @@ def _launch(
         log.debug(f"create {record.id}: created; the init (pid {init_pid}) waits for start")
 
 
-def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> None:
+def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> Manager | None:
     from engine.cgroups import CgroupError, manager_for
     from engine.rootless import cgroups as rootless_cgroups
 
     linux = config.get("linux") or {}
     if not rootless_cgroups.use_cgroups(linux, record.id):
         log.debug(f"create {record.id}: rootless without a delegated cgroup: the container stays in ours")
-        return
+        return None
     resources = rootless_cgroups.without_devices(linux.get("resources"))
     devices = linux.get("devices") if resources is linux.get("resources") else None
     cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning)
@@ -241,6 +250,7 @@ def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, 
         raise EngineError(f"config.json: {err}") from None
     undo.push("remove the cgroups", cgroups.destroy)
     record.cgroups = cgroups.to_json()
+    return cgroups
 
 
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
