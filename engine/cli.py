@@ -32,11 +32,21 @@ class Args:
 class Context:
     """What every command gets from the global flags. (Not a dataclass: that import costs ~15 ms.)"""
 
-    def __init__(self, root: str, log: Log, systemd_cgroup: bool, hooks_dirs: list[str]) -> None:
-        self.root = root
+    def __init__(self, root: str | None, log: Log, systemd_cgroup: bool, hooks_dirs: list[str]) -> None:
+        self._root = root
         self.log = log
         self.systemd_cgroup = systemd_cgroup
         self.hooks_dirs = hooks_dirs
+
+    @property
+    def root(self) -> str:
+        """--root, or the default for whoever runs us (engine/rootless/state_root.py): resolved on first use, so
+        that `spec` and `features` work without a state directory."""
+        if self._root is None:
+            from engine.rootless.state_root import default_root
+
+            self._root = default_root()
+        return self._root
 
 
 def _add_create_flags(p: argparse.ArgumentParser) -> None:
@@ -56,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="engine", description="An OCI runtime-spec container runtime.", allow_abbrev=False
     )
-    parser.add_argument("--root", default="/run/engine", help="directory for container state (default /run/engine)")
+    parser.add_argument(
+        "--root", help="directory for container state (default /run/engine, $XDG_RUNTIME_DIR/engine when rootless)"
+    )
     parser.add_argument("--log", help="write log messages to this file")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--debug", action="store_true", help="log debug messages")

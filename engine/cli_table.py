@@ -3,7 +3,7 @@
 """argparse's command line as engine.cli.parse_fast reads it (no argparse import)."""
 
 GLOBAL_FLAGS = {'--root': ('root', 'value', None), '--log': ('log', 'value', None), '--log-format': ('log_format', 'value', ('text', 'json')), '--debug': ('debug', 'true', None), '--systemd-cgroup': ('systemd_cgroup', 'true', None), '--hooks-dir': ('hooks_dir', 'append', None), '--rootless': ('rootless', 'value', None), '--criu': ('criu', 'value', None), '--version': ('version', 'true', None), '-v': ('version', 'true', None)}
-GLOBAL_DEFAULTS = {'root': '/run/engine', 'log': None, 'log_format': 'text', 'debug': False, 'systemd_cgroup': False, 'hooks_dir': [], 'rootless': 'auto', 'criu': None, 'version': False}
+GLOBAL_DEFAULTS = {'root': None, 'log': None, 'log_format': 'text', 'debug': False, 'systemd_cgroup': False, 'hooks_dir': [], 'rootless': 'auto', 'criu': None, 'version': False}
 # command -> (flag -> (attribute, kind, choices), attribute -> default,
 #             ((positional, one|optional|rest, default), ...))
 COMMANDS = {

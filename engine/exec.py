@@ -51,6 +51,7 @@ from engine.process_setup import (
     find_executable,
     restore_signals,
 )
+from engine.rootless import hooks as rootless_hooks
 from state import process as proc
 from state.record import ContainerRecord
 from state.rules import CREATED, PAUSED, RUNNING
@@ -533,6 +534,8 @@ def _describe(err: BaseException) -> str:
 def _joiner(chan: socket.socket, plan: ExecPlan) -> None:
     """First child: enter the container's namespaces and fork the process into them. Never returns."""
     try:
+        # Inherited by the process; set while our /proc/self is still ours to write (engine/rootless/hooks.py).
+        rootless_hooks.apply_oom_score_adj_early(plan.process)
         # Before anything else: while we are the host's interpreter inside the container, no process there may
         # open our /proc/<pid>/exe (CVE-2019-5736), fds or memory. Kept until execve, which resets it.
         sc.prctl(PR_SET_DUMPABLE, 0)

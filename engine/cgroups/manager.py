@@ -101,11 +101,18 @@ class Manager:
 
     # ----- creating and changing ------------------------------------------------------------------------------
 
-    def create(self, resources: Mapping[str, Any] | None = None, *, linux_devices: Iterable[Any] | None = None) -> None:
+    def create(
+        self,
+        resources: Mapping[str, Any] | None = None,
+        *,
+        linux_devices: Iterable[Any] | None = None,
+        device_rules: str = "always",
+    ) -> None:
         """Make the cgroups (mkdir -p in every hierarchy) and apply linux.resources; all or nothing: a failure
         removes what was made. A cgroup that already existed is reused: refused if frozen, shared (with a
-        warning) if it holds processes."""
-        plan = self._plan(resources or {}, RESOURCES, linux_devices, device_rules="always")
+        warning) if it holds processes. device_rules="if given": no device policy unless resources has
+        "devices" (a rootless engine may not load a device program: engine/rootless/cgroups.py)."""
+        plan = self._plan(resources or {}, RESOURCES, linux_devices, device_rules=device_rules)
         try:
             existing = self._make_dirs(plan)
             if self.is_frozen_any():

@@ -65,7 +65,7 @@ CONTEXTLIB = COLLECTIONS | {"contextlib", "functools", "_functools", "types", "m
 SETUP = {
     "_ast", "_bisect", "_bz2", "_compression", "_ctypes", "_locale", "_lzma", "_opcode", "_random", "_sha512",
     "_socket", "_sre", "_struct", "_typing", "_weakrefset", "array", "ast", "atexit", "bisect", "bz2", "copy",
-    "copyreg", "ctypes", "dataclasses", "dis", "enum", "fnmatch", "hooks", "importlib", "inspect", "json",
+    "copyreg", "ctypes", "dataclasses", "pwd", "dis", "enum", "fnmatch", "hooks", "importlib", "inspect", "json",
     "linecache", "locale", "lzma", "opcode", "random", "re", "resource", "select", "selectors", "shutil", "signal",
     "socket", "struct", "tempfile", "termios", "textwrap", "threading", "token", "tokenize", "traceback", "tty",
     "typing", "warnings", "weakref", "zlib",
