@@ -28,15 +28,26 @@ class ContainerExists(EngineError):
 
 
 def write_atomically(dir_fd: int, name: str, data: bytes) -> None:
-    """temp file, fsync, rename over the old one, fsync the directory: readers see old or new, never half."""
-    tmp = f".{name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    """temp file, fsync, rename over the old one, fsync the directory: readers see old or new, never half.
+
+    The temp file is new (O_EXCL, an unguessable name) and never a symlink (O_NOFOLLOW): the directory may be
+    writable by others (a --pid-file in /tmp), who could otherwise plant a link that we would write through."""
+    tmp = f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        try:  # noqa: SIM105 - contextlib.suppress would import contextlib on every command
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
     os.fsync(dir_fd)
 
 
