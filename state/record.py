@@ -6,7 +6,7 @@ import time
 
 from engine import SPEC_VERSION
 from state import process
-from state.rules import ALIVE, CREATING, STOPPED
+from state.rules import ALIVE, CREATED, CREATING, PAUSED, RUNNING, STOPPED
 
 TYPE_CHECKING = False  # `import typing` costs ~3 ms on every command; annotations here are strings anyway
 if TYPE_CHECKING:
@@ -43,6 +43,30 @@ _FIELDS: dict[str, Any] = {
     "cgroups": dict,  # the cgroup manager's to_json()
     "owner": "",
 }
+
+
+_STR, _INT, _NONE = (str,), (int,), (type(None),)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "id": _STR,
+    "bundle": _STR + _NONE,
+    "status": _STR,
+    "pid": _INT,
+    "pid_start_time": _INT + _NONE,
+    "rootfs": _STR,
+    "annotations": (dict,),
+    "created": _STR,
+    "started": _STR + _NONE,
+    "finished": _STR + _NONE,
+    "exit_status": _INT + _NONE,
+    "creator_pid": _INT,
+    "creator_start_time": _INT + _NONE,
+    "reaper_pid": _INT,
+    "reaper_start_time": _INT + _NONE,
+    "sync_socket": _STR + _NONE,
+    "cgroups": (dict,),
+    "owner": _STR,
+}
+_STATUSES = (CREATING, CREATED, RUNNING, PAUSED, STOPPED)
 
 
 class ContainerRecord:
@@ -88,7 +112,18 @@ class ContainerRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContainerRecord:
-        return cls(**{k: v for k, v in data.items() if k in _FIELDS})
+        """A record from state.json, its fields checked: a corrupt or hand-edited file is a ValueError naming the
+        field (one line for the user), never a TypeError deep in a command."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an object, got {type(data).__name__}")
+        values = {k: v for k, v in data.items() if k in _FIELDS}
+        for name, value in values.items():
+            allowed = _TYPES[name]
+            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+                raise ValueError(f"{name}: {type(value).__name__} is not a valid value")
+        if values.get("status", CREATING) not in _STATUSES:
+            raise ValueError(f"status: {values['status']!r} is not a status")
+        return cls(**values)
 
     def observed_status(self) -> str:
         """The status as it truly is now: a container whose init (or creator) died is stopped."""
