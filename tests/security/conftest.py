@@ -146,6 +146,34 @@ def _leftover_processes(ids: list[str]) -> list[str]:
     return found
 
 
+def _cgroup_dirs(container_id: str) -> list[str]:
+    """Where engine's default cgroupsPath (engine/<id>, under the caller's cgroup) puts the id, per hierarchy."""
+    found = []
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for name in (controllers.split(",")[0].removeprefix("name="), "unified"):
+                for top in (f"/sys/fs/cgroup/{name}", "/sys/fs/cgroup"):
+                    candidate = f"{top}{path.rstrip('/')}/engine/{container_id}"
+                    if os.path.isdir(candidate):
+                        found.append(candidate)
+    return sorted(set(found))
+
+
+def leftovers(runtime: Runtime, tmp: Path, container_id: str) -> dict[str, list[str]]:
+    """What a container that is gone left behind: its state directory (or temp files in --root), mounts under
+    the test's directory, processes, cgroups. Empty when nothing is left."""
+    found = {
+        "state": [n for n in os.listdir(runtime.root) if n == container_id or n.endswith(".tmp")]
+        if runtime.root.exists()
+        else [],
+        "mounts": _leftover_mounts(tmp),
+        "processes": _leftover_processes([container_id]),
+        "cgroups": _cgroup_dirs(container_id),
+    }
+    return {key: value for key, value in found.items() if value}
+
+
 def _runtimes() -> list[Any]:
     chosen = os.environ.get("RUNTIME")
     params = []
