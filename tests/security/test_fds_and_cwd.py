@@ -10,9 +10,10 @@ from pathlib import Path
 from tests.security.conftest import Runtime, one_line_error
 
 # From the cwd, far more `..` than any path is deep: inside the container this stops at the container's root;
-# from a directory of the host's it stops at the host's root.
+# from a directory of the host's it stops at the host's root. And if the cwd is a procfs of the host's (one the
+# runtime held open), 1/root is the host's root.
 CLIMB = "/".join([".."] * 40)
-SHOW_TOP = f'stat -c "%d %i" {CLIMB} 2>&1; ls -a {CLIMB} 2>&1 | head -50'
+SHOW_TOP = f'stat -c "%d %i" {CLIMB} 2>&1; stat -L -c "%d %i" 1/root 2>&1; ls -a {CLIMB} 2>&1 | head -50'
 
 
 def host_root() -> str:

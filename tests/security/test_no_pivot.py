@@ -22,10 +22,3 @@ def test_no_pivot_leaves_no_full_procfs_to_mount_again(runtime: Runtime) -> None
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().endswith("done"), result.stdout
     assert "MOUNTED" not in result.stdout and "SYSFS" not in result.stdout, result.stdout
-
-
-def test_pivot_root_leaves_no_full_procfs_to_mount_again(runtime: Runtime) -> None:
-    """The same with pivot_root, for comparison: the old root is detached whole."""
-    result = runtime.run(runtime.config(["sh", "-c", f"{ATTEMPT} 2>&1; echo done"], edit=_as_user))
-    assert result.returncode == 0, result.stderr
-    assert "MOUNTED" not in result.stdout and "SYSFS" not in result.stdout, result.stdout

@@ -52,8 +52,14 @@ def test_cve_2025_52881_sysctl_and_oom_score_reach_the_kernel(
     assert _in_netns_of(pid, "/proc/sys/net/ipv4/ip_forward") == "1"
 
 
+def host_value(key: str) -> str:
+    """The host's current value of a sysctl. An attack test that a vulnerable runtime lets through then writes
+    what is already there: running these tests against a runtime that falls must not change the host."""
+    return Path("/proc/sys", key.replace(".", "/")).read_text().strip()
+
+
 BAD_KEYS = {
-    "kernel.core_pattern": "not namespaced",  # global: the host's core_pattern
+    "kernel.core_pattern": "not namespaced",  # global: the host's core_pattern, a way to run code as host root
     "vm.overcommit_memory": "not namespaced",
     "net./../kernel/domainname": "not a sysctl name",  # a '/' in a name
     "net..ipv4.ip_forward": "not a sysctl name",  # an empty part
@@ -66,9 +72,10 @@ def test_only_namespaced_sysctls(runtime: Runtime, key: str) -> None:
     global key would change the host; a '/' or '..' in a key walks out of where the name says."""
     if key == "net..ipv4.ip_forward":
         runtime.falls("it accepts a malformed key starting with net. (here written as /proc/sys/net//ipv4/...)")
+    value = host_value(key) if key in ("kernel.core_pattern", "vm.overcommit_memory") else "0"
 
     def edit(config: dict) -> None:
-        config["linux"]["sysctl"] = {key: "1"}
+        config["linux"]["sysctl"] = {key: value}
 
     _, result = runtime.create(runtime.config(["true"], edit=edit))
     assert result.returncode != 0, f"linux.sysctl {key!r} was accepted"
@@ -78,32 +85,29 @@ def test_only_namespaced_sysctls(runtime: Runtime, key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "needs"),
-    [("net.ipv4.ip_forward", "network"), ("kernel.shmmax", "ipc"), ("fs.mqueue.msg_max", "ipc")],
+    ("key", "needs", "wanted"),
+    [("net.ipv4.ip_forward", "network", "1"), ("kernel.shmmni", "ipc", "1234"), ("fs.mqueue.msg_max", "ipc", "77")],
 )
-def test_namespaced_sysctls_need_their_namespace(runtime: Runtime, key: str, needs: str) -> None:
-    """A namespaced key is still the host's when the container shares that namespace with the host."""
+def test_namespaced_sysctls_need_their_namespace(runtime: Runtime, key: str, needs: str, wanted: str) -> None:
+    """A namespaced key is still the host's when the container shares that namespace with the host: refused
+    then (asked with the host's own value, so a runtime that falls changes nothing), set with one."""
 
-    def edit(config: dict) -> None:
+    def without(config: dict) -> None:
         config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != needs]
-        config["linux"]["sysctl"] = {key: "1"}
+        config["linux"]["sysctl"] = {key: host_value(key)}
 
-    _, result = runtime.create(runtime.config(["true"], edit=edit))
+    _, result = runtime.create(runtime.config(["true"], edit=without))
     assert result.returncode != 0, f"{key} was accepted without a {needs} namespace"
     if not runtime.is_runc:
         assert needs in one_line_error(result)
 
+    def with_it(config: dict) -> None:
+        config["linux"]["sysctl"] = {key: wanted}
 
-def test_namespaced_sysctls_are_set(runtime: Runtime) -> None:
-    """What is allowed works: net.* with a network namespace, ipc keys with an ipc namespace."""
-
-    def edit(config: dict) -> None:
-        config["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"}
-
-    script = "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni"
-    result = runtime.run(runtime.config(["sh", "-c", script], edit=edit))
+    path = "/proc/sys/" + key.replace(".", "/")
+    result = runtime.run(runtime.config(["cat", path], edit=with_it))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["1", "1234"]
+    assert result.stdout.split() == [wanted]
 
 
 def test_proc_writes_refuse_what_is_not_procfs(tmp_path: Path) -> None:
