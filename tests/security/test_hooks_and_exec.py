@@ -137,3 +137,20 @@ def test_pid_file_temp_never_follows_a_planted_symlink(tmp_path: Path) -> None:
     assert pid_file.read_text() == "4242" and not pid_file.is_symlink()
     left = {p.name for p in tmp_path.iterdir() if p.name.startswith(".")}
     assert left == {".container.pid.tmp", f".container.pid.{os.getpid()}.tmp"}  # no temp file of ours left
+
+
+def test_cve_2022_29162_no_inheritable_capabilities(runtime: Runtime) -> None:
+    """`exec --cap` (and the default config of `spec`) must not give a process inheritable capabilities: with
+    them, a program with inheritable file capabilities gains them at execve (CVE-2022-29162, runc; CVE-2022-27650,
+    crun; CVE-2022-24769, moby's defaults)."""
+    spec_dir = runtime.tmp / "spec"
+    spec_dir.mkdir()
+    assert runtime("spec", "--bundle", str(spec_dir)).returncode == 0
+    caps = json.loads((spec_dir / "config.json").read_text())["process"]["capabilities"]
+    assert not caps.get("inheritable"), caps
+    container_id, created = runtime.create(runtime.config(["sleep", "60"]))
+    assert created.returncode == 0, created.stderr
+    result = runtime("exec", "--cap", "CAP_NET_ADMIN", container_id, "grep", "-E", "^Cap(Inh|Eff)", "/proc/self/status")
+    assert result.returncode == 0, result.stderr
+    fields = dict(line.split(":\t") for line in result.stdout.splitlines())
+    assert int(fields["CapInh"], 16) == 0 and int(fields["CapEff"], 16) & (1 << 12), result.stdout
