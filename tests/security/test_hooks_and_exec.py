@@ -47,42 +47,58 @@ def test_start_container_hooks_run_as_the_container_process(
     assert hook == process, f"hook:\n{hook}\nprocess:\n{process}"
 
 
+IN_OPEN = 0x20
 IN_CLOSE_NOWRITE = 0x10
 IN_CLOEXEC = 0o2000000
 
 
-def _swap_after_first_read(bundle: Path, replacement: bytes) -> threading.Thread:
-    """As soon as anyone has read bundle/config.json and closed it, replace it (a bundle that changes under the
-    runtime: another tenant of a shared directory, or a slow copy)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.inotify_init1(IN_CLOEXEC)
-    assert fd >= 0
-    assert libc.inotify_add_watch(fd, os.fsencode(bundle), IN_CLOSE_NOWRITE) >= 0
+class BundleWatch:
+    """Counts the opens of bundle/config.json, and replaces it with `replacement` as soon as the first reader has
+    closed it (a bundle that changes under the runtime: another tenant of a shared directory, or a slow copy)."""
 
-    def watch() -> None:
-        try:
-            while True:
-                data = os.read(fd, 4096)
-                offset = 0
-                while offset < len(data):
-                    _, _, _, length = struct.unpack_from("iIII", data, offset)
-                    name = data[offset + 16 : offset + 16 + length].rstrip(b"\0")
-                    offset += 16 + length
-                    if name == b"config.json":
-                        (bundle / "swap.json").write_bytes(replacement)
-                        os.replace(bundle / "swap.json", bundle / "config.json")
-                        return
-        finally:
-            os.close(fd)
+    def __init__(self, bundle: Path, replacement: bytes) -> None:
+        self.bundle, self.replacement = bundle, replacement
+        self.opens = 0
+        self.swapped = False
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(IN_CLOEXEC | os.O_NONBLOCK)
+        assert self.fd >= 0
+        assert self.libc.inotify_add_watch(self.fd, os.fsencode(bundle), IN_OPEN | IN_CLOSE_NOWRITE) >= 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+    def _watch(self) -> None:
+        import select
+
+        while not self.done.is_set():
+            if not select.select([self.fd], [], [], 0.05)[0]:
+                continue
+            data = os.read(self.fd, 4096)
+            offset = 0
+            while offset < len(data):
+                _, mask, _, length = struct.unpack_from("iIII", data, offset)
+                name = data[offset + 16 : offset + 16 + length].rstrip(b"\0")
+                offset += 16 + length
+                if name != b"config.json":
+                    continue
+                if mask & IN_OPEN:
+                    self.opens += 1
+                if mask & IN_CLOSE_NOWRITE and not self.swapped:
+                    (self.bundle / "swap.json").write_bytes(self.replacement)
+                    os.replace(self.bundle / "swap.json", self.bundle / "config.json")
+                    self.swapped = True
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+        os.close(self.fd)
 
 
 def test_exec_uses_the_config_create_validated(runtime: Runtime) -> None:
     """create validated config.json, then copied the file again for exec: a config swapped in between (here one
-    that grants every capability) was what `exec` gave its process. exec must get the config create worked from."""
+    that grants every capability) was what `exec` gave its process. The bundle must be read once, by create, and
+    exec must get the config create worked from."""
     runtime.falls("its exec reads the process from the bundle's config.json again, whatever it holds by then")
     config = runtime.config(["sleep", "60"])
     evil = json.loads(json.dumps(config))
@@ -91,13 +107,16 @@ def test_exec_uses_the_config_create_validated(runtime: Runtime) -> None:
         evil["process"]["capabilities"][name] = every
     evil["process"]["env"].append("SWAPPED=yes")
     bundle = runtime.bundle(config)
-    watcher = _swap_after_first_read(bundle, json.dumps(evil).encode())
-    container_id = runtime.new_id()
-    created = runtime("create", "--bundle", str(bundle), container_id)
-    assert created.returncode == 0, created.stderr
-    watcher.join(timeout=5)
-    assert json.loads((bundle / "config.json").read_text())["process"]["env"][-1] == "SWAPPED=yes", "no swap"
-    result = runtime("exec", container_id, "sh", "-c", "grep CapEff /proc/self/status; echo swapped=$SWAPPED")
+    watch = BundleWatch(bundle, json.dumps(evil).encode())
+    try:
+        container_id = runtime.new_id()
+        created = runtime("create", "--bundle", str(bundle), container_id)
+        assert created.returncode == 0, created.stderr
+        result = runtime("exec", container_id, "sh", "-c", "grep CapEff /proc/self/status; echo swapped=$SWAPPED")
+    finally:
+        watch.stop()
+    assert watch.swapped, "the bundle was never read"
+    assert watch.opens == 1, f"the bundle's config.json was opened {watch.opens} times (create and exec: once)"
     assert result.returncode == 0, result.stderr
     cap_eff = int(result.stdout.split()[1], 16)
     assert not cap_eff & (1 << 21), f"exec got CAP_SYS_ADMIN from the swapped config: {result.stdout}"
