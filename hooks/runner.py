@@ -5,7 +5,9 @@ A hook is the config.json shape {"path", "args"?, "env"?, "timeout"?}:
   * args is the whole argv, args[0] included; absent or empty, argv is [path] (as runc does);
   * env replaces the environment; absent, the hook gets an empty one;
   * the container's state JSON is written to the hook's stdin, then stdin is closed;
-  * timeout (seconds, > 0): when it expires, the hook's whole process group is SIGKILLed and the hook reaped.
+  * timeout (seconds, > 0): when it expires, the hook's whole process group is SIGKILLed and the hook reaped;
+  * cwd (the caller's choice, not config.json's): the hook's working directory. The engine passes runc's:
+    the bundle for the hooks `create` runs, the rootfs for createContainer (engine/hookpoints.py).
 
 Why it is built this way:
   * os.posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK) + exec) instead of subprocess: nothing of the Python
@@ -77,11 +79,18 @@ class HookError(Exception):
 
 
 def run_hook(
-    hook: dict, state_json: bytes, *, stage: str, index: int | None = None, exec_fd: int | None = None
+    hook: dict,
+    state_json: bytes,
+    *,
+    stage: str,
+    index: int | None = None,
+    cwd: str | None = None,
+    exec_fd: int | None = None,
 ) -> None:
     """Run one hook to completion; raise HookError if it cannot be run, fails, is killed or times out.
 
     index (the hook's position in its stage) only makes the error message point at the right entry.
+    cwd: the hook's working directory (None: ours).
     exec_fd: run the hook through this program (engine.linux.trampoline: a sealed memfd that execs its argv[0]
     with the rest) instead of posix_spawn: the container's init runs startContainer hooks this way, so that
     while the kernel resolves the hook's #! or ELF interpreter inside the container, /proc/self/exe is not the
@@ -106,18 +115,16 @@ def run_hook(
         ]
         file_actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
         try:
-            if exec_fd is not None:
-                pid = _fork_exec(exec_fd, [path, *argv], env, fds["in_r"], fds["out_w"])
-            else:
-                pid = os.posix_spawn(
-                    path,
-                    argv,
-                    env,
-                    file_actions=file_actions,
-                    setsid=True,
-                    setsigmask=(),
-                    setsigdef=_DEFAULT_SIGNALS,
+            with _WorkingDirectory(cwd):
+                pid = (
+                    _fork_exec(exec_fd, [path, *argv], env, fds["in_r"], fds["out_w"])
+                    if exec_fd is not None
+                    else _spawn(path, argv, env, file_actions)
                 )
+        except _NoWorkingDirectory as err:
+            raise HookError(
+                f"{label}: cannot enter its working directory {cwd}: {err}", stage=stage, path=path
+            ) from None
         except OSError as err:
             raise HookError(f"{label}: cannot execute: {err.strerror or err}", stage=stage, path=path) from None
         except ValueError as err:  # e.g. a NUL byte in an argument
@@ -140,6 +147,18 @@ def run_hook(
         if sep and head.startswith("exec ") and number.isdigit():
             raise HookError(f"{label}: cannot execute: {os.strerror(int(number))}", stage=stage, path=path)
     _check(status, timed_out, timeout, output, label=label, stage=stage, path=path)
+
+
+def _spawn(path: str, argv: list[str], env: dict[str, str], file_actions: list) -> int:
+    return os.posix_spawn(
+        path,
+        argv,
+        env,
+        file_actions=file_actions,
+        setsid=True,
+        setsigmask=(),
+        setsigdef=_DEFAULT_SIGNALS,
+    )
 
 
 def _fork_exec(exec_fd: int, argv: list[str], env: dict[str, str], stdin: int, stdout: int) -> int:
@@ -172,15 +191,16 @@ def run_hooks(
     *,
     warn_only: bool,
     warn: Callable[[str], None],
+    cwd: str | None = None,
     exec_fds: list[int] | None = None,
 ) -> None:
     """Run a stage's hooks in order. The first failure raises HookError, unless warn_only: then each failure
     is passed to warn(message) and the remaining hooks still run (runtime.md step 13, poststop).
-    exec_fds: one trampoline fd per hook (run_hook's exec_fd)."""
+    cwd: the hooks' working directory (None: ours). exec_fds: one trampoline fd per hook (run_hook's exec_fd)."""
     for index, hook in enumerate(hooks or ()):
         try:
             exec_fd = exec_fds[index] if exec_fds is not None else None
-            run_hook(hook, state_json, stage=stage, index=index, exec_fd=exec_fd)
+            run_hook(hook, state_json, stage=stage, index=index, cwd=cwd, exec_fd=exec_fd)
         except HookError as err:
             if not warn_only:
                 raise
@@ -278,6 +298,40 @@ def _supervise(pid: int, fds: dict[str, int], timeout: float | None, state_json:
     # that may still hold the pipe open.
     _drain(out_r, output)
     return bytes(output), status, False
+
+
+class _NoWorkingDirectory(Exception):
+    pass
+
+
+class _WorkingDirectory:  # a class, not @contextmanager: contextlib is not imported on the hot paths
+    """Spawn in `cwd`: posix_spawn has no chdir action in Python, so the caller (single-threaded: create,
+    start, delete, the container init) steps into it for the spawn and comes back to where it was."""
+
+    def __init__(self, cwd: str | None) -> None:
+        self.cwd = cwd
+        self.back = -1
+
+    def __enter__(self) -> None:
+        if self.cwd is None:
+            return
+        try:
+            self.back = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            self.back = -1  # ours is unreachable (a user namespace's root): stay where the hook ran
+        try:
+            os.chdir(self.cwd)
+        except OSError as err:
+            self.__exit__()
+            raise _NoWorkingDirectory(err.strerror) from None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.back >= 0:
+            try:
+                os.fchdir(self.back)
+            finally:
+                os.close(self.back)
+                self.back = -1
 
 
 def _close(fds: dict[str, int], *names: str) -> None:
