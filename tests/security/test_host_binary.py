@@ -9,6 +9,7 @@ what engine relied on by accident before (issue #7)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -130,3 +131,18 @@ def test_cve_2019_5736_the_trampoline_cannot_be_written(tmp_path: Path) -> None:
             os.close(reopened)
     finally:
         tramp.close()
+
+
+def test_the_trampoline_still_reports_a_failed_exec(engine: Runtime, rootfs_copy: Callable[[], Path]) -> None:
+    """The defence keeps the contract: a program the kernel cannot run (here an ELF whose interpreter the image
+    lacks) fails `start` with one line naming it and the reason, as a direct execve did; `exec` likewise."""
+    rootfs = rootfs_copy()
+    shutil.copy("/usr/bin/true", rootfs / "dynamic-true")  # dynamically linked: no ld.so in the busybox image
+    container_id, created = engine.create(engine.config(["/dynamic-true"], rootfs=rootfs))
+    assert created.returncode == 0, created.stderr
+    error = one_line_error(engine("start", container_id))
+    assert "exec /dynamic-true: No such file or directory" in error, error
+    other, created = engine.create(engine.config(["sleep", "60"], rootfs=rootfs))
+    assert created.returncode == 0, created.stderr
+    error = one_line_error(engine("exec", other, "/dynamic-true"))
+    assert "exec /dynamic-true: No such file or directory" in error, error
