@@ -202,6 +202,8 @@ def _launch(
         _reap(pid)
         record.pid = init_pid
         record.pid_start_time = process.start_time(init_pid)
+        if record.pid_start_time is None:  # gone already: without its start time no later command could tell
+            raise EngineError(f"create {record.id!r}: the container's init exited during setup")
         undo.push("kill the container init", lambda: _kill(init_pid, record.pid_start_time))
         channel.expect(parent_end, "hooks", early)
         state = record.public_state("creating")

@@ -121,8 +121,15 @@ class ContainerRecord:
             allowed = _TYPES[name]
             if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
                 raise ValueError(f"{name}: {type(value).__name__} is not a valid value")
-        if values.get("status", CREATING) not in _STATUSES:
-            raise ValueError(f"status: {values['status']!r} is not a status")
+        status = values.get("status", CREATING)
+        if status not in _STATUSES:
+            raise ValueError(f"status: {status!r} is not a status")
+        # Without the start time a live pid cannot be told from a reused one: a record that would need it to say
+        # whether the container lives is corrupt, not "any process with that pid is ours".
+        if status in ALIVE and values.get("pid_start_time") is None:
+            raise ValueError(f"pid_start_time: missing for a {status} container")
+        if status == CREATING and values.get("creator_start_time") is None:
+            raise ValueError("creator_start_time: missing for a creating container")
         return cls(**values)
 
     def observed_status(self) -> str:

@@ -24,10 +24,12 @@ from tests.security.test_fuzz_create import fuzz_settings, json_value
 NO_SUCH_PID = 4194303  # pid_max's ceiling: never a live process
 
 
-def _record(container_id: str, sleeper: int, tmp: Path) -> dict[str, Any]:
-    """A plausible state.json (what engine writes), pointing at a sleeper of ours."""
+def _record(container_id: str, sleeper: int, tmp: Path, live: bool) -> dict[str, Any]:
+    """A plausible state.json (what engine writes), pointing at a sleeper of ours: alive (its true start time) or
+    not (a start time that is not its). Never alive next to a real fifo: `start` would wait for the sleeper to
+    write into it, forever, as it waits for a real init (a forged record, not a corrupt one)."""
     stat = Path(f"/proc/{sleeper}/stat").read_text()
-    start = int(stat[stat.rindex(")") + 2 :].split()[19])
+    start = int(stat[stat.rindex(")") + 2 :].split()[19]) + (0 if live else 1)
     return {
         "id": container_id,
         "bundle": str(tmp / "bundle"),
@@ -157,7 +159,8 @@ def _corrupt_and_run(
 ) -> None:
     container_id = engine.new_id()
     engine.root.mkdir(mode=0o700, exist_ok=True)
-    state = _state_bytes(_record(container_id, sleeper.pid, tmp_path), change, sleeper.pid)
+    live = files["exec.fifo"] != "fifo"
+    state = _state_bytes(_record(container_id, sleeper.pid, tmp_path, live), change, sleeper.pid)
     entry = engine.root / container_id
     victim = tmp_path / f"victim-{container_id}"
     if where == "directory":
