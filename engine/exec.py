@@ -51,9 +51,10 @@ from engine.process_setup import (
     find_executable,
     restore_signals,
 )
+from engine.rootless import hooks as rootless_hooks
 from state import process as proc
 from state.record import ContainerRecord
-from state.rules import CREATED, RUNNING
+from state.rules import CREATED, PAUSED, RUNNING
 from state.store import CONFIG_FILE, Store, write_file_atomically
 
 # Joined in this order. The user namespace first: once in it we hold every capability over the namespaces
@@ -124,6 +125,8 @@ class ExecOptions:
     preserve_fds: int = 0
     apparmor: str | None = None
     process_label: str | None = None
+    cgroup: list[str] = field(default_factory=list)  # --cgroup [controller:]path (engine/cgroups/exec_join.py)
+    ignore_paused: bool = False
 
 
 @dataclass
@@ -165,7 +168,9 @@ def exec_process(store: Store, options: ExecOptions, log: Log) -> int:
         record = store.load(options.container_id, dir_fd)
         status = record.observed_status()
         config = _read_config(dir_fd, options.container_id)
-    if status not in (CREATED, RUNNING):
+    if status == PAUSED and not options.ignore_paused:
+        raise ExecError(f"cannot exec in paused container {options.container_id!r} (--ignore-paused to override)")
+    if status not in (CREATED, RUNNING, PAUSED):
         raise ExecError(f"cannot exec in container {options.container_id!r}: it is {status}")
     if process_json is not None:
         process = inherit_from_container(process_json, config.get("process") or {})
@@ -379,7 +384,7 @@ def _launch(plan: ExecPlan, record: ContainerRecord, options: ExecOptions, log: 
     try:
         with parent_end:
             _apply_initial_affinity(joiner, plan.process)
-            _join_cgroup(record, joiner, log)
+            _join_cgroup(record, joiner, options.cgroup, log)
             channel.send(parent_end, {"type": "go"})
             launched.pid = _expect(parent_end, "pid", plan)["pid"]
             _reap(joiner)
@@ -451,18 +456,15 @@ def _apply_initial_affinity(pid: int, process: dict[str, Any]) -> None:
             raise ExecError(f"process.execCPUAffinity.initial {text!r}: sched_setaffinity: {err.strerror}") from None
 
 
-def _join_cgroup(record: ContainerRecord, pid: int, log: Log) -> None:
-    """Put the joiner (and so the process it forks) into the container's cgroup, before any namespace.
-
-    The cgroup manager saves itself in the record (load_manager(...).to_json()); a record written before
-    there was one has no cgroup information, and the process then stays in ours, as the init did.
-    """
-    saved = getattr(record, "cgroup", None) or getattr(record, "cgroups", None)
-    if not saved:
+def _join_cgroup(record: ContainerRecord, pid: int, sub_cgroups: list[str], log: Log) -> None:
+    """Put the joiner (and so the process it forks) into the container's cgroups, before any namespace: every
+    hierarchy, or the sub-cgroups --cgroup names (engine/cgroups/exec_join.py). A record without cgroup
+    information (none was made) leaves the process in ours, as the init was."""
+    if not record.cgroups:
         return
     from engine.cgroups import load_manager
 
-    load_manager(saved, warn=log.warning).add(pid)
+    load_manager(record.cgroups, warn=log.warning).join_exec(pid, sub_cgroups, init_pid=record.pid)
 
 
 def _expect(sock: socket.socket, kind: str, plan: ExecPlan) -> dict[str, Any]:
@@ -547,6 +549,8 @@ def _describe(err: BaseException) -> str:
 def _joiner(chan: socket.socket, plan: ExecPlan) -> None:
     """First child: enter the container's namespaces and fork the process into them. Never returns."""
     try:
+        # Inherited by the process; set while our /proc/self is still ours to write (engine/rootless/hooks.py).
+        rootless_hooks.apply_oom_score_adj_early(plan.process)
         # Before anything else: while we are the host's interpreter inside the container, no process there may
         # open our /proc/<pid>/exe (CVE-2019-5736), fds or memory. Kept until execve, which resets it.
         sc.prctl(PR_SET_DUMPABLE, 0)
@@ -558,10 +562,6 @@ def _joiner(chan: socket.socket, plan: ExecPlan) -> None:
         # Our own procfs, made while we are still the host's: the process's writes into /proc (an LSM exec
         # label) go through it, never through the container's /proc (engine.linux.procfs).
         plan.proc = ProcFS.open()
-        if "oomScoreAdj" in plan.process:  # inherited by the process we fork
-            process_attrs.set_oom_score_adj(
-                plan.process["oomScoreAdj"], lambda data: plan.proc.write_self("oom_score_adj", data)
-            )
         channel.expect(chan, "go")  # we are in the container's cgroup now
         joined_user = join_namespaces(plan.init_pid, plan.init_start_time)
         if joined_user:

@@ -36,6 +36,7 @@ from engine.process_setup import connect_seccomp_listener as _connect_seccomp_li
 from engine.process_setup import enter_cwd as _enter_cwd
 from engine.process_setup import environment as _environment
 from engine.process_setup import restore_signals as _restore_signals
+from engine.rootless import hooks as rootless_hooks
 from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
 from engine.setup.masking import mask_paths, open_dev_null, readonly_paths
@@ -75,6 +76,7 @@ def _fail(chan: socket.socket, err: BaseException) -> None:
 def intermediate(chan: socket.socket, plan: InitPlan) -> None:
     """First child: enter the namespaces, fork the init into them, report its pid, exit."""
     try:
+        rootless_hooks.apply_oom_score_adj_early(plan.config["process"])  # while /proc/self is still ours
         sc.prctl(PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or read us while we are engine
         _close_inherited_fds(chan, plan)
         flags = plan.namespace_flags
@@ -85,13 +87,16 @@ def intermediate(chan: socket.socket, plan: InitPlan) -> None:
         if flags & sc.CLONE_NEWUSER:
             # The user namespace first, alone: the engine writes our uid/gid maps from outside, then we become
             # its root, and every namespace unshared after this is owned by it.
+            rootless_hooks.before_id_maps()
             sc.unshare(sc.CLONE_NEWUSER)
             channel.send(chan, {"type": "userns"})
             channel.expect(chan, "mapped")
+            rootless_hooks.after_id_maps()
             _become_namespace_root()
             flags &= ~sc.CLONE_NEWUSER
         if flags:
             sc.unshare(flags)
+        rootless_hooks.open_bind_sources_in_user_namespace(plan)
         if proc is not None:
             _write_time_offsets(plan.time_offsets, proc)
             proc.close()
@@ -291,8 +296,6 @@ def _finish_setup(cfg: dict[str, Any], proc: ProcFS) -> tuple[dict[str, str], st
     env = _environment(process)
     _enter_cwd(process.get("cwd") or "/")
     executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
-    if "oomScoreAdj" in process:
-        process_attrs.set_oom_score_adj(process["oomScoreAdj"], lambda data: proc.write_self("oom_score_adj", data))
     if process.get("rlimits"):
         process_attrs.apply_rlimits(process["rlimits"])
     return env, executable

@@ -73,6 +73,7 @@ _PER_MOUNT = (
 # Superblock flags that fsconfig takes by name (fs/fs_context.c common_set_sb_flag); "ro" is both.
 SB_FLAG_NAMES = {MS_RDONLY: "ro", 0x10: "sync", 0x40: "mand", 0x80: "dirsync", 1 << 25: "lazytime"}
 SB_FLAGS_OK = sum(SB_FLAG_NAMES)
+LOCKABLE = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC  # what a user namespace may not clear
 PER_MOUNT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW | MS_NOATIME | MS_NODIRATIME
 ATIME_FLAGS = MS_NOATIME | MS_RELATIME | MS_STRICTATIME
 

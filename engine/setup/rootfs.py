@@ -19,6 +19,7 @@ from engine.linux import mountfd
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root, same_file
 from engine.linux.procfs import ProcFS
+from engine.rootless.hooks import mount_refusal_hint
 from engine.setup.cgroupfs import Hierarchy, host_hierarchies, mount_cgroups
 from engine.setup.devices import populate_dev
 from engine.setup.mount_options import MountPlan, parse_mount_options
@@ -253,7 +254,11 @@ def mount_one(
             else:
                 tree, own_tree = _new_filesystem(fstype or "none", source or fstype or "none", plan), True
                 attr_set = attr_clr = 0  # fsmount set them
-            mountfd.set_attrs(tree, attr_set, attr_clr)
+            try:
+                mountfd.set_attrs(tree, attr_set, attr_clr)
+            except PermissionError:
+                # In a user namespace the source's nosuid/nodev/noexec are locked: keep them, as runc does.
+                mountfd.set_attrs(tree, attr_set, attr_clr & ~mountfd.LOCKABLE)
             # rro, rnosuid, ...: the whole tree, submounts included.
             mountfd.set_attrs(tree, plan.rec_attr_set, plan.rec_attr_clr, recursive=True)
             if fstype in _EXPECTED_FS and not bind and sc.fs_type(tree) != _EXPECTED_FS[fstype]:
@@ -266,6 +271,7 @@ def mount_one(
         except OSError as err:
             raise MountError(
                 f"mounts: mounting {source or fstype} on {destination} (type {fstype}): {err.strerror or err}"
+                + mount_refusal_hint(fstype, err.errno)
             ) from None
         finally:
             os.close(target_fd)
