@@ -65,7 +65,7 @@ CONTEXTLIB = COLLECTIONS | {"contextlib", "functools", "_functools", "types", "m
 SETUP = {
     "_ast", "_bisect", "_bz2", "_compression", "_ctypes", "_locale", "_lzma", "_opcode", "_random", "_sha512",
     "_socket", "_sre", "_struct", "_typing", "_weakrefset", "array", "ast", "atexit", "bisect", "bz2", "copy",
-    "copyreg", "ctypes", "dataclasses", "pwd", "dis", "enum", "fnmatch", "hooks", "importlib", "inspect", "json",
+    "copyreg", "ctypes", "dataclasses", "gc", "pwd", "dis", "enum", "fnmatch", "hooks", "importlib", "inspect", "json",
     "linecache", "locale", "lzma", "opcode", "random", "re", "resource", "select", "selectors", "shutil", "signal",
     "socket", "struct", "tempfile", "termios", "textwrap", "threading", "token", "tokenize", "traceback", "tty",
     "typing", "warnings", "weakref", "zlib",
@@ -222,6 +222,11 @@ def fake_container(root: Path, container_id: str, status: str, pid: int, pid_sta
     return directory
 
 
+def own_start_time() -> int:
+    stat = Path("/proc/self/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
 def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -230,7 +235,9 @@ def dead_pid() -> int:
 
 def test_state_and_list_of_records(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    fake_container(root, "c1", "running", os.getpid(), None)
+    # Our own pid and start time: alive (a running record without a start time is corrupt: a reused pid
+    # cannot be told from the init).
+    fake_container(root, "c1", "running", os.getpid(), own_start_time())
     fake_container(root, "c2", "stopped", 0, None)
     code, modules, _ = imports_of(tmp_path, "--root", str(root), "state", "c1")
     assert code == 0
