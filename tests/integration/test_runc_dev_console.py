@@ -1,0 +1,91 @@
+"""/dev and the console as runc 1.1.5 makes them (issue #8): a read-only /dev tmpfs. Each scenario runs the same
+bundle under /usr/sbin/runc and engine, side by side, and compares what the container sees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.console_receiver import ConsoleReceiver
+from tests.integration import test_runc_compat
+from tests.integration.test_runc_compat import Runtime
+
+runtimes = test_runc_compat.runtimes  # the fixture: [runc, engine], each with its own --root
+
+
+def text(output: bytes) -> str:
+    return output.decode(errors="replace").replace("\r\n", "\n")
+
+
+def run_with_console_socket(rt: Runtime, bundle: Path, socket_dir: Path) -> str:
+    """create --console-socket, start, everything the container wrote on its terminal until it hung up, delete."""
+    cid = rt.new_id()
+    with ConsoleReceiver(socket_dir / f"{rt.name}.sock") as receiver:
+        rt.check("create", "--console-socket", str(receiver.path), "--bundle", str(bundle), cid)
+        receiver.wait_master()
+        rt.check("start", cid)
+        output = receiver.wait_hangup(timeout=20)
+    rt.wait_status(cid, "stopped")
+    rt.check("delete", cid)
+    return text(output)
+
+
+def run_both(runtimes: list[Runtime], script: str, edit: Any, terminal: bool, socket_dir: Path) -> dict[str, str]:
+    """{runtime name: what the container printed}, with or without a terminal."""
+    outputs = {}
+    for rt in runtimes:
+
+        def configure(config: dict[str, Any]) -> None:
+            config["process"]["terminal"] = terminal
+            edit(config)
+
+        bundle = rt.bundle(["sh", "-c", script], configure)
+        if terminal:
+            outputs[rt.name] = run_with_console_socket(rt, bundle, socket_dir)
+        else:
+            outputs[rt.name] = rt.check("run", "--bundle", str(bundle), rt.new_id()).stdout
+    return outputs
+
+
+# -- a read-only /dev ----------------------------------------------------------------------------------------
+
+# Mount point, per-mount options, type and superblock options of /dev, /tmp and what is beneath them.
+MOUNTS = r"""awk '$5 ~ /^\/(dev|tmp)(\/|$)/ { for (i = 7; $i != "-"; i++); print $5, $6, $(i+1), $(i+3) }' \
+    /proc/self/mountinfo | sort"""
+READ_ONLY_DEV = f"""
+{MOUNTS}
+ls /dev
+touch /dev/x 2>&1 || true
+touch /tmp/x 2>&1 || true
+touch /tmp/sub/x && echo /tmp/sub is writable
+[ -t 0 ] && stat -c '/dev/console %F %t:%T' /dev/console
+true
+"""
+
+
+def read_only_dev_and_tmp(config: dict[str, Any]) -> None:
+    for mount in config["mounts"]:
+        if mount["destination"] == "/dev":
+            mount["options"].append("ro")
+    config["mounts"] += [
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "nosuid", "size=1m"]},
+        {"destination": "/tmp/sub", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
+    ]
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["no-terminal", "terminal"])
+def test_a_read_only_dev_is_made_read_only_once_everything_beneath_it_exists(
+    runtimes: list[Runtime], tmp_path: Path, terminal: bool
+) -> None:
+    """runc mounts a read-only tmpfs (and /dev) read-write and makes the mount read-only at the end (finalizeRootfs):
+    /dev/pts, /dev/shm, the devices, the symlinks and /dev/console are made first; the superblock stays rw."""
+    outputs = run_both(runtimes, READ_ONLY_DEV, read_only_dev_and_tmp, terminal, tmp_path)
+    assert outputs["engine"] == outputs["runc"]
+    lines = outputs["engine"].splitlines()
+    assert "/dev ro,nosuid tmpfs rw,size=65536k,mode=755" in lines
+    assert "/tmp ro,nosuid,relatime tmpfs rw,size=1024k" in lines
+    assert "touch: /dev/x: Read-only file system" in lines and "/tmp/sub is writable" in lines
+    assert ("/dev/console character special file 88:0" in lines) == terminal
