@@ -1,5 +1,5 @@
-"""/dev and the console as runc 1.1.5 makes them (issue #8): a read-only /dev tmpfs. Each scenario runs the same
-bundle under /usr/sbin/runc and engine, side by side, and compares what the container sees.
+"""/dev and the console as runc 1.1.5 makes them (issue #8): a read-only /dev tmpfs, /dev/ptmx in linux.devices.
+Each scenario runs the same bundle under /usr/sbin/runc and engine, side by side, and compares what the container sees.
 """
 
 from __future__ import annotations
@@ -89,3 +89,37 @@ def test_a_read_only_dev_is_made_read_only_once_everything_beneath_it_exists(
     assert "/tmp ro,nosuid,relatime tmpfs rw,size=1024k" in lines
     assert "touch: /dev/x: Read-only file system" in lines and "/tmp/sub is writable" in lines
     assert ("/dev/console character special file 88:0" in lines) == terminal
+
+
+# -- /dev/ptmx in linux.devices --------------------------------------------------------------------------------
+
+PTMX = """
+stat -c '%n %F' /dev/ptmx
+readlink /dev/ptmx
+stat -L -c 'resolves to %t:%T' /dev/ptmx
+(exec 3<>/dev/ptmx && echo opened /dev/ptmx) 2>&1
+tty || true
+"""
+
+
+@pytest.mark.parametrize(
+    "terminal, major, minor",
+    [(False, 5, 2), (True, 5, 2), (False, 1, 3)],
+    ids=["no-terminal", "terminal", "not-a-ptmx"],
+)
+def test_dev_ptmx_in_linux_devices_stays_the_link_to_the_containers_devpts(
+    runtimes: list[Runtime], tmp_path: Path, terminal: bool, major: int, minor: int
+) -> None:
+    """runc skips /dev/ptmx in linux.devices, whatever it names, and keeps /dev/ptmx -> pts/ptmx; its cgroup rule
+    for 5:2 holds whatever the list says. Before, engine made the node and lost the rule: a terminal failed."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["linux"]["devices"] = [
+            {"path": "/dev/ptmx", "type": "c", "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0}
+        ]
+
+    outputs = run_both(runtimes, PTMX, edit, terminal, tmp_path)
+    assert outputs["engine"] == outputs["runc"]
+    lines = outputs["engine"].splitlines()
+    assert lines[:4] == ["/dev/ptmx symbolic link", "pts/ptmx", "resolves to 5:2", "opened /dev/ptmx"]
+    assert lines[4] == ("/dev/pts/0" if terminal else "not a tty")
