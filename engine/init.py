@@ -56,7 +56,6 @@ class InitPlan:
     fifo_path: str
     no_pivot: bool = False
     preserve_fds: int = 0
-    console_socket: str | None = None
     namespace_flags: int = 0
     namespace_paths: list[tuple[str, str]] = field(default_factory=list)  # (type, path) to setns into
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # config's + drop-ins', by stage
@@ -179,8 +178,6 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         # A procfs of our own (the container's pid namespace), made before any mount of the container exists:
         # every write into /proc goes through it (engine.linux.procfs).
         proc = ProcFS.open()
-        # --console-socket is a host path: connect before the mounts and pivot_root hide it.
-        console_sock = console.connect_console_socket(plan.console_socket) if terminal and plan.console_socket else None
         state, readonly_later = _set_up_filesystem(chan, plan, proc)
         notify_sock = _connect_seccomp_listener(cfg)
         seccomp = linux.get("seccomp")
@@ -192,7 +189,13 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
             _mask_and_protect(plan.rootfs, linux)
             rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot)
         if terminal:  # the container's /dev/pts is our /dev/pts now; before anything is made read-only
-            console.setup_console(console_sock, process.get("consoleSize"), uid=(process.get("user") or {}).get("uid"))
+            # The master goes back to `engine create`, which holds the connection to --console-socket: a host path
+            # that we, maybe a user namespace's root, may not reach.
+            console.setup_console(
+                lambda master: channel.send_fd(chan, {"type": "console"}, master),
+                process.get("consoleSize"),
+                uid=(process.get("user") or {}).get("uid"),
+            )
         env, executable = _finish_setup(cfg, proc, readonly_later)
 
         channel.send(chan, {"type": "ready"})

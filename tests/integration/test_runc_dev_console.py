@@ -1,9 +1,16 @@
-"""/dev and the console as runc 1.1.5 makes them (issue #8): a read-only /dev tmpfs, /dev/ptmx in linux.devices.
-Each scenario runs the same bundle under /usr/sbin/runc and engine, side by side, and compares what the container sees.
+"""/dev and the console as runc 1.1.5 makes them (issue #8): a read-only /dev tmpfs, /dev/ptmx in linux.devices, and
+a terminal in a user namespace whose console socket sits in a 0700 root-owned directory. Each scenario runs the same
+bundle under /usr/sbin/runc and engine, side by side, and compares what the container sees.
 """
 
 from __future__ import annotations
 
+import os
+import select
+import stat
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +21,11 @@ from tests.integration import test_runc_compat
 from tests.integration.test_runc_compat import Runtime
 
 runtimes = test_runc_compat.runtimes  # the fixture: [runc, engine], each with its own --root
+
+USER_NAMESPACE = {
+    "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+    "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+}
 
 
 def text(output: bytes) -> str:
@@ -123,3 +135,94 @@ def test_dev_ptmx_in_linux_devices_stays_the_link_to_the_containers_devpts(
     lines = outputs["engine"].splitlines()
     assert lines[:4] == ["/dev/ptmx symbolic link", "pts/ptmx", "resolves to 5:2", "opened /dev/ptmx"]
     assert lines[4] == ("/dev/pts/0" if terminal else "not a tty")
+
+
+# -- a terminal in a user namespace, the console socket in a 0700 directory -------------------------------------
+
+USERNS_TERMINAL = """
+tty
+cat /proc/self/uid_map
+stat -c '%n %t:%T %u:%g' /dev/console "$(tty)"
+"""
+
+
+def with_user_namespace(config: dict[str, Any]) -> None:
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"].update(USER_NAMESPACE)
+
+
+def private_directory(tmp_path: Path) -> Path:
+    """What supervisors use for their sockets: root's, 0700. The container's root (host uid 100000) cannot enter."""
+    directory = tmp_path / "private"
+    directory.mkdir(mode=0o700)
+    st = directory.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
+    return directory
+
+
+def test_a_terminal_with_a_user_namespace_behind_a_private_socket_directory(
+    runtimes: list[Runtime], tmp_path: Path
+) -> None:
+    """runc connects to --console-socket from the host and sends the master there; engine create does the same with
+    the master its init passes back. Before, engine's init connected itself, as the namespace's root: EACCES."""
+    outputs = run_both(runtimes, USERNS_TERMINAL, with_user_namespace, True, private_directory(tmp_path))
+    assert outputs["engine"] == outputs["runc"]
+    assert outputs["engine"].splitlines() == [
+        "/dev/pts/0",
+        "         0     100000      65536",
+        "/dev/console 88:0 0:5",
+        "/dev/pts/0 88:0 0:5",
+    ]
+
+
+def run_in_a_terminal(rt: Runtime, bundle: Path, container_id: str) -> tuple[int, str]:
+    """`run` in the foreground, its stdin and stdout a pty we hold (the caller's terminal): exit status, output."""
+    caller_master, caller = os.openpty()
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(
+            [rt.binary, "--root", str(rt.root), "run", "--bundle", str(bundle), container_id],
+            stdin=caller,
+            stdout=caller,
+            stderr=errors,
+            start_new_session=True,
+        )
+        os.close(caller)
+        output = b""
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if not select.select([caller_master], [], [], 0.1)[0]:
+                    if process.poll() is not None:
+                        break  # exited, and everything it wrote has been read
+                    continue
+                try:
+                    output += os.read(caller_master, 4096)
+                except OSError:  # EIO: the runtime exited, nobody holds the caller's end any more
+                    break
+            status = process.wait(5)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            os.close(caller_master)
+        errors.seek(0)
+        assert not errors.read(), f"{rt.name} run wrote to stderr"
+    return status, text(output)
+
+
+def test_run_with_a_terminal_and_a_user_namespace(runtimes: list[Runtime]) -> None:
+    """`run` in the foreground makes its own console socket in a fresh 0700 directory (engine, as go-runc): the same
+    hand-off, and engine's relay of the caller's terminal."""
+    outputs = {}
+    for rt in runtimes:
+
+        def edit(config: dict[str, Any]) -> None:
+            config["process"]["terminal"] = True
+            with_user_namespace(config)
+
+        bundle = rt.bundle(["sh", "-c", USERNS_TERMINAL + "exit 3"], edit)
+        status, output = run_in_a_terminal(rt, bundle, rt.new_id())
+        assert status == 3, (rt.name, output)
+        outputs[rt.name] = output
+    assert outputs["engine"] == outputs["runc"]
+    assert "/dev/console 88:0 0:5" in outputs["engine"].splitlines()
