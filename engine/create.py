@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,12 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             record.reaper_pid, record.reaper_start_time = me, record.creator_start_time
         life = Lifecycle.new(record, store, warn=log.warning)
         try:
+            console_sock = None
+            if options.console_socket:  # check_terminal: given exactly when process.terminal is
+                # As runc: connected here, on the host, as the caller; the init may not reach the path (a user
+                # namespace's root, a 0700 directory). The init passes the pty master back; _launch forwards it.
+                console_sock = console.connect_console_socket(options.console_socket)
+                undo.push("close the console socket", console_sock.close)
             # The config exactly as validated: `exec` reads this, never the bundle again (which may have changed).
             save_config(store.path(record.id), config)
             hookpoints.save(store.path(record.id), hooks)
@@ -155,7 +162,6 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 fifo_path=fifo,
                 no_pivot=options.no_pivot,
                 preserve_fds=options.preserve_fds + _socket_activation(config),
-                console_socket=os.path.abspath(options.console_socket) if options.console_socket else None,
                 namespace_flags=ns_flags,
                 namespace_paths=ns_paths,
                 hooks=hooks,
@@ -163,7 +169,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 fifo_fd=fifo_fd,
                 bind_source_fds=source_fds,
             )
-            _launch(plan, record, cgroups, life, undo, options, log)
+            _launch(plan, record, cgroups, life, undo, options, log, console_sock)
         except BaseException as err:
             if life.state != "new":
                 with contextlib.suppress(Exception):  # the unwind below matters more
@@ -191,6 +197,7 @@ def _launch(
     undo: Any,
     options: CreateOptions,
     log: Log,
+    console_sock: socket.socket | None = None,
 ) -> None:
     from engine.cgroups import CgroupError
 
@@ -227,6 +234,14 @@ def _launch(
             hookpoints.run(stage, plan.hooks, state, log, cwd=plan.bundle)
         log.debug(f"create {record.id}: the init set up its filesystem; prestart and createRuntime hooks ran")
         channel.send(parent_end, {"type": "continue", "state": state})
+        if console_sock is not None:  # process.terminal: the init allocated the pty after pivot_root
+            _, master = channel.expect_fd(parent_end, "console")
+            try:
+                console.forward_master(console_sock, master)
+            finally:
+                os.close(master)
+                console_sock.close()
+            log.debug(f"create {record.id}: sent the pty master to the console socket")
         channel.expect(parent_end, "ready")
         if options.pid_file:
             _write_pid_file(options.pid_file, init_pid)

@@ -99,3 +99,18 @@ def test_detach_logs_and_stop(podman: list[str]) -> None:
         assert inspect.stdout.split() == ["exited", "137"]
     finally:
         subprocess.run([*podman, "rm", "-f", name], capture_output=True, timeout=60)
+
+
+def test_a_terminal_with_a_user_namespace(podman: list[str]) -> None:
+    """`-t` with `--uidmap`: conmon's console socket is in a 0700 directory of root's, which the container's root
+    (host uid 100000) cannot enter; engine create connects to it from the host (as runc does), not the init."""
+    idmap = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"]
+    result = subprocess.run(
+        [*podman, "run", "--rm", "-t", *idmap, *RUN_FLAGS, IMAGE, "sh", "-c", "tty; cat /proc/self/uid_map"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.replace("\r\n", "\n").split() == ["/dev/pts/0", "0", "100000", "65536"]
