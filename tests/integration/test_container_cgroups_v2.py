@@ -8,17 +8,20 @@ set ENGINE_CGROUP2_GUEST=1 (CI does) and test_in_the_cgroup2_guest boots it and 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from tests import host
+from tests.conftest import GUEST_LANE_SKIP, expect_guest_outcomes
 from tests.integration.conftest import Engine
 from tests.integration.test_lifecycle import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-PURE_V2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
-on_v2 = pytest.mark.skipif(not PURE_V2, reason="needs a pure cgroup v2 host (see test_in_the_cgroup2_guest)")
+PURE_V2 = host.cgroup_layout() == "v2"
+on_v2 = pytest.mark.skipif(
+    not PURE_V2, reason=f"needs a pure cgroup v2 host: {host.describe_layout()} (the qemu guest lane runs these)"
+)
 
 
 def bundle_with(engine: Engine, args: list[str], resources: dict) -> Path:
@@ -67,14 +70,7 @@ def test_pause_and_resume_with_cgroup_freeze(engine: Engine) -> None:
     assert not events.parent.exists()
 
 
-@pytest.mark.skipif(
-    os.environ.get("ENGINE_CGROUP2_GUEST") != "1" or PURE_V2,
-    reason="set ENGINE_CGROUP2_GUEST=1 to boot the qemu cgroup v2 guest and run this file there (~1-2 minutes)",
-)
+@GUEST_LANE_SKIP
 def test_in_the_cgroup2_guest() -> None:
-    from tests.conftest import run_in_cgroup2_guest
-
-    command = [".venv/bin/python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
-    result = run_in_cgroup2_guest([*command, "tests/integration/test_container_cgroups_v2.py"])
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "2 passed" in result.stdout, result.stdout[-3000:]
+    """This file in the pure cgroup v2 guest: every test but this one must pass there."""
+    expect_guest_outcomes(Path(__file__), lambda name: name != "test_in_the_cgroup2_guest")
