@@ -40,6 +40,17 @@ from engine.spec.default import default_config
 
 ENGINE = str(Path(sys.executable).with_name("engine"))
 
+
+def _emulated() -> bool:
+    """A qemu guest without KVM (tests/cgroup2-guest): every command is many times slower there."""
+    with contextlib.suppress(OSError):
+        return "QEMU Virtual CPU" in Path("/proc/cpuinfo").read_text()
+    return False
+
+
+# Seconds an engine command may take: generous (a loaded 2-core machine), more so under emulation.
+COMMAND_TIMEOUT = 120.0 if _emulated() else 30.0
+
 pytestmark = pytest.mark.root
 
 
@@ -101,7 +112,9 @@ class Engine:
         self.ids: list[str] = []
         self.footprints: dict[str, Footprint] = {}
 
-    def __call__(self, *args: str, check: bool = False, timeout: float = 30, **kw: Any) -> subprocess.CompletedProcess:
+    def __call__(
+        self, *args: str, check: bool = False, timeout: float = COMMAND_TIMEOUT, **kw: Any
+    ) -> subprocess.CompletedProcess:
         # Files, not pipes: a created container's init inherits stdout/stderr and would hold a pipe open.
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             code = subprocess.run(
