@@ -15,7 +15,7 @@ import pytest
 from tests import host
 from tests.conftest import GUEST_LANE_SKIP, expect_guest_outcomes
 from tests.integration.conftest import Engine
-from tests.integration.test_lifecycle import wait_for
+from tests.integration.test_container_cgroups import check_pause_and_resume
 
 REPO = Path(__file__).resolve().parents[2]
 PURE_V2 = host.cgroup_layout() == "v2"
@@ -54,20 +54,8 @@ def test_limits_and_devices_inside_the_container(engine: Engine) -> None:
 
 
 @on_v2
-def test_pause_and_resume_with_cgroup_freeze(engine: Engine) -> None:
-    cid = engine.new_id()
-    engine(
-        "run", "--detach", "--bundle", str(engine.bundle(["sh", "-c", "while :; do sleep 0.1; done"])), cid, check=True
-    )
-    engine("pause", cid, check=True)
-    pid = engine.state(cid)["pid"]
-    cgroup = Path(f"/proc/{pid}/cgroup").read_text().strip().split("::", 1)[1]
-    events = Path("/sys/fs/cgroup") / cgroup.lstrip("/") / "cgroup.events"
-    assert wait_for(lambda: "frozen 1" in events.read_text())
-    engine("resume", cid, check=True)
-    assert wait_for(lambda: "frozen 0" in events.read_text())
-    engine("delete", "--force", cid, check=True)
-    assert not events.parent.exists()
+def test_pause_and_resume_with_cgroup_freeze(engine: Engine, tmp_path: Path) -> None:
+    check_pause_and_resume(engine, tmp_path)  # cgroup.freeze and cgroup.events "frozen" on this host
 
 
 @GUEST_LANE_SKIP
