@@ -82,5 +82,6 @@ def test_conformance(runtime: Path, request: pytest.FixtureRequest) -> None:
     for line in lines:
         columns = re.split(r"\s{2,}", line, maxsplit=3)
         if len(columns) >= 3 and columns[2] == "SKIP":
-            request.config.stash[NOT_JUDGED].append(f"{runtime.name}: {columns[1]}: {columns[3:] or ''}")
+            reason = columns[3] if len(columns) > 3 else "no reason given"
+            request.config.stash[NOT_JUDGED].append(f"{runtime.name}: {columns[1]}: {reason}")
     assert result.returncode == 0, report(result)

@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 
 from engine.spec.default import default_mounts
-from tests.integration.conftest import Engine
+from tests.integration.conftest import Engine, cgroup_candidates
 from tests.integration.test_lifecycle import wait_for
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def leftover_cgroups(cid: str) -> list[str]:
-    return [str(p) for p in CGROUP_ROOT.glob(f"**/engine/{cid}")]
+    """The container's default cgroup (engine/<id>) where it would be in each hierarchy, if it still exists. Not
+    a walk of /sys/fs/cgroup: other people's cgroups come and go there meanwhile."""
+    return sorted(d for d in cgroup_candidates(f"engine/{cid}") if Path(d).exists())
 
 
 def own_cgroup(controller: str) -> Path:
