@@ -49,7 +49,7 @@ def _emulated() -> bool:
 
 
 # Seconds an engine command may take: generous (a loaded 2-core machine), more so under emulation.
-COMMAND_TIMEOUT = 120.0 if _emulated() else 30.0
+COMMAND_TIMEOUT = 240.0 if _emulated() else 30.0
 
 pytestmark = pytest.mark.root
 
