@@ -13,7 +13,7 @@ import os
 import shutil
 import signal
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import channel, console, hookpoints
 from engine.errors import ConfigError, EngineError
@@ -25,6 +25,9 @@ from state import process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
 from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_file_atomically
+
+if TYPE_CHECKING:
+    from engine.cgroups.common import Manager
 
 
 @dataclass
@@ -38,6 +41,7 @@ class CreateOptions:
     sync_socket: str | None = None
     hooks_dirs: list[str] = field(default_factory=list)
     reaper: bool = False  # the caller (`engine run`) waits for the init and records its exit status
+    systemd_cgroup: bool = False  # --systemd-cgroup: the cgroup is a systemd scope (engine/cgroups/systemd.py)
 
 
 def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
@@ -125,7 +129,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
-            _create_cgroups(config, record, undo, log)
+            cgroups = _create_cgroups(config, record, undo, options, log)
             # The first state.json already names the cgroups: if this process is killed from here on,
             # `delete --force` still finds everything it made.
             life.fire("begin_create")
@@ -145,7 +149,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 fifo_fd=fifo_fd,
                 bind_source_fds=source_fds,
             )
-            _launch(plan, record, life, undo, options, log)
+            _launch(plan, record, cgroups, life, undo, options, log)
         except BaseException as err:
             if life.state != "new":
                 with contextlib.suppress(Exception):  # the unwind below matters more
@@ -166,11 +170,16 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 
 
 def _launch(
-    plan: InitPlan, record: ContainerRecord, life: Lifecycle, undo: Any, options: CreateOptions, log: Log
+    plan: InitPlan,
+    record: ContainerRecord,
+    cgroups: Manager,
+    life: Lifecycle,
+    undo: Any,
+    options: CreateOptions,
+    log: Log,
 ) -> None:
-    from engine.cgroups import CgroupError, load_manager
+    from engine.cgroups import CgroupError
 
-    cgroups = load_manager(record.cgroups, warn=log.warning)
     parent_end, child_end = channel.pair()
     pid = os.fork()
     if pid == 0:
@@ -183,6 +192,7 @@ def _launch(
             cgroups.add(pid)  # before it enters a cgroup namespace: the namespace's root is the container's cgroup
         except CgroupError as err:
             raise EngineError(str(err)) from None
+        record.cgroups = cgroups.to_json()  # the systemd driver makes its cgroups only now (a scope needs a pid)
         channel.send(parent_end, {"type": "go"})
         early: list[dict[str, Any]] = []
         if plan.namespace_flags & sc.CLONE_NEWUSER:
@@ -208,17 +218,20 @@ def _launch(
         channel.send(parent_end, {"type": "go"})
 
 
-def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> None:
+def _create_cgroups(
+    config: dict[str, Any], record: ContainerRecord, undo: Any, options: CreateOptions, log: Log
+) -> Manager:
     from engine.cgroups import CgroupError, manager_for
 
     linux = config.get("linux") or {}
-    cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning)
     try:
+        cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning, systemd=options.systemd_cgroup)
         cgroups.create(linux.get("resources"), linux_devices=linux.get("devices"))
     except CgroupError as err:
         raise EngineError(f"config.json: {err}") from None
     undo.push("remove the cgroups", cgroups.destroy)
     record.cgroups = cgroups.to_json()
+    return cgroups
 
 
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"

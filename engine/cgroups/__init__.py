@@ -8,6 +8,7 @@
     mgr.procs(); mgr.freeze(); mgr.thaw(); mgr.is_frozen(); mgr.update(resources); mgr.destroy()
 
 Layout (v1 / hybrid / v2) and cgroupsPath rules: layout.py. v1 and hybrid hosts: v1.py. cgroup v2: v2.py.
+The systemd driver (--systemd-cgroup, a transient scope over D-Bus around those): systemd.py.
 Device rules: devices.py (emulation), ebpf.py (the v2 program), engine/linux/bpf.py (the syscall).
 docs/cgroups.md has the field-by-field mapping. Importing this package costs only stdlib modules; the managers
 are imported when first asked for.
@@ -34,16 +35,22 @@ def manager_for(
     *,
     warn: Callable[[str], None] | None = None,
     layout: Layout | None = None,
+    systemd: bool = False,
 ) -> Manager:
     """The manager for a container's cgroup(s), not created yet (create() does that).
 
     cgroups_path: linux.cgroupsPath; None or "" means engine/<container_id> (relative). layout: the host's hierarchies,
     detected from /proc/self/mountinfo when not given (tests pass one to aim at a particular mount).
+    systemd: the --systemd-cgroup driver (cgroups_path is then "slice:prefix:name", see systemd.py).
     """
     from engine.cgroups import layout as layout_mod
     from engine.cgroups.common import UNIFIED
 
     host = layout or layout_mod.detect()
+    if systemd:
+        from engine.cgroups.systemd import SystemdManager
+
+        return SystemdManager.for_container(cgroups_path, container_id, host, warn=warn)  # type: ignore[return-value]
     path = layout_mod.clean_cgroups_path(cgroups_path, container_id)
     if host.mode == "v2":
         from engine.cgroups.v2 import V2Manager
@@ -67,6 +74,10 @@ def manager_for(
 def load_manager(data: Mapping[str, Any], *, warn: Callable[[str], None] | None = None) -> Manager:
     """The manager a previous process saved with to_json() (state.json), for delete, kill, pause, exec, update."""
     mode = data.get("mode")
+    if mode == "systemd":
+        from engine.cgroups.systemd import SystemdManager
+
+        return SystemdManager.from_json(data, warn=warn)  # type: ignore[return-value]
     if mode == "v2":
         from engine.cgroups.v2 import V2Manager
 

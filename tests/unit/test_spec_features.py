@@ -73,7 +73,7 @@ def test_content() -> None:
     ]
     linux = doc["linux"]
     assert linux["namespaces"] == ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"]
-    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
     seccomp = linux["seccomp"]
     assert seccomp["enabled"] is True
     assert set(seccomp["actions"]) == set(constants.SECCOMP_ACTIONS)
