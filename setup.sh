@@ -8,8 +8,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # busybox-static: the test rootfs; runc: the reference runtime the tests and benchmark compare against;
 # libseccomp2: the seccomp library engine loads; iproute2: test network namespaces; python3-venv: the venv;
-# podman + conmon and containerd: the supervisors that drive engine in the integration tests.
-apt-get install -y -qq busybox-static runc libseccomp2 iproute2 python3-venv podman conmon containerd >/dev/null
+# podman + conmon and containerd: the supervisors that drive engine in the integration tests; procps: the ps
+# that `engine ps` runs, as runc's does (not in minimal Debian images).
+apt-get install -y -qq busybox-static runc libseccomp2 iproute2 python3-venv podman conmon containerd procps >/dev/null
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip

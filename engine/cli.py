@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ps", help="list the container's processes", allow_abbrev=False)
     p.add_argument("--format", "-f", choices=("table", "json"), default="table")
     p.add_argument("container_id", metavar="<container-id>")
+    p.add_argument("ps_args", metavar="ps options", nargs=argparse.REMAINDER, help="passed to ps (default -ef)")
 
     p = sub.add_parser("pause", help="freeze every process of a running container", allow_abbrev=False)
     p.add_argument("container_id", metavar="<container-id>")

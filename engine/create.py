@@ -77,7 +77,10 @@ def namespace_plan(config: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
         else:
             flags |= sc.NAMESPACES[ns_type][0]
     if "mount" not in seen:
-        raise ConfigError("config.json: linux.namespaces: a mount namespace is required")
+        # config-linux.md: an unlisted namespace is the runtime's. The host's mount namespace then: chroot, no mounts.
+        from engine.setup.host_mount_ns import refuse_what_needs_mounts
+
+        refuse_what_needs_mounts(config)
     linux = config.get("linux") or {}
     if flags & sc.CLONE_NEWUSER and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings/gidMappings: required with a new user namespace")
@@ -97,9 +100,11 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     console.check_terminal(bool(config["process"].get("terminal")), options.console_socket, detach=True)
     ns_flags, ns_paths = namespace_plan(config)
     hooks = hookpoints.collect(config, options.hooks_dirs)
+    log.debug(f"create {options.container_id}: validated {bundle}/config.json (rootfs {rootfs})")
     undo = UndoStack(warn=log.warning)
     with store.reserve(options.container_id):
         undo.push("remove state directory", lambda: store.remove(options.container_id))
+        log.debug(f"create {options.container_id}: claimed the id ({store.path(options.container_id)})")
         me = os.getpid()
         record = ContainerRecord(
             id=options.container_id,
@@ -130,6 +135,8 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
             cgroups = _create_cgroups(config, record, undo, options, log)
+            where = record.cgroups.get("unit") or record.cgroups.get("cgroupsPath")  # a systemd scope, or a path
+            log.debug(f"create {record.id}: made the cgroups ({where})")
             # The first state.json already names the cgroups: if this process is killed from here on,
             # `delete --force` still finds everything it made.
             life.fire("begin_create")
@@ -200,6 +207,7 @@ def _launch(
             _write_id_maps(pid, plan.config["linux"])
             channel.send(parent_end, {"type": "mapped"})
         init_pid = channel.expect(parent_end, "pid", early)["pid"]
+        log.debug(f"create {record.id}: forked the init, pid {init_pid} (through pid {pid})")
         _reap(pid)
         record.pid = init_pid
         record.pid_start_time = process.start_time(init_pid)
@@ -207,7 +215,8 @@ def _launch(
         channel.expect(parent_end, "hooks", early)
         state = record.public_state("creating")
         for stage in ("prestart", "createRuntime"):  # runtime namespace, after the mounts, before pivot_root
-            hookpoints.run(stage, plan.hooks, state, log)
+            hookpoints.run(stage, plan.hooks, state, log, cwd=plan.bundle)
+        log.debug(f"create {record.id}: the init set up its filesystem; prestart and createRuntime hooks ran")
         channel.send(parent_end, {"type": "continue", "state": state})
         channel.expect(parent_end, "ready")
         if options.pid_file:
@@ -216,6 +225,7 @@ def _launch(
         # state.json must say "created" before the init may go on waiting: see engine/channel.py.
         life.fire("finish_create")
         channel.send(parent_end, {"type": "go"})
+        log.debug(f"create {record.id}: created; the init (pid {init_pid}) waits for start")
 
 
 def _create_cgroups(
@@ -320,7 +330,7 @@ def _write_id_maps(pid: int, linux: dict[str, Any]) -> None:
 
 
 def _poststop(hooks: hookpoints.Hooks, record: ContainerRecord, log: Log) -> None:
-    hookpoints.run("poststop", hooks, record.public_state("stopped"), log, warn_only=True)
+    hookpoints.run("poststop", hooks, record.public_state("stopped"), log, warn_only=True, cwd=record.bundle)
 
 
 def _reap(pid: int) -> None:

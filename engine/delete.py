@@ -36,6 +36,7 @@ def delete(store: Store, container_id: str, force: bool, log: Log) -> None:
             signal_all(record, _signal.SIGKILL)
             if not wait_for_exit(record, KILL_TIMEOUT):
                 raise EngineError(f"delete {container_id!r}: its init did not die within {KILL_TIMEOUT:.0f}s")
+            log.debug(f"delete {container_id}: killed its processes")
         if record.status != STOPPED:
             from state.machine import Lifecycle  # transitions: only when the stop still has to be recorded
 
@@ -44,7 +45,9 @@ def delete(store: Store, container_id: str, force: bool, log: Log) -> None:
         # Step 12: destroy what create made (the mounts went with the init's mount namespace), then step 13.
         if record.cgroups:
             _remove_cgroups(record, log)
+            log.debug(f"delete {container_id}: removed its cgroups")
         store.remove(container_id)
+        log.debug(f"delete {container_id}: removed its state directory")
         hookpoints.run("poststop", hooks, record.public_state(STOPPED), log, warn_only=True)
 
 

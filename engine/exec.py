@@ -558,9 +558,11 @@ def join_namespaces(init_pid: int, init_start_time: int | None) -> bool:
     """setns into every namespace of the init that is not already ours; True if that included a user ns.
 
     All the fds are opened first: after setns(user) the host's /proc/<init>/ns files are no longer ours to
-    open, and after setns(mnt) no longer in sight.
+    open, and after setns(mnt) no longer in sight. A container that shares the host's mount namespace has its
+    root by chroot (engine/setup/host_mount_ns.py): we take the init's, last.
     """
     fds: list[tuple[str, int, int]] = []
+    root_fd = -1
     try:
         for name, flag in NAMESPACE_ORDER:
             try:
@@ -577,6 +579,8 @@ def join_namespaces(init_pid: int, init_start_time: int | None) -> bool:
                 # EPERM after setns(user) gave up our privileges over the host's namespaces.
                 fds.pop()
                 os.close(fd)
+                if flag == sc.CLONE_NEWNS:
+                    root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         # The files are the init's only if it still is the init we recorded (the pid was not reused).
         if not proc.is_alive(init_pid, init_start_time):
             raise SetupError("the container's init has exited")
@@ -587,10 +591,15 @@ def join_namespaces(init_pid: int, init_start_time: int | None) -> bool:
             except OSError as err:
                 raise SetupError(f"cannot join the container's {name} namespace: {err.strerror}") from None
             joined_user = joined_user or flag == sc.CLONE_NEWUSER
+        if root_fd >= 0:
+            os.fchdir(root_fd)
+            os.chroot(".")
         return joined_user
     finally:
         for _, _, fd in fds:
             os.close(fd)
+        if root_fd >= 0:
+            os.close(root_fd)
 
 
 def _become_namespace_root() -> None:

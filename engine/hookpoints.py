@@ -8,6 +8,11 @@ kept in the state directory as hooks.json, for start (poststart) and delete (pos
     startContainer            the container init, after `start` released it, before exec
     poststart                 engine start, after the exec, before start returns (failure: a warning)
     poststop                  engine delete, after the container is destroyed (failure: a warning)
+
+Working directories, as runc's (whose `create` and `run` work in the bundle directory, and whose init enters
+the rootfs before createContainer): prestart, createRuntime and poststart run in the bundle, createContainer in
+the rootfs, startContainer in process.cwd (the init is there by then), poststop in the caller's directory for
+`engine delete` and in the bundle for `engine run` and a failed create.
 """
 
 from __future__ import annotations
@@ -52,14 +57,18 @@ def load(state_dir: str) -> Hooks:
         return {}
 
 
-def run(stage: str, hooks: Hooks, state: dict[str, Any], log: Log, *, warn_only: bool = False) -> None:
-    """Run one stage's hooks with the state on stdin; a failure is an EngineError unless warn_only."""
+def run(
+    stage: str, hooks: Hooks, state: dict[str, Any], log: Log, *, warn_only: bool = False, cwd: str | None = None
+) -> None:
+    """Run one stage's hooks with the state on stdin, in `cwd` (None: ours); a failure is an EngineError
+    unless warn_only."""
     entries = hooks.get(stage)
     if not entries:
         return
     from hooks.runner import HookError, run_hooks
 
     try:
-        run_hooks(stage, entries, jsonio.dumps(state).encode(), warn_only=warn_only, warn=log.warning)
+        run_hooks(stage, entries, jsonio.dumps(state).encode(), warn_only=warn_only, warn=log.warning, cwd=cwd)
     except HookError as err:
         raise EngineError(str(err)) from None
+    log.debug(f"{stage}: ran {len(entries)} hook(s)")

@@ -21,7 +21,7 @@ from typing import Any
 
 from engine import channel, console
 from engine.errors import EngineError
-from engine.linux import process_attrs
+from engine.linux import process_attrs, proctitle
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.process_setup import DEFAULT_PATH, PR_SET_DUMPABLE, SetupError, find_executable
@@ -32,6 +32,7 @@ from engine.process_setup import connect_seccomp_listener as _connect_seccomp_li
 from engine.process_setup import enter_cwd as _enter_cwd
 from engine.process_setup import environment as _environment
 from engine.process_setup import restore_signals as _restore_signals
+from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
 from engine.setup.masking import mask_paths, readonly_paths
 from hooks.runner import run_hooks
@@ -149,6 +150,7 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
     """pid 1 of the container: set up, wait for start, exec. Never returns."""
     fifo_fd = -1
     try:
+        proctitle.set_title(["engine", "init", plan.container_id])  # not create's command line, in ps
         cfg = plan.config
         process = cfg["process"]
         terminal = bool(process.get("terminal"))
@@ -160,7 +162,10 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         seccomp = (cfg.get("linux") or {}).get("seccomp")
         # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
         seccomp_plan = libseccomp.compile_profile(seccomp) if seccomp else None
-        rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot)
+        if host_mount_ns.shares_host_mounts(cfg):
+            host_mount_ns.enter_root(plan.rootfs)  # chroot: pivot_root would move the host's own root
+        else:
+            rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot)
         if terminal:  # the container's /dev/pts is our /dev/pts now; before the root may go read-only
             console.setup_console(console_sock, process.get("consoleSize"), uid=(process.get("user") or {}).get("uid"))
         env, executable = _finish_setup(cfg)
@@ -196,17 +201,18 @@ def _set_up_filesystem(chan: socket.socket, plan: InitPlan) -> dict[str, Any]:
     """Mounts, then the runtime-namespace hooks (run by `engine create`), then createContainer hooks."""
     cfg = plan.config
     linux = cfg.get("linux") or {}
-    rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
-    rootfs_setup.bind_rootfs(plan.rootfs)
-    own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
-    rootfs_setup.setup_mounts(
-        plan.rootfs,
-        cfg.get("mounts") or [],
-        plan.bundle,
-        own_cgroup_ns,
-        linux.get("devices") or [],
-        plan.bind_source_fds,
-    )
+    if not host_mount_ns.shares_host_mounts(cfg):  # in the host's mount namespace, nothing is mounted
+        rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
+        rootfs_setup.bind_rootfs(plan.rootfs)
+        own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
+        rootfs_setup.setup_mounts(
+            plan.rootfs,
+            cfg.get("mounts") or [],
+            plan.bundle,
+            own_cgroup_ns,
+            linux.get("devices") or [],
+            plan.bind_source_fds,
+        )
     for fd in plan.bind_source_fds.values():
         os.close(fd)
     channel.send(chan, {"type": "hooks"})
@@ -250,7 +256,9 @@ def _finish_setup(cfg: dict[str, Any]) -> tuple[dict[str, str], str]:
 def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any]) -> None:
     hooks = plan.hooks.get(stage)
     if hooks:
-        run_hooks(stage, hooks, json.dumps(state).encode(), warn_only=False, warn=lambda message: None)
+        # runc's working directories: the rootfs for createContainer; process.cwd (ours by then) for startContainer.
+        cwd = plan.rootfs if stage == "createContainer" else None
+        run_hooks(stage, hooks, json.dumps(state).encode(), warn_only=False, warn=lambda message: None, cwd=cwd)
 
 
 def _set_apparmor_exec_profile(profile: str) -> None:

@@ -1,22 +1,76 @@
-"""Messages for the user: one line on stderr, and with --log a copy in the log file.
+"""Messages for the user: one line on stderr, and with --log a copy in the log file, in runc's shapes.
 
-With `--log FILE --log-format json` each message is a JSON line {"level", "msg", "time"}, the shape containerd
-reads back from runc's log when a command fails.
+containerd's runc shim and podman's conmon pass `--log FILE` (json for the shim) on every call and read the
+file back when a command fails, so the file is created as soon as a command starts, as runc does, even when
+nothing is logged. Each line has logrus's shape, which is what runc writes:
+
+    text:  time="2026-12-01T22:16:19Z" level=debug msg="created the container's cgroups"
+    json:  {"level":"debug","msg":"created the container's cgroups","time":"2026-12-01T22:16:19Z"}
+
+Errors and warnings also go to stderr as `engine: ...`; debug lines (--debug) go to the log file, or to
+stderr in the format above when there is none, as runc's do. `engine state` and `kill` pay for this on every
+call: nothing is imported here, and a debug message without --debug costs one comparison.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+# Characters logrus's text formatter leaves unquoted in a value (its needsQuoting).
+_BARE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._/@^+")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def timestamp() -> str:
+    """RFC 3339 to the second, UTC: logrus's default time format as runc writes it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def text_value(value: str) -> str:
+    """A value as logrus's text formatter writes it: bare when it is a plain word, else quoted (Go's %q)."""
+    if all(c in _BARE for c in value):
+        return value
+    out = []
+    for c in value:
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif c < " " or c == "\x7f":
+            out.append(f"\\x{ord(c):02x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def format_line(level: str, msg: str, fmt: str) -> str:
+    if fmt == "json":
+        from state import jsonio  # the _json accelerator only: `import json` costs ~8 ms
+
+        return jsonio.dumps({"level": level, "msg": msg, "time": timestamp()}) + "\n"
+    return f"time={text_value(timestamp())} level={level} msg={text_value(msg)}\n"
 
 
 class Log:
     def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False) -> None:
-        self.path = path
+        self.path = os.path.abspath(path) if path else None  # `engine run` moves into the bundle
         self.fmt = fmt
+        self.debugging = debug
         self.threshold = LEVELS["debug"] if debug else LEVELS["info"]
+        if path:
+            self._append(b"")  # runc creates the file whatever happens next; supervisors expect to find it
+
+    def _append(self, data: bytes) -> None:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return  # an unwritable log must not turn a good command into a failure
+        try:
+            if data:
+                os.write(fd, data)
+        finally:
+            os.close(fd)
 
     def _write(self, level: str, msg: str, to_stderr: bool) -> None:
         if LEVELS[level] < self.threshold:
@@ -24,24 +78,8 @@ class Log:
         msg = " ".join(msg.split("\n"))
         if to_stderr:
             print(f"engine: {msg}" if level == "error" else f"engine: {level}: {msg}", file=sys.stderr)
-        if not self.path:
-            return
-        from state import jsonio
-        from state.record import now_rfc3339
-
-        time = now_rfc3339()
-        if self.fmt == "json":
-            line = jsonio.dumps({"level": level, "msg": msg, "time": time}) + "\n"
-        else:
-            line = f'time="{time}" level={level} msg="{msg}"\n'
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError:
-            return  # an unwritable log must not turn a good command into a failure
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        if self.path:
+            self._append(format_line(level, msg, self.fmt).encode())
 
     def error(self, msg: str) -> None:
         self._write("error", msg, to_stderr=True)
@@ -53,4 +91,12 @@ class Log:
         self._write("info", msg, to_stderr=False)
 
     def debug(self, msg: str) -> None:
-        self._write("debug", msg, to_stderr=self.threshold <= LEVELS["debug"] and not self.path)
+        """One step of a command, with --debug only: into the log file, or onto stderr without one."""
+        if not self.debugging:
+            return
+        if self.path:
+            self._write("debug", msg, to_stderr=False)
+        else:
+            line = format_line("debug", " ".join(msg.split("\n")), self.fmt)
+            sys.stderr.write(line)
+            sys.stderr.flush()

@@ -1,4 +1,4 @@
-"""Signal names as runc takes them: KILL, SIGKILL, 9, RTMIN+2, SIGRTMIN+2."""
+"""Signal names as runc takes them: KILL, SIGKILL, 9, RTMIN+2, SIGRTMIN+2, and 0 (is it alive?)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ def parse_signal(text: str) -> int:
     value = text.strip().upper()
     if value.isdigit():
         number = int(value)
-        if 0 < number <= signal.SIGRTMAX:
+        # 0 is kill(2)'s "no signal": only whether the process exists (and may be signalled), as runc sends it.
+        if 0 <= number <= signal.SIGRTMAX:
             return number
-        raise EngineError(f"invalid signal {text!r}: {number} is out of range 1..{int(signal.SIGRTMAX)}")
+        raise EngineError(f"invalid signal {text!r}: {number} is out of range 0..{int(signal.SIGRTMAX)}")
     name = value if value.startswith("SIG") else "SIG" + value
     for prefix, base in (("SIGRTMIN+", signal.SIGRTMIN), ("SIGRTMAX-", signal.SIGRTMAX)):
         if name.startswith(prefix) and name[len(prefix) :].isdigit():

@@ -41,19 +41,20 @@ def start(store: Store, container_id: str, log: Log) -> None:
             os.close(pidfd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(EXEC_FIFO, dir_fd=dir_fd)
+        log.debug(f"start {container_id}: released the init (pid {record.pid}) through the exec fifo")
         if reply != b"0":
             life.fire("stop")
             detail = reply[1:].decode(errors="replace") if reply.startswith(b"0") else "its init exited"
             raise EngineError(f"start {container_id!r}: {detail or 'its init exited'}")
         life.fire("start")
+        log.debug(f"start {container_id}: running")
         from state.monitor import ensure_running
 
         ensure_running(store.root)  # a monitor that died since create is replaced here
         # config.md: poststart hooks run after the user's process is executed, before start returns; a failing
         # one is a warning (the choice, as runc does).
-        hookpoints.run(
-            "poststart", hookpoints.load(store.path(container_id)), record.public_state("running"), log, warn_only=True
-        )
+        hooks = hookpoints.load(store.path(container_id))
+        hookpoints.run("poststart", hooks, record.public_state("running"), log, warn_only=True, cwd=record.bundle)
 
 
 def _read_until_exec(fifo: int, pidfd: int) -> bytes:

@@ -5,7 +5,9 @@ A hook is the config.json shape {"path", "args"?, "env"?, "timeout"?}:
   * args is the whole argv, args[0] included; absent or empty, argv is [path] (as runc does);
   * env replaces the environment; absent, the hook gets an empty one;
   * the container's state JSON is written to the hook's stdin, then stdin is closed;
-  * timeout (seconds, > 0): when it expires, the hook's whole process group is SIGKILLed and the hook reaped.
+  * timeout (seconds, > 0): when it expires, the hook's whole process group is SIGKILLed and the hook reaped;
+  * cwd (the caller's choice, not config.json's): the hook's working directory. The engine passes runc's:
+    the bundle for the hooks `create` runs, the rootfs for createContainer (engine/hookpoints.py).
 
 Why it is built this way:
   * os.posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK) + exec) instead of subprocess: nothing of the Python
@@ -76,10 +78,11 @@ class HookError(Exception):
         self.output = output
 
 
-def run_hook(hook: dict, state_json: bytes, *, stage: str, index: int | None = None) -> None:
+def run_hook(hook: dict, state_json: bytes, *, stage: str, index: int | None = None, cwd: str | None = None) -> None:
     """Run one hook to completion; raise HookError if it cannot be run, fails, is killed or times out.
 
     index (the hook's position in its stage) only makes the error message point at the right entry.
+    cwd: the hook's working directory (None: ours).
     """
     label = f"{stage} hook" + (f"[{index}]" if index is not None else "")
     path, argv, env, timeout = _parse(hook, stage, label)
@@ -100,15 +103,20 @@ def run_hook(hook: dict, state_json: bytes, *, stage: str, index: int | None = N
         ]
         file_actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
         try:
-            pid = os.posix_spawn(
-                path,
-                argv,
-                env,
-                file_actions=file_actions,
-                setsid=True,
-                setsigmask=(),
-                setsigdef=_DEFAULT_SIGNALS,
-            )
+            with _WorkingDirectory(cwd):
+                pid = os.posix_spawn(
+                    path,
+                    argv,
+                    env,
+                    file_actions=file_actions,
+                    setsid=True,
+                    setsigmask=(),
+                    setsigdef=_DEFAULT_SIGNALS,
+                )
+        except _NoWorkingDirectory as err:
+            raise HookError(
+                f"{label}: cannot enter its working directory {cwd}: {err}", stage=stage, path=path
+            ) from None
         except OSError as err:
             raise HookError(f"{label}: cannot execute: {err.strerror or err}", stage=stage, path=path) from None
         except ValueError as err:  # e.g. a NUL byte in an argument
@@ -134,12 +142,14 @@ def run_hooks(
     *,
     warn_only: bool,
     warn: Callable[[str], None],
+    cwd: str | None = None,
 ) -> None:
     """Run a stage's hooks in order. The first failure raises HookError, unless warn_only: then each failure
-    is passed to warn(message) and the remaining hooks still run (runtime.md step 13, poststop)."""
+    is passed to warn(message) and the remaining hooks still run (runtime.md step 13, poststop).
+    cwd: the hooks' working directory (None: ours)."""
     for index, hook in enumerate(hooks or ()):
         try:
-            run_hook(hook, state_json, stage=stage, index=index)
+            run_hook(hook, state_json, stage=stage, index=index, cwd=cwd)
         except HookError as err:
             if not warn_only:
                 raise
@@ -237,6 +247,40 @@ def _supervise(pid: int, fds: dict[str, int], timeout: float | None, state_json:
     # that may still hold the pipe open.
     _drain(out_r, output)
     return bytes(output), status, False
+
+
+class _NoWorkingDirectory(Exception):
+    pass
+
+
+class _WorkingDirectory:  # a class, not @contextmanager: contextlib is not imported on the hot paths
+    """Spawn in `cwd`: posix_spawn has no chdir action in Python, so the caller (single-threaded: create,
+    start, delete, the container init) steps into it for the spawn and comes back to where it was."""
+
+    def __init__(self, cwd: str | None) -> None:
+        self.cwd = cwd
+        self.back = -1
+
+    def __enter__(self) -> None:
+        if self.cwd is None:
+            return
+        try:
+            self.back = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            self.back = -1  # ours is unreachable (a user namespace's root): stay where the hook ran
+        try:
+            os.chdir(self.cwd)
+        except OSError as err:
+            self.__exit__()
+            raise _NoWorkingDirectory(err.strerror) from None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.back >= 0:
+            try:
+                os.fchdir(self.back)
+            finally:
+                os.close(self.back)
+                self.back = -1
 
 
 def _close(fds: dict[str, int], *names: str) -> None:

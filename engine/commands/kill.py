@@ -24,4 +24,5 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             signal_all(record, sig)
         elif not signal_init(record, sig):
             raise InvalidState(f"cannot kill container {args.container_id!r}: it is stopped")
+        ctx.log.debug(f"kill {args.container_id}: sent signal {sig} to {'every process' if args.all else 'the init'}")
     return 0

@@ -50,6 +50,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if receiver is not None:
             receiver.close()
         raise
+    # As `runc run`, which works in the bundle directory: its poststart and poststop hooks run there. Every path
+    # given on the command line has been used or made absolute by now (state root, bundle, --log, pid file).
+    os.chdir(record.bundle)
     relay = None
     try:
         if receiver is not None:

@@ -18,6 +18,8 @@ Semantics follow runc (libcontainer/seccomp and specconv), which is what config.
 - the filter never sets no_new_privs itself (libseccomp's default would); process.noNewPrivileges does.
   Without no_new_privs, loading needs CAP_SYS_ADMIN: load the filter before capabilities are dropped
   when noNewPrivileges is false, and as late as possible (just before exec) when it is true.
+- syscalls newer than the profile get ENOSYS, not the default action: runc's stub in front of the filter
+  (engine/linux/seccomp_enosys.py); the program is then loaded with seccomp(2) by us, not by libseccomp.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from engine.linux import seccomp_enosys
 from engine.linux.libc import libc
 from engine.spec.constants import SECCOMP_ARCHS
 
@@ -181,6 +184,8 @@ def _lib() -> ctypes.CDLL:
     lib.seccomp_attr_set.argtypes = [ctx, ctypes.c_int, ctypes.c_uint32]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_syscall_resolve_name.restype = ctypes.c_int
+    lib.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
+    lib.seccomp_syscall_resolve_name_arch.restype = ctypes.c_int
     lib.seccomp_rule_add_array.argtypes = [ctx, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
     lib.seccomp_load.argtypes = [ctx]
     lib.seccomp_export_bpf.argtypes = [ctx, ctypes.c_int]
@@ -238,6 +243,12 @@ def syscall_number(name: str) -> int | None:
     return None if number == _NR_SCMP_ERROR else number
 
 
+def syscall_number_on(arch: int, name: str) -> int | None:
+    """The number of syscall `name` on the architecture whose libseccomp token is `arch` (None if unknown)."""
+    number = _lib().seccomp_syscall_resolve_name_arch(arch, name.encode())
+    return None if number == _NR_SCMP_ERROR else number
+
+
 def arch_token(name: str) -> int | None:
     """'SCMP_ARCH_X86_64' -> AUDIT_ARCH_X86_64; None for a spec architecture this libseccomp lacks.
 
@@ -271,6 +282,8 @@ class FilterPlan:
     uses_notify: bool = False
     listener_path: str | None = None
     listener_metadata: str | None = None
+    # Prepended to libseccomp's program: ENOSYS for syscalls newer than the profile (seccomp_enosys).
+    enosys_stub: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
 def _action(name: Any, errno_ret: Any, where: str) -> int:
@@ -366,6 +379,14 @@ def compile_profile(seccomp: Mapping[str, Any], *, warn: Warn | None = None) -> 
             else:
                 plan.rules.append(Rule(name, number, action, tuple(conditions)))
 
+    if seccomp_enosys.needs_stub(plan.default_action):
+        names = [n for entry in seccomp.get("syscalls") or [] for n in entry["names"] if isinstance(n, str) and n]
+        limits = seccomp_enosys.highest_syscalls(plan.architectures, names, syscall_number_on)
+        for token in plan.architectures:
+            if not any(token in per_token for per_token in limits.values()):
+                warn(f"{where}: no syscall of the profile is known on architecture {token:#x}: no ENOSYS stub for it")
+        plan.enosys_stub = seccomp_enosys.generate(limits)
+
     plan.listener_path = seccomp.get("listenerPath") or None
     plan.listener_metadata = seccomp.get("listenerMetadata") or None
     if plan.listener_metadata and not plan.listener_path:
@@ -381,11 +402,11 @@ def _set_attr(ctx: int, attr: int, value: int, what: str) -> None:
     _rc(_lib().seccomp_attr_set(ctx, attr, value), f"seccomp_attr_set({what})")
 
 
-def _load_by_hand(ctx: int, flags: int) -> int | None:
-    """Export the BPF program and load it with seccomp(2) ourselves.
+def _load_by_hand(ctx: int, flags: int, stub: list[tuple[int, int, int, int]]) -> int | None:
+    """Export the BPF program, put `stub` in front of it, and load it with seccomp(2) ourselves.
 
-    Only for flags the installed libseccomp has no attribute for (WAIT_KILLABLE_RECV before 2.6): the
-    program is the same, only the seccomp(2) flags differ. Returns the listener fd if one was asked for.
+    For the ENOSYS stub, and for flags the installed libseccomp has no attribute for (WAIT_KILLABLE_RECV
+    before 2.6). Returns the listener fd if one was asked for.
     """
     machine = os.uname().machine
     if machine not in _SYS_SECCOMP:
@@ -397,6 +418,11 @@ def _load_by_hand(ctx: int, flags: int) -> int | None:
         program = os.pread(memfd, size, 0)
     finally:
         os.close(memfd)
+    if stub:
+        try:
+            program = seccomp_enosys.prepend(stub, program)
+        except ValueError as err:
+            raise SeccompError(errno.E2BIG, str(err)) from None
     buf = ctypes.create_string_buffer(program, len(program))
     prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
     if flags & SECCOMP_FILTER_FLAG_TSYNC and flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
@@ -466,13 +492,13 @@ def load_plan(plan: FilterPlan, *, warn: Warn | None = None) -> int | None:
                 lib.seccomp_rule_add_array(ctx, rule.action, rule.number, len(rule.conditions), conds),
                 f"linux.seccomp: adding the rule for {rule.syscall} (action {rule.action:#x})",
             )
-        if by_hand_flags:
+        if by_hand_flags or plan.enosys_stub:
             for flag in plan.flags:
-                if flag != "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV":
+                if flag != "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" or plan.uses_notify:
                     by_hand_flags |= FLAGS[flag]
             if plan.uses_notify:
                 by_hand_flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER
-            return _load_by_hand(ctx, by_hand_flags)
+            return _load_by_hand(ctx, by_hand_flags, plan.enosys_stub)
         result = lib.seccomp_load(ctx)
         if result < 0:
             raise SeccompError(-result, f"seccomp_load: {_load_hint(-result)}")
