@@ -21,7 +21,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 TIMEOUT=${ENGINE_GUEST_TIMEOUT:-900}
 CGROUPS=${ENGINE_SYSTEMD_GUEST_CGROUPS:-unified}
 if [ "$#" -eq 0 ]; then
-    set -- .venv/bin/python -m pytest -q -p no:cacheprovider -o addopts= -rs tests/integration/test_systemd_cgroup.py
+    set -- .venv/bin/python -m pytest -q -p no:cacheprovider -p no:hypothesispytest -o addopts= -rs tests/integration/test_systemd_cgroup.py
 fi
 case "$CGROUPS" in
     unified) HIERARCHY=1 ;;

@@ -6,8 +6,11 @@ choice of socket and its one-line refusals. The real systemd answers in the gues
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -217,3 +220,32 @@ def test_dbus_addresses() -> None:
 def test_message_type_of_errors_is_what_the_client_checks() -> None:
     # jeepney's enum is what Connection.call compares against; a rename would make every error look like a reply.
     assert MessageType.error.value == 3
+
+
+def test_only_the_commands_that_talk_to_systemd_import_the_dbus_library(tmp_path: Path) -> None:
+    # kill --all, ps, pause, resume and exec read and write cgroup files only: a systemd container's record must
+    # not make them pay for jeepney (create, update and delete do, as they talk to systemd).
+    record = {
+        "version": 1,
+        "mode": "systemd",
+        "slice": "system.slice",
+        "unit": "engine-c1.scope",
+        "cgroups": {
+            "version": 1,
+            "mode": "v2",
+            "cgroupsPath": "/system.slice/engine-c1.scope",
+            "dirs": {"unified": str(tmp_path / "engine-c1.scope")},
+            "mounts": {"unified": str(tmp_path)},
+            "created": [],
+        },
+    }
+    code = (
+        "import json, sys\n"
+        "from engine.cgroups import load_manager\n"
+        f"m = load_manager(json.loads({json.dumps(json.dumps(record))}))\n"
+        "assert type(m).__name__ == 'SystemdManager'\n"
+        "m.procs(); m.is_frozen(); m.join_path_for_exec()\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] == 'jeepney'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"
