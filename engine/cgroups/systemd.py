@@ -144,22 +144,44 @@ class SystemdManager:
         dbus = _dbus()
         props = units.base_properties(self.unit, self.description, pid, self.v2) + resource_props
         with dbus.connect() as bus:
-            for attempt in range(2):
+
+            def start(props: list) -> str:
+                return bus.start_transient_unit(self.unit.name, "replace", props)
+
+            try:
                 try:
-                    job = bus.start_transient_unit(self.unit.name, "replace", props)
-                    break
+                    job = self._dropping_unknown(start, props)
                 except dbus.SystemdError as err:
+                    if err.name != dbus.UNIT_EXISTS:
+                        raise
                     # A failed unit of the same name lingers until reset: reset it and try once more (runc).
-                    if err.name != dbus.UNIT_EXISTS or attempt:
-                        raise fail("linux.cgroupsPath", f"starting the systemd unit {self.unit.name}: {err}") from None
                     with contextlib.suppress(dbus.SystemdError):
                         bus.reset_failed_unit(self.unit.name)
+                    job = self._dropping_unknown(start, props)
+            except dbus.SystemdError as err:
+                raise fail("linux.cgroupsPath", f"starting the systemd unit {self.unit.name}: {err}") from None
             try:
                 bus.wait_for_job(job, f"starting {self.unit.name}")
             except dbus.SystemdError as err:
                 with contextlib.suppress(dbus.SystemdError):
                     bus.reset_failed_unit(self.unit.name)
                 raise fail("linux.cgroupsPath", str(err)) from None
+
+    def _dropping_unknown(self, call: Callable[[list], Any], props: list) -> Any:
+        """call(props); a systemd older than a property refuses the whole call naming it ("Cannot set property X,
+        or unknown property."): drop that one, warn (the cgroup file still gets the value) and call again, as
+        crun does. The unit's own properties (slice, pids, delegation) are never dropped."""
+        dbus = _dbus()
+        for _ in range(len(props) + 1):
+            try:
+                return call(props)
+            except dbus.SystemdError as err:
+                name = dbus.unknown_property(err)
+                if name is None or name in units.ESSENTIAL or not any(p[0] == name for p in props):
+                    raise
+                self.warn(f"systemd does not know the unit property {name}; it is set in the cgroup files only")
+                props = [p for p in props if p[0] != name]
+        raise AssertionError("unreachable")
 
     def _join_unmanaged(self, pid: int) -> None:
         """v1/hybrid: systemd made the unit's cgroup in the hierarchies it manages (name=systemd, memory, cpu,
@@ -223,7 +245,7 @@ class SystemdManager:
         if freeze:
             self.inner.freeze()
         try:
-            bus.set_unit_properties(self.unit.name, props)
+            self._dropping_unknown(lambda p: bus.set_unit_properties(self.unit.name, p), props)
         except dbus.SystemdError as err:
             raise CgroupError(f"update: {self.unit.name}: {err}") from None
         finally:

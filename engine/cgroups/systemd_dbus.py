@@ -55,6 +55,7 @@ JOB_TIMEOUT = 30.0
 
 NO_SUCH_UNIT = f"{SYSTEMD}.NoSuchUnit"
 UNIT_EXISTS = f"{SYSTEMD}.UnitExists"
+PROPERTY_READ_ONLY = "org.freedesktop.DBus.Error.PropertyReadOnly"  # also systemd's "unknown property"
 
 
 class SystemdError(CgroupError):
@@ -67,6 +68,16 @@ class SystemdError(CgroupError):
 
 class NotRunning(EngineError):
     """No systemd to talk to (a fact of the host, not of config.json)."""
+
+
+def unknown_property(err: SystemdError) -> str | None:
+    """The property a systemd refused as unknown to it ("Cannot set property X, or unknown property."), if that is
+    what err says."""
+    if err.name != PROPERTY_READ_ONLY:
+        return None
+    _, found, rest = str(err).partition("Cannot set property ")
+    name = rest.split(",", 1)[0].strip()
+    return name if found and name.isidentifier() else None
 
 
 def booted() -> bool:

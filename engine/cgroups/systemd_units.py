@@ -47,6 +47,8 @@ ALLOWED_CPUS_VERSION = 244
 CPU_IDLE_VERSION = 252
 
 Property = tuple  # (name, signature, value)
+# What makes the unit a container's scope at all: never dropped for an old systemd (see SystemdManager).
+ESSENTIAL = frozenset({"Description", "Slice", "Delegate", "PIDs", "DefaultDependencies"})
 
 
 class Unit(namedtuple("Unit", "slice name")):

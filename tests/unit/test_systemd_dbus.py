@@ -5,81 +5,20 @@ choice of socket and its one-line refusals. The real systemd answers in the gues
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jeepney import DBusAddress, HeaderFields, Message, MessageType, Parser
-from jeepney.wrappers import new_error, new_method_return, new_signal
+from jeepney import MessageType
+from jeepney.wrappers import new_error, new_method_return
 
 from engine.cgroups import systemd_dbus
 from engine.cgroups.systemd_dbus import Connection, NotRunning, SystemdError
-
-MANAGER = DBusAddress("/org/freedesktop/systemd1", interface="org.freedesktop.systemd1.Manager")
-
-Handler = Callable[[Message], list[Message]]
-
-
-class FakeSystemd:
-    """Answers method calls on a listening socket with what handlers return (replies and signals, in order)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-        self.calls: list[tuple[str, str, tuple]] = []  # (interface, member, body)
-        self.handlers: dict[str, Handler] = {}
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(self.path)
-        self.server.listen(4)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def on(self, member: str, handler: Handler) -> None:
-        self.handlers[member] = handler
-
-    def close(self) -> None:
-        self.server.close()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            with conn, contextlib.suppress(OSError):
-                self._session(conn)
-
-    def _session(self, conn: socket.socket) -> None:
-        buf = b""
-        while b"BEGIN\r\n" not in buf:  # "\0AUTH EXTERNAL <hex uid>\r\nBEGIN\r\n", pipelined as sd-bus does
-            buf += conn.recv(1024)
-        auth, _, rest = buf.partition(b"BEGIN\r\n")
-        assert auth == b"\0AUTH EXTERNAL " + str(os.geteuid()).encode().hex().encode() + b"\r\n", buf
-        assert rest == b""  # nothing before our OK
-        conn.sendall(b"OK 0123456789abcdef0123456789abcdef\r\n")
-        parser = Parser()
-        serial = 1000
-        while True:
-            msg = parser.get_next_message()
-            if msg is None:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                parser.add_data(data)
-                continue
-            fields = msg.header.fields
-            member = fields[HeaderFields.member]
-            self.calls.append((fields.get(HeaderFields.interface, ""), member, msg.body))
-            handler = self.handlers.get(member, lambda m: [new_method_return(m)])
-            for out in handler(msg):
-                serial += 1
-                conn.sendall(out.serialise(serial=serial))
+from tests.fake_systemd import FakeSystemd, job_removed
 
 
 @pytest.fixture
@@ -94,10 +33,6 @@ def open_private(fake: FakeSystemd) -> Connection:
     conn = Connection(systemd_dbus._open(fake.path, 2.0), f"unix:path={fake.path}", is_bus=False)
     conn.setup()
     return conn
-
-
-def job_removed(job: str, unit: str, result: str) -> Message:
-    return new_signal(MANAGER, "JobRemoved", "uoss", (7, job, unit, result))
 
 
 def test_private_socket_needs_no_hello_and_reads_the_version(fake: FakeSystemd) -> None:
