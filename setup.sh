@@ -9,8 +9,10 @@ apt-get update -qq
 # busybox-static: the test rootfs; runc: the reference runtime the tests and benchmark compare against;
 # libseccomp2: the seccomp library engine loads; iproute2: test network namespaces; python3-venv: the venv;
 # podman + conmon and containerd: the supervisors that drive engine in the integration tests; procps: the ps
-# that `engine ps` runs, as runc's does (not in minimal Debian images).
-apt-get install -y -qq busybox-static runc libseccomp2 iproute2 python3-venv podman conmon containerd procps >/dev/null
+# that `engine ps` runs, as runc's does (not in minimal Debian images); containernetworking-plugins (the pod
+# network of the CRI test) and gcc + libc6-dev (its static pause binary).
+apt-get install -y -qq busybox-static runc libseccomp2 iproute2 python3-venv podman conmon containerd procps \
+    containernetworking-plugins gcc libc6-dev >/dev/null
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip

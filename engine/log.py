@@ -52,6 +52,16 @@ def format_line(level: str, msg: str, fmt: str) -> str:
     return f"time={text_value(timestamp())} level={level} msg={text_value(msg)}\n"
 
 
+def _to_stderr(line: str) -> None:
+    # stderr may not be writable: containerd's runc shim gives a pod sandbox's runtime /dev/null opened
+    # read-only as stdio (every write fails with EBADF). The message must still reach the log file, which is
+    # what the shim reads back and reports; runc ignores such write errors too.
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115  # nothing more can be said there, even at exit
+
+
 class Log:
     def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False) -> None:
         self.path = os.path.abspath(path) if path else None  # `engine run` moves into the bundle
@@ -77,7 +87,7 @@ class Log:
             return
         msg = " ".join(msg.split("\n"))
         if to_stderr:
-            print(f"engine: {msg}" if level == "error" else f"engine: {level}: {msg}", file=sys.stderr)
+            _to_stderr(f"engine: {msg}" if level == "error" else f"engine: {level}: {msg}")
         if self.path:
             self._append(format_line(level, msg, self.fmt).encode())
 

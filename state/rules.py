@@ -21,8 +21,10 @@ def require_startable(container_id: str, status: str) -> None:
 def require_killable(container_id: str, status: str) -> None:
     # runtime.md: "Attempting to send a signal to a container that is neither created nor running MUST have
     # no effect on the container and MUST generate an error."  (paused: runc allows it, so do we.)
+    # "container not running" is runc's wording, which containerd's runc shim looks for in a failed kill to
+    # know that the process already finished (anything else fails the kill, and with it a CRI StopContainer).
     if status not in ALIVE:
-        raise InvalidState(f"cannot kill container {container_id!r}: it is {status}, not created or running")
+        raise InvalidState(f"cannot kill container {container_id!r}: container not running (it is {status})")
 
 
 def require_deletable(container_id: str, status: str, force: bool) -> None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 from engine.cli import Context
 from engine.container import signal_all, signal_init
 from engine.errors import InvalidState
 from engine.signals import parse_signal
-from state.rules import require_killable
+from state.rules import STOPPED, require_killable
 from state.store import Store
 
 TYPE_CHECKING = False  # argparse only for the annotation: the hot path parses argv by hand
 if TYPE_CHECKING:
     import argparse
+
+    from state.record import ContainerRecord
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -19,10 +24,28 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     store = Store(ctx.root)
     with store.locked(args.container_id, shared=True) as dir_fd:
         record = store.load(args.container_id, dir_fd)
-        require_killable(args.container_id, record.observed_status())
+        status = record.observed_status()
+        if args.all and status == STOPPED:
+            signal_leftovers(record, sig)
+            return 0
+        require_killable(args.container_id, status)
         if args.all:
             signal_all(record, sig)
         elif not signal_init(record, sig):
-            raise InvalidState(f"cannot kill container {args.container_id!r}: it is stopped")
+            raise InvalidState(f"cannot kill container {args.container_id!r}: container not running (it is stopped)")
         ctx.log.debug(f"kill {args.container_id}: sent signal {sig} to {'every process' if args.all else 'the init'}")
     return 0
+
+
+def signal_leftovers(record: ContainerRecord, sig: int) -> None:
+    """`kill --all` of a stopped container, as runc: signal what is still in its cgroup, and succeed when nothing
+    is. A container without a pid namespace of its own (one that joined its pod's) leaves its init's children
+    running when the init exits; containerd's runc shim kills them with `kill --all` then. Only the cgroup
+    says what is the container's now: the init's pid may already belong to another process."""
+    if not record.cgroups:
+        return
+    from engine.cgroups import load_manager
+
+    for pid in load_manager(record.cgroups).procs():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
