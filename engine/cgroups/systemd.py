@@ -106,10 +106,7 @@ class SystemdManager:
 
         res = dict(resources or {})
         devices = container_rules(res, json_root, linux_devices)  # rule errors first
-        if self.v2:
-            from engine.cgroups.v2 import refuse_unconvertible
-
-            refuse_unconvertible(res, json_root)
+        self._refuse_early(res, json_root)
         with _dbus().connect() as bus:
             version = bus.version()
             units.check_systemd_version(version)
@@ -167,6 +164,16 @@ class SystemdManager:
                     bus.reset_failed_unit(self.unit.name)
                 raise fail("linux.cgroupsPath", str(err)) from None
 
+    def _refuse_early(self, res: Mapping[str, Any], where: str) -> None:
+        """What the cgroupfs manager would refuse without writing anything (values with no v2 equivalent,
+        controllers this host lacks, out-of-range values): refused before systemd is asked to change anything."""
+        if self.v2:
+            from engine.cgroups.v2 import refuse_unconvertible
+
+            refuse_unconvertible(res, where)
+        else:
+            self.inner._preflight(res, where)  # type: ignore[attr-defined]  # V1Manager's write-free checks
+
     def _dropping_unknown(self, call: Callable[[list], Any], props: list) -> Any:
         """call(props); a systemd older than a property refuses the whole call naming it ("Cannot set property X,
         or unknown property."): drop that one, warn (the cgroup file still gets the value) and call again, as
@@ -217,10 +224,7 @@ class SystemdManager:
         json_root: str = RESOURCES,
         **kw: Any,
     ) -> None:
-        if self.v2:
-            from engine.cgroups.v2 import refuse_unconvertible
-
-            refuse_unconvertible(resources, json_root)  # before systemd changes anything
+        self._refuse_early(resources, json_root)  # before systemd changes anything
         emu = None
         if "devices" in resources:
             from engine.cgroups.devices import container_rules

@@ -318,6 +318,9 @@ LANES = {
     "unified": ("", "4 passed, 4 skipped"),
     "hybrid": ("whole_life or after_the_unit_started", "2 passed, 6 deselected"),
 }
+# ENGINE_SYSTEMD_GUEST_CRI=1 adds the CRI end-to-end test's systemd lane (tests/integration/test_cri.py, containerd's
+# CRI plugin with SystemdCgroup = true) to the unified boot: about 4 more minutes under emulation, so not by default.
+CRI_IN_UNIFIED = ("systemd", "7 passed, 4 skipped, 3 deselected")
 
 
 @pytest.mark.skipif(
@@ -328,11 +331,13 @@ LANES = {
 @pytest.mark.parametrize("cgroups", LANES)
 def test_in_the_systemd_guest(cgroups: str) -> None:
     select, summary = LANES[cgroups]
+    files = ["tests/integration/test_systemd_cgroup.py"]
+    if cgroups == "unified" and os.environ.get("ENGINE_SYSTEMD_GUEST_CRI") == "1":
+        (select, summary), files = CRI_IN_UNIFIED, [*files, "tests/integration/test_cri.py"]
     script = str(REPO / "tests" / "systemd-guest" / "run.sh")
     # No hypothesis plugin: importing it costs seconds under emulation, and nothing here uses it.
     command = [".venv/bin/python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-               "-o", "addopts=", "-rs", *(["-k", select] if select else []),
-               "tests/integration/test_systemd_cgroup.py"]  # fmt: skip
+               "-o", "addopts=", "-rs", *(["-k", select] if select else []), *files]  # fmt: skip
     env = {
         **os.environ,
         "ENGINE_GUEST_TIMEOUT": os.environ.get("ENGINE_GUEST_TIMEOUT", "900"),
