@@ -75,6 +75,13 @@ class SystemdManager:
         inner = _inner_manager(host, unit, warn)
         return cls(unit, inner, f"engine container {container_id}", warn)
 
+    def __getattr__(self, name: str) -> Any:
+        # Whatever the driver does not change (joining, listing, signalling, freezing...) is the cgroupfs
+        # manager's, on the unit's directories.
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     @property
     def v2(self) -> bool:
         return self.inner.mode == "v2"
@@ -270,21 +277,6 @@ class SystemdManager:
         period = (fs.read_or(d, "cpu.cfs_period_us") or "").strip()
         return ("max" if quota.startswith("-") else quota, period or str(units.DEFAULT_CPU_PERIOD))
 
-    def join_path_for_exec(self) -> list[str]:
-        return self.inner.join_path_for_exec()
-
-    def procs(self) -> list[int]:
-        return self.inner.procs()
-
-    def freeze(self) -> None:
-        self.inner.freeze()
-
-    def thaw(self) -> None:
-        self.inner.thaw()
-
-    def is_frozen(self) -> bool:
-        return self.inner.is_frozen()
-
     def destroy(self) -> None:
         """Stop the unit (systemd removes its cgroups), let go of a failed one, then remove what is left: the
         cgroups the container made below its scope, the v1 hierarchies systemd does not manage."""
@@ -311,6 +303,7 @@ class SystemdManager:
     def to_json(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
+            "driver": "systemd",
             "mode": self.mode,
             "slice": self.unit.slice,
             "unit": self.unit.name,
@@ -326,6 +319,11 @@ class SystemdManager:
             raise CgroupError(f"cgroup state: unknown version {data.get('version')!r}")
         inner = load_manager(data["cgroups"], warn=warn)
         return cls(units.Unit(data["slice"], data["unit"]), inner, data.get("description", ""), warn)
+
+
+def load_manager(data: Mapping[str, Any], warn: Callable[[str], None] | None = None) -> SystemdManager:
+    """The manager a previous process saved (state.json's cgroups record, "driver": "systemd")."""
+    return SystemdManager.from_json(data, warn=warn)
 
 
 def _active(bus: Connection, path: str) -> bool:
