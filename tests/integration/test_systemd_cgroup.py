@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 ENGINE = str(Path(sys.executable).with_name("engine"))
 SYSTEMD = os.path.isdir("/run/systemd/system")
 V2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+BUS = Path("/run/dbus/system_bus_socket").exists()  # the unified boot has dbus-daemon, the hybrid one not
 SLOW = 180  # seconds for one engine command: the guest emulates its CPU (TCG), Python starts in seconds there
 
 in_guest = pytest.mark.skipif(
@@ -132,6 +133,12 @@ def test_a_container_in_a_scope_through_its_whole_life(engine: Engine, slice_nam
         config["process"]["capabilities"][key].append("CAP_MKNOD")  # to make a device node it must not open
     (bundle / "config.json").write_text(json.dumps(config))
     engine("--systemd-cgroup", "create", "--bundle", str(bundle), cid, check=True, timeout=SLOW)
+    # Which way engine reached systemd: the system bus when dbus-daemon runs (as runc prefers), else the private
+    # socket; the lane boots one of each.
+    from engine.cgroups import systemd_dbus
+
+    with systemd_dbus.connect() as bus:
+        assert bus.is_bus == BUS
 
     # The unit systemd made: a scope in the nested slice, delegated, with the resources as properties.
     shown = unit_properties(
@@ -319,6 +326,7 @@ LANES = {
     "unified": ("", "4 passed, 4 skipped"),
     "hybrid": ("whole_life", "1 passed, 7 deselected"),
 }
+WITH_DBUS = {"unified": True, "hybrid": False}  # dbus-daemon in the guest: both ways to systemd get used
 # ENGINE_SYSTEMD_GUEST_CRI=1 adds the CRI end-to-end test's systemd lane (tests/integration/test_cri.py, containerd's
 # CRI plugin with SystemdCgroup = true) to the unified boot: about 4 more minutes under emulation, so not by default.
 CRI_IN_UNIFIED = ("systemd", "7 passed, 4 skipped, 3 deselected")
@@ -343,6 +351,7 @@ def test_in_the_systemd_guest(cgroups: str) -> None:
         **os.environ,
         "ENGINE_GUEST_TIMEOUT": os.environ.get("ENGINE_GUEST_TIMEOUT", "900"),
         "ENGINE_SYSTEMD_GUEST_CGROUPS": cgroups,
+        "ENGINE_SYSTEMD_GUEST_DBUS": "1" if WITH_DBUS[cgroups] else "0",
     }
     for _ in range(2):  # a guest that never finished (exit 3, seen under heavy load) is tried once more
         result = subprocess.run([script, *command], capture_output=True, text=True, timeout=1000, cwd=REPO, env=env)
@@ -350,4 +359,5 @@ def test_in_the_systemd_guest(cgroups: str) -> None:
             break
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert f"cgroups {cgroups}" in result.stdout.splitlines()[0]
+    assert ("systemd is on dbus-daemon's system bus" in result.stdout) == WITH_DBUS[cgroups]
     assert re.search(rf"^{summary} in ", result.stdout, re.MULTILINE), result.stdout[-3000:]

@@ -11,7 +11,9 @@
 #
 # ENGINE_SYSTEMD_GUEST_CGROUPS: unified (default: systemd.unified_cgroup_hierarchy=1, pure cgroup v2) or hybrid
 # (systemd.unified_cgroup_hierarchy=0: v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified).
-# ENGINE_SYSTEMD_GUEST_DBUS=1 also starts dbus-daemon's system bus (dbus.socket), for clients that want it.
+# ENGINE_SYSTEMD_GUEST_DBUS=1 also starts dbus-daemon's system bus (dbus.service) before the command, and waits
+# until systemd owns its name there: clients then reach systemd through it, as runc prefers; without it they use
+# /run/systemd/private.
 # Needs root and the Debian packages qemu-system-x86, linux-image-amd64 (not -cloud-: it lacks 9p),
 # busybox-static and systemd. Exits with the command's status (3: the guest never finished); its output is
 # printed at the end, after a line with the boot time. systemd is never started on this machine itself.
@@ -71,9 +73,17 @@ Requires=engine-guest.service
 After=engine-guest.service
 EOF
 DBUS_WANTS=""
+DBUS_WAIT=""
 if [ "${ENGINE_SYSTEMD_GUEST_DBUS:-0}" = 1 ]; then
-    DBUS_WANTS="Wants=dbus.socket
-After=dbus.socket"
+    # dbus.socket and dbus.service as systemd starts them (systemd then joins the bus by itself), without their
+    # default dependencies, which would pull in sysinit.target and half the system with it.
+    for u in dbus.socket dbus.service; do
+        mkdir -p "$WORK/units/$u.d"
+        printf '[Unit]\nDefaultDependencies=no\n' >"$WORK/units/$u.d/engine-guest.conf"
+    done
+    DBUS_WANTS="Wants=dbus.service
+After=dbus.service"
+    DBUS_WAIT="for i in \$(seq 150); do systemd_on_bus && break; sleep 0.2; done"
 fi
 cat >"$WORK/units/engine-guest.service" <<EOF
 [Unit]
@@ -104,7 +114,7 @@ mount -t overlay overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work /
 mkdir -p /newroot$RESULTS
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /newroot$RESULTS
 mkdir -p /newroot/etc/systemd/system /newroot/etc/systemd/system-generators
-cp /newroot$RESULTS/units/* /newroot/etc/systemd/system/
+cp -r /newroot$RESULTS/units/* /newroot/etc/systemd/system/
 cp -a /newroot$RESULTS/generators/. /newroot/etc/systemd/system-generators/
 # This machine may itself be a container (/.dockerenv): hide that, or systemd would run in container mode and
 # ignore the kernel command line. The guest is a virtual machine.
@@ -125,10 +135,16 @@ for arg in "$@"; do CMD="$CMD '$(printf %s "$arg" | sed "s/'/'\\\\''/g")'"; done
 cat >"$WORK/results/guest.sh" <<EOF
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp
 unset ENGINE_SYSTEMD_GUEST ENGINE_CGROUP2_GUEST
+systemd_on_bus() {  # owned, not merely activatable
+    dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.NameHasOwner string:org.freedesktop.systemd1 2>/dev/null | grep -q 'boolean true'
+}
 {
     echo "systemd-guest: kernel \$(uname -r), systemd \$(systemctl --version | head -1 | cut -d' ' -f2), cgroups $CGROUPS"
     echo "systemd-guest: up \$(cut -d' ' -f1 /proc/uptime) s when the command started; own cgroup \$(cat /proc/self/cgroup | tr '\n' ' ')"
 } >$RESULTS/output.txt
+$DBUS_WAIT
+systemd_on_bus && echo "systemd-guest: systemd is on dbus-daemon's system bus" >>$RESULTS/output.txt
 # An inner time limit, so that a hanging command still leaves its output and a status behind.
 cd "$REPO" && timeout -k 10 $((TIMEOUT - 90)) $CMD >>$RESULTS/output.txt 2>&1
 echo \$? >$RESULTS/rc
