@@ -10,9 +10,10 @@ apt-get update -qq
 # libseccomp2: the seccomp library engine loads; iproute2: test network namespaces; python3-venv: the venv;
 # podman + conmon and containerd: the supervisors that drive engine in the integration tests; procps: the ps
 # that `engine ps` runs, as runc's does (not in minimal Debian images); containernetworking-plugins (the pod
-# network of the CRI test) and gcc + libc6-dev (its static pause binary).
+# network of the CRI test) and gcc + libc6-dev (its static pause binary); uidmap: newuidmap/newgidmap, which map
+# a user's subordinate ids into a rootless container's user namespace (and rootless podman's own).
 apt-get install -y -qq busybox-static runc libseccomp2 iproute2 python3-venv podman conmon containerd procps \
-    containernetworking-plugins gcc libc6-dev >/dev/null
+    containernetworking-plugins gcc libc6-dev uidmap >/dev/null
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip

@@ -22,11 +22,21 @@ if TYPE_CHECKING:
 class Context:
     """What every command gets from the global flags. (Not a dataclass: that import costs ~15 ms.)"""
 
-    def __init__(self, root: str, log: Log, systemd_cgroup: bool, hooks_dirs: list[str]) -> None:
-        self.root = root
+    def __init__(self, root: str | None, log: Log, systemd_cgroup: bool, hooks_dirs: list[str]) -> None:
+        self._root = root
         self.log = log
         self.systemd_cgroup = systemd_cgroup
         self.hooks_dirs = hooks_dirs
+
+    @property
+    def root(self) -> str:
+        """--root, or the default for whoever runs us (engine/rootless/state_root.py): resolved on first use, so
+        that `spec` and `features` work without a state directory."""
+        if self._root is None:
+            from engine.rootless.state_root import default_root
+
+            self._root = default_root()
+        return self._root
 
 
 def _add_create_flags(p: argparse.ArgumentParser) -> None:
@@ -46,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="engine", description="An OCI runtime-spec container runtime.", allow_abbrev=False
     )
-    parser.add_argument("--root", default="/run/engine", help="directory for container state (default /run/engine)")
+    parser.add_argument(
+        "--root", help="directory for container state (default /run/engine, $XDG_RUNTIME_DIR/engine when rootless)"
+    )
     parser.add_argument("--log", help="write log messages to this file")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--debug", action="store_true", help="log debug messages")
@@ -109,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-fds", type=int, default=0, help="pass N extra fds (from 3) to the process")
     p.add_argument("--apparmor", help="AppArmor profile for the process")
     p.add_argument("--process-label", help="SELinux label for the process")
+    p.add_argument("--cgroup", action="append", default=[], help="[controller:]path: join a sub-cgroup (repeatable)")
+    p.add_argument("--ignore-paused", action="store_true", help="allow exec in a paused container")
     p.add_argument("container_id", metavar="<container-id>")
     p.add_argument("exec_args", metavar="command", nargs=argparse.REMAINDER, help="the program and its arguments")
 
@@ -123,16 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("container_id", metavar="<container-id>")
 
     p = sub.add_parser("update", help="change a container's cgroup resources", allow_abbrev=False)
-    p.add_argument("--resources", "-r", help="linux.resources JSON file ('-' for stdin)")
-    p.add_argument("--memory", type=int, help="memory limit in bytes")
-    p.add_argument("--memory-swap", type=int, help="memory+swap limit in bytes")
-    p.add_argument("--pids-limit", type=int, help="maximum number of processes")
-    p.add_argument("--cpu-shares", type=int, help="CPU shares (relative weight)")
-    p.add_argument("--cpu-quota", type=int, help="CPU CFS quota in microseconds")
-    p.add_argument("--cpu-period", type=int, help="CPU CFS period in microseconds")
-    p.add_argument("--cpuset-cpus", help="CPUs to use, e.g. 0-1")
-    p.add_argument("--cpuset-mems", help="memory nodes to use")
-    p.add_argument("container_id", metavar="<container-id>")
+    from engine.commands.update import add_flags  # runc's update flags, next to the code that reads them
+
+    add_flags(p)
 
     p = sub.add_parser("events", help="stream state changes as JSON lines", allow_abbrev=False)
     p.add_argument("--follow", "-f", action="store_true", help="keep streaming (the only mode)")
@@ -150,7 +157,7 @@ def parse_hot(argv: list[str]) -> SimpleNamespace | None:
     """The Namespace argparse would give for `[globals] state|start|kill|delete ...`, or None to fall back to
     argparse (anything unusual: --help, an unknown flag, a missing id)."""
     values = {
-        "root": "/run/engine",
+        "root": None,
         "log": None,
         "log_format": "text",
         "debug": False,

@@ -11,6 +11,10 @@ import time
 from state import process
 from state.record import ContainerRecord
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 def open_pidfd(record: ContainerRecord) -> int | None:
     """A pidfd on the container's init, or None if it is gone. The pidfd pins the process, so checking the
@@ -63,11 +67,31 @@ def container_pids(record: ContainerRecord) -> list[int]:
     return pids
 
 
-def signal_all(record: ContainerRecord, sig: int) -> None:
+def signal_all(record: ContainerRecord, sig: int, warn: Callable[[str], None] | None = None) -> None:
+    """Signal every process of the container (kill --all, delete), never a reused pid: through its cgroups
+    (Manager.signal_all: cgroup.kill, or freeze + pidfds + thaw), and the init through its verified pidfd if the
+    cgroups did not reach it. Without cgroups: the init's pid namespace, each pid through a pidfd."""
+    if record.cgroups:
+        from engine.cgroups import load_manager
+
+        signalled = load_manager(record.cgroups, warn=warn).signal_all(sig)
+        if signalled is not None and record.pid not in signalled:
+            signal_init(record, sig)
+        return
     signal_init(record, sig)
     for pid in container_pids(record)[1:]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        try:
+            # Still in the init's pid namespace now that the pidfd pins the process: not a reused pid.
+            if os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(f"/proc/{record.pid}/ns/pid"):
+                _signal.pidfd_send_signal(fd, sig)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def wait_for_exit(record: ContainerRecord, timeout: float) -> bool:

@@ -20,6 +20,9 @@ from engine.errors import ConfigError, EngineError
 from engine.init import InitPlan, intermediate
 from engine.linux import syscalls as sc
 from engine.log import Log
+from engine.rootless import checks as rootless_checks
+from engine.rootless import hooks as rootless_hooks
+from engine.rootless.idmap import write_id_maps
 from engine.setup.rootfs import open_bind_sources
 from state import process
 from state.machine import Lifecycle
@@ -27,7 +30,7 @@ from state.record import ContainerRecord
 from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_file_atomically
 
 if TYPE_CHECKING:
-    from engine.cgroups.common import Manager
+    from engine.cgroups import Manager
 
 
 @dataclass
@@ -99,6 +102,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     # create always detaches; `engine run` in the foreground passes its own socket (console.ConsoleSocket).
     console.check_terminal(bool(config["process"].get("terminal")), options.console_socket, detach=True)
     ns_flags, ns_paths = namespace_plan(config)
+    rootless_checks.check_config(config)
     hooks = hookpoints.collect(config, options.hooks_dirs)
     log.debug(f"create {options.container_id}: validated {bundle}/config.json (rootfs {rootfs})")
     undo = UndoStack(warn=log.warning)
@@ -124,19 +128,21 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             fifo = store.path(record.id, EXEC_FIFO)
             os.mkfifo(fifo, 0o600)
             root_uid, root_gid = _host_ids_of_root(config)
-            os.chown(fifo, root_uid, root_gid)  # the init, as the container's root, opens it for writing
+            # The init, as the container's root, opens it for writing.
+            rootless_hooks.give_fifo_to_container_root(fifo, root_uid, root_gid)
             fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
             undo.push("close the fifo fd", lambda: os.close(fifo_fd))
             try:
                 # Only a user namespace's root may fail to reach a source; others bind by path, as before.
                 userns = ns_flags & sc.CLONE_NEWUSER
-                source_fds = open_bind_sources(config.get("mounts") or [], bundle) if userns else {}
+                by_create = rootless_hooks.bind_sources_opened_by_create(bool(userns))
+                source_fds = open_bind_sources(config.get("mounts") or [], bundle) if by_create else {}
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
             cgroups = _create_cgroups(config, record, undo, options, log)
-            where = record.cgroups.get("unit") or record.cgroups.get("cgroupsPath")  # a systemd scope, or a path
-            log.debug(f"create {record.id}: made the cgroups ({where})")
+            if cgroups is not None:
+                log.debug(f"create {record.id}: made the cgroups (cgroupsPath {cgroups.cgroups_path})")
             # The first state.json already names the cgroups: if this process is killed from here on,
             # `delete --force` still finds everything it made.
             life.fire("begin_create")
@@ -179,7 +185,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 def _launch(
     plan: InitPlan,
     record: ContainerRecord,
-    cgroups: Manager,
+    cgroups: Manager | None,
     life: Lifecycle,
     undo: Any,
     options: CreateOptions,
@@ -196,15 +202,16 @@ def _launch(
     undo.push("reap the intermediate child", lambda: _reap(pid))
     with parent_end:
         try:
-            cgroups.add(pid)  # before it enters a cgroup namespace: the namespace's root is the container's cgroup
+            if cgroups is not None:  # before any cgroup namespace: its root is to be the container's cgroup
+                cgroups.add(pid)
+                record.cgroups = cgroups.to_json()  # the systemd driver makes its cgroups only now (with a pid)
         except CgroupError as err:
             raise EngineError(str(err)) from None
-        record.cgroups = cgroups.to_json()  # the systemd driver makes its cgroups only now (a scope needs a pid)
         channel.send(parent_end, {"type": "go"})
         early: list[dict[str, Any]] = []
         if plan.namespace_flags & sc.CLONE_NEWUSER:
             channel.expect(parent_end, "userns", early)
-            _write_id_maps(pid, plan.config["linux"])
+            write_id_maps(pid, plan.config["linux"])
             channel.send(parent_end, {"type": "mapped"})
         init_pid = channel.expect(parent_end, "pid", early)["pid"]
         log.debug(f"create {record.id}: forked the init, pid {init_pid} (through pid {pid})")
@@ -230,12 +237,37 @@ def _launch(
 
 def _create_cgroups(
     config: dict[str, Any], record: ContainerRecord, undo: Any, options: CreateOptions, log: Log
-) -> Manager:
+) -> Manager | None:
     from engine.cgroups import CgroupError, manager_for
+    from engine.rootless import cgroups as rootless_cgroups
 
     linux = config.get("linux") or {}
+    if options.systemd_cgroup:
+        return _create_systemd_cgroups(linux, record, undo, log)
+    if not rootless_cgroups.use_cgroups(linux, record.id):
+        log.debug(f"create {record.id}: rootless without a delegated cgroup: the container stays in ours")
+        return None
+    resources = rootless_cgroups.without_devices(linux.get("resources"))
+    devices = linux.get("devices") if resources is linux.get("resources") else None
+    cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning)
     try:
-        cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning, systemd=options.systemd_cgroup)
+        cgroups.create(resources, linux_devices=devices, device_rules=rootless_cgroups.device_rules())
+    except CgroupError as err:
+        raise EngineError(f"config.json: {err}") from None
+    undo.push("remove the cgroups", cgroups.destroy)
+    record.cgroups = cgroups.to_json()
+    return cgroups
+
+
+def _create_systemd_cgroups(linux: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> Manager:
+    """--systemd-cgroup: a scope that systemd makes at the first add(pid) (engine/cgroups/systemd.py)."""
+    from engine.cgroups import CgroupError, manager_for
+    from engine.rootless import rootless
+
+    if rootless():
+        raise EngineError("--systemd-cgroup: not supported for a rootless engine (systemd's user instance is not used)")
+    try:
+        cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning, systemd=True)
         cgroups.create(linux.get("resources"), linux_devices=linux.get("devices"))
     except CgroupError as err:
         raise EngineError(f"config.json: {err}") from None
@@ -316,17 +348,6 @@ def _host_ids_of_root(config: dict[str, Any]) -> tuple[int, int]:
                 host = m["hostID"] - m["containerID"]
         ids.append(host)
     return ids[0], ids[1]
-
-
-def _write_id_maps(pid: int, linux: dict[str, Any]) -> None:
-    """Write the intermediate child's uid_map and gid_map (we are root outside, so setgroups may stay)."""
-    for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
-        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(key) or [])
-        try:
-            with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(text)
-        except OSError as err:
-            raise EngineError(f"config.json: linux.{key}: writing {name}: {err.strerror}") from None
 
 
 def _poststop(hooks: hookpoints.Hooks, record: ContainerRecord, log: Log) -> None:

@@ -8,12 +8,12 @@ import os
 
 from engine import hookpoints
 from engine.container import signal_all, wait_for_exit
-from engine.errors import EngineError
+from engine.errors import ContainerNotFound, EngineError
 from engine.log import Log
 from state.ids import validate_id
 from state.record import ContainerRecord
 from state.rules import STOPPED, require_deletable
-from state.store import STATE_FILE, Store
+from state.store import CONFIG_FILE, STATE_FILE, Store
 
 KILL_TIMEOUT = 10.0
 
@@ -26,14 +26,22 @@ def delete(store: Store, container_id: str, force: bool, log: Log) -> None:
         store.remove(container_id)
         return
     with store.locked(container_id) as dir_fd:
-        record = store.load(container_id, dir_fd)
-        status = record.observed_status()
+        try:
+            record = store.load(container_id, dir_fd)
+            status = record.observed_status()
+        except ContainerNotFound:
+            raise
+        except (EngineError, TypeError, ValueError, AttributeError) as err:
+            reason = str(err) if isinstance(err, EngineError) else f"container {container_id!r}: corrupt {STATE_FILE}"
+            if not force:
+                raise EngineError(f"{reason} (delete --force removes what it can find)") from None
+            _delete_without_state(store, container_id, dir_fd, reason, log)
+            return
         require_deletable(container_id, status, force)
-        if record.cgroups:
-            _thaw(record, log)  # a frozen process cannot die
         if status != STOPPED or record.cgroups:
-            # Also when stopped: processes the init left behind in its cgroup (it was not their pid 1).
-            signal_all(record, _signal.SIGKILL)
+            # Also when stopped: processes the init left behind in its cgroup (it was not their pid 1). A paused
+            # container is thawed by signal_all for SIGKILL.
+            signal_all(record, _signal.SIGKILL, warn=log.warning)
             if not wait_for_exit(record, KILL_TIMEOUT):
                 raise EngineError(f"delete {container_id!r}: its init did not die within {KILL_TIMEOUT:.0f}s")
             log.debug(f"delete {container_id}: killed its processes")
@@ -60,9 +68,31 @@ def _remove_cgroups(record: ContainerRecord, log: Log) -> None:
         raise EngineError(f"delete {record.id!r}: {err}") from None
 
 
-def _thaw(record: ContainerRecord, log: Log) -> None:
-    from engine.cgroups import load_manager
+def _delete_without_state(store: Store, container_id: str, dir_fd: int, reason: str, log: Log) -> None:
+    """delete --force of a container whose state.json cannot be read (runc fails there): kill what its cgroups
+    hold and remove them and the state directory. The cgroups are found by their path, as create placed them:
+    linux.cgroupsPath from the config.json saved at create, or the default engine/<id>."""
+    log.warning(f"{reason}: killing what the container's cgroups hold, removing them and its state (no poststop hooks)")
+    from engine.cgroups import CgroupError
+    from engine.cgroups.orphan import remove_orphan_cgroups
 
-    cgroups = load_manager(record.cgroups, warn=log.warning)
-    if cgroups.is_frozen():
-        cgroups.thaw()
+    try:
+        remove_orphan_cgroups(_saved_cgroups_path(dir_fd, log), container_id, KILL_TIMEOUT, warn=log.warning)
+    except CgroupError as err:
+        raise EngineError(f"delete {container_id!r}: {err}") from None
+    store.remove(container_id)
+
+
+def _saved_cgroups_path(dir_fd: int, log: Log) -> str | None:
+    from state import jsonio
+
+    try:
+        fd = os.open(CONFIG_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+        with os.fdopen(fd, "rb") as f:
+            path = jsonio.loads(f.read())["linux"].get("cgroupsPath")
+        return path if isinstance(path, str) else None
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        log.warning(f"{CONFIG_FILE} in the state directory is unreadable: looking for the default cgroups")
+        return None

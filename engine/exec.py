@@ -51,9 +51,10 @@ from engine.process_setup import (
     find_executable,
     restore_signals,
 )
+from engine.rootless import hooks as rootless_hooks
 from state import process as proc
 from state.record import ContainerRecord
-from state.rules import CREATED, RUNNING
+from state.rules import CREATED, PAUSED, RUNNING
 from state.store import CONFIG_FILE, Store, write_file_atomically
 
 # Joined in this order. The user namespace first: once in it we hold every capability over the namespaces
@@ -128,6 +129,8 @@ class ExecOptions:
     preserve_fds: int = 0
     apparmor: str | None = None
     process_label: str | None = None
+    cgroup: list[str] = field(default_factory=list)  # --cgroup [controller:]path (engine/cgroups/exec_join.py)
+    ignore_paused: bool = False
 
 
 @dataclass
@@ -168,7 +171,9 @@ def exec_process(store: Store, options: ExecOptions, log: Log) -> int:
         record = store.load(options.container_id, dir_fd)
         status = record.observed_status()
         config = _read_config(dir_fd, options.container_id)
-    if status not in (CREATED, RUNNING):
+    if status == PAUSED and not options.ignore_paused:
+        raise ExecError(f"cannot exec in paused container {options.container_id!r} (--ignore-paused to override)")
+    if status not in (CREATED, RUNNING, PAUSED):
         raise ExecError(f"cannot exec in container {options.container_id!r}: it is {status}")
     process = process_json if process_json is not None else process_from_config(config, options)
     _check_process(process)
@@ -365,7 +370,7 @@ def _launch(plan: ExecPlan, record: ContainerRecord, options: ExecOptions, log: 
     try:
         with parent_end:
             _apply_initial_affinity(joiner, plan.process)
-            _join_cgroup(record, joiner, log)
+            _join_cgroup(record, joiner, options.cgroup, log)
             channel.send(parent_end, {"type": "go"})
             launched.pid = _expect(parent_end, "pid", plan)["pid"]
             _reap(joiner)
@@ -437,18 +442,15 @@ def _apply_initial_affinity(pid: int, process: dict[str, Any]) -> None:
             raise ExecError(f"process.execCPUAffinity.initial {text!r}: sched_setaffinity: {err.strerror}") from None
 
 
-def _join_cgroup(record: ContainerRecord, pid: int, log: Log) -> None:
-    """Put the joiner (and so the process it forks) into the container's cgroup, before any namespace.
-
-    The cgroup manager saves itself in the record (load_manager(...).to_json()); a record written before
-    there was one has no cgroup information, and the process then stays in ours, as the init did.
-    """
-    saved = getattr(record, "cgroup", None) or getattr(record, "cgroups", None)
-    if not saved:
+def _join_cgroup(record: ContainerRecord, pid: int, sub_cgroups: list[str], log: Log) -> None:
+    """Put the joiner (and so the process it forks) into the container's cgroups, before any namespace: every
+    hierarchy, or the sub-cgroups --cgroup names (engine/cgroups/exec_join.py). A record without cgroup
+    information (none was made) leaves the process in ours, as the init was."""
+    if not record.cgroups:
         return
     from engine.cgroups import load_manager
 
-    load_manager(saved, warn=log.warning).add(pid)
+    load_manager(record.cgroups, warn=log.warning).join_exec(pid, sub_cgroups, init_pid=record.pid)
 
 
 def _expect(sock: socket.socket, kind: str, plan: ExecPlan) -> dict[str, Any]:
@@ -532,6 +534,8 @@ def _describe(err: BaseException) -> str:
 def _joiner(chan: socket.socket, plan: ExecPlan) -> None:
     """First child: enter the container's namespaces and fork the process into them. Never returns."""
     try:
+        # Inherited by the process; set while our /proc/self is still ours to write (engine/rootless/hooks.py).
+        rootless_hooks.apply_oom_score_adj_early(plan.process)
         # Before anything else: while we are the host's interpreter inside the container, no process there may
         # open our /proc/<pid>/exe (CVE-2019-5736), fds or memory. Kept until execve, which resets it.
         sc.prctl(PR_SET_DUMPABLE, 0)

@@ -32,6 +32,7 @@ from engine.process_setup import connect_seccomp_listener as _connect_seccomp_li
 from engine.process_setup import enter_cwd as _enter_cwd
 from engine.process_setup import environment as _environment
 from engine.process_setup import restore_signals as _restore_signals
+from engine.rootless import hooks as rootless_hooks
 from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
 from engine.setup.masking import mask_paths, readonly_paths
@@ -71,6 +72,7 @@ def _fail(chan: socket.socket, err: BaseException) -> None:
 def intermediate(chan: socket.socket, plan: InitPlan) -> None:
     """First child: enter the namespaces, fork the init into them, report its pid, exit."""
     try:
+        rootless_hooks.apply_oom_score_adj_early(plan.config["process"])  # while /proc/self is still ours
         sc.prctl(PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or read us while we are engine
         channel.expect(chan, "go")  # the engine has placed us in the container's cgroup
         join_namespaces(plan.namespace_paths)
@@ -78,13 +80,16 @@ def intermediate(chan: socket.socket, plan: InitPlan) -> None:
         if flags & sc.CLONE_NEWUSER:
             # The user namespace first, alone: the engine writes our uid/gid maps from outside, then we become
             # its root, and every namespace unshared after this is owned by it.
+            rootless_hooks.before_id_maps()
             sc.unshare(sc.CLONE_NEWUSER)
             channel.send(chan, {"type": "userns"})
             channel.expect(chan, "mapped")
+            rootless_hooks.after_id_maps()
             _become_namespace_root()
             flags &= ~sc.CLONE_NEWUSER
         if flags:
             sc.unshare(flags)
+        rootless_hooks.open_bind_sources_in_user_namespace(plan)
         if flags & sc.CLONE_NEWTIME and plan.time_offsets:
             _write_time_offsets(plan.time_offsets)
         pid = os.fork()

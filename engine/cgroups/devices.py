@@ -19,7 +19,8 @@ Replaying a rule:
   leaves c 1:3 r), which is what "later rules win" means.
 
 Missing fields: type -> "a", major/minor -> any ("*"; -1 is accepted as runc's spelling of it), access -> "rwm"
-(the spec makes access OPTIONAL; runc refuses an empty one, and so do we).
+(the spec makes access OPTIONAL). The access grammar is runc's: any order, repeats allowed, other characters
+ignored (with a warning here), empty or without any of r, w, m refused (parse_access).
 
 A request of several modes (open O_RDWR asks for r and w) is allowed, in deny-all mode, only if ONE exception
 grants all of them, and denied, in allow-all mode, if ANY exception denies one of them: the kernel's v1 matching
@@ -32,7 +33,7 @@ under engine see the same devices.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,7 +98,7 @@ def default_rules(linux_devices: Iterable[Mapping[str, Any]] | None = None) -> l
     return [rule for path, rule in DEFAULT_RULES if path is None or path not in own]
 
 
-def parse_rule(entry: Mapping[str, Any], where: str) -> Rule:
+def parse_rule(entry: Mapping[str, Any], where: str, warn: Callable[[str], None] | None = None) -> Rule:
     if not isinstance(entry, Mapping):
         raise CgroupError(f"{where}: expected an object, got {entry!r}")
     allow = entry.get("allow")
@@ -115,16 +116,34 @@ def parse_rule(entry: Mapping[str, Any], where: str) -> Rule:
             raise CgroupError(f"{jpath(where, name)}: {value!r} is not a device number (0 to {MAX_DEVICE_NUMBER})")
         else:
             numbers.append(value)
-    access = entry.get("access")
+    access = parse_access(entry.get("access"), jpath(where, "access"), warn)
+    return Rule(allow, dev_type, numbers[0], numbers[1], access)
+
+
+def parse_access(access: Any, where: str, warn: Callable[[str], None] | None = None) -> str:
+    """The access string, normalized to a subsequence of "rwm". runc 1.1.5's grammar (checked side by side): any
+    order, repeats, and characters other than r, w, m are ignored ("rwa" is "rw"); an empty string, or one with
+    none of r, w, m, is refused. engine also warns about the characters it ignores. Absent: "rwm" (the spec makes
+    access OPTIONAL; runc refuses a missing one)."""
     if access is None:
-        access = ALL_ACCESS
-    if not isinstance(access, str) or not access or set(access) - set(ALL_ACCESS):
-        raise CgroupError(f'{jpath(where, "access")}: {access!r} is not a non-empty combination of "r", "w", "m"')
-    return Rule(allow, dev_type, numbers[0], numbers[1], norm_access(access))
+        return ALL_ACCESS
+    if not isinstance(access, str):
+        raise CgroupError(f"{where}: expected a string of r, w and m, got {access!r}")
+    if not access:
+        raise CgroupError(f"{where}: must not be empty (a combination of r, w and m)")
+    modes = norm_access(access)
+    if not modes:
+        raise CgroupError(f"{where}: {access!r} has none of r, w and m")
+    ignored = "".join(dict.fromkeys(c for c in access if c not in ALL_ACCESS))
+    if ignored and warn is not None:
+        warn(f"{where}: ignoring {ignored!r} in {access!r}: only r, w and m mean something (runc ignores them too)")
+    return modes
 
 
-def parse_rules(entries: Iterable[Mapping[str, Any]] | None, where: str) -> list[tuple[str, Rule]]:
-    return [(jpath(where, i), parse_rule(e, jpath(where, i))) for i, e in enumerate(entries or ())]
+def parse_rules(
+    entries: Iterable[Mapping[str, Any]] | None, where: str, warn: Callable[[str], None] | None = None
+) -> list[tuple[str, Rule]]:
+    return [(jpath(where, i), parse_rule(e, jpath(where, i), warn)) for i, e in enumerate(entries or ())]
 
 
 def _order(item: tuple[Key, str]) -> tuple[int, int, str]:
@@ -251,10 +270,13 @@ class Emulator:
 
 
 def container_rules(
-    resources: Mapping[str, Any] | None, where: str, linux_devices: Iterable[Mapping[str, Any]] | None = None
+    resources: Mapping[str, Any] | None,
+    where: str,
+    linux_devices: Iterable[Mapping[str, Any]] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Emulator:
     """The device policy of a container: its rules, then runc's defaults, replayed from deny-all."""
-    rules = parse_rules((resources or {}).get("devices"), jpath(where, "devices"))
+    rules = parse_rules((resources or {}).get("devices"), jpath(where, "devices"), warn)
     defaults = jpath(where, "devices")
     rules += [(f"{defaults} (runtime default {rule.describe()})", rule) for rule in default_rules(linux_devices)]
     return Emulator.from_rules(rules)

@@ -26,16 +26,16 @@ from __future__ import annotations
 import contextlib
 
 from engine.cgroups import systemd_units as units
-from engine.cgroups.common import RESOURCES, STATE_VERSION, UNIFIED
 from engine.cgroups.fs import CgroupError, fail
+from engine.cgroups.manager import RESOURCES, STATE_VERSION, UNIFIED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
-    from engine.cgroups.common import Manager
     from engine.cgroups.layout import Layout
+    from engine.cgroups.manager import Manager
     from engine.cgroups.systemd_dbus import Connection
 
 
@@ -46,7 +46,7 @@ def _dbus() -> Any:
 
 
 class SystemdManager:
-    mode = "systemd"
+    driver = "systemd"
 
     def __init__(
         self,
@@ -83,6 +83,10 @@ class SystemdManager:
         return getattr(self.inner, name)
 
     @property
+    def mode(self) -> str:
+        return self.inner.mode  # the host's layout: "v2", "hybrid" or "v1"
+
+    @property
     def v2(self) -> bool:
         return self.inner.mode == "v2"
 
@@ -112,8 +116,10 @@ class SystemdManager:
         from engine.cgroups.devices import container_rules
 
         res = dict(resources or {})
-        devices = container_rules(res, json_root, linux_devices)  # rule errors first
-        self._refuse_early(res, json_root)
+        # Every check the cgroupfs manager makes before writing (device rules, values, controllers this host
+        # lacks), before systemd is asked anything.
+        self.inner._plan(res, json_root, linux_devices, device_rules="always")
+        devices = container_rules(res, json_root, linux_devices)
         with _dbus().connect() as bus:
             version = bus.version()
             units.check_systemd_version(version)
@@ -137,8 +143,8 @@ class SystemdManager:
         self._start(pid, props)
         try:
             self._join_unmanaged(pid)
-            # Every file as with cgroupfs, the device policy included ("devices" present means: apply it).
-            self.inner.update({**res, "devices": res.get("devices") or []}, linux_devices=linux_devices)
+            # Every file as with cgroupfs, the device policy included, in the directories systemd made.
+            self.inner.adopt(res, linux_devices=linux_devices)
         except BaseException:
             with contextlib.suppress(CgroupError):
                 self.destroy()
@@ -170,16 +176,6 @@ class SystemdManager:
                 with contextlib.suppress(dbus.SystemdError):
                     bus.reset_failed_unit(self.unit.name)
                 raise fail("linux.cgroupsPath", str(err)) from None
-
-    def _refuse_early(self, res: Mapping[str, Any], where: str) -> None:
-        """What the cgroupfs manager would refuse without writing anything (values with no v2 equivalent,
-        controllers this host lacks, out-of-range values): refused before systemd is asked to change anything."""
-        if self.v2:
-            from engine.cgroups.v2 import refuse_unconvertible
-
-            refuse_unconvertible(res, where)
-        else:
-            self.inner._preflight(res, where)  # type: ignore[attr-defined]  # V1Manager's write-free checks
 
     def _dropping_unknown(self, call: Callable[[list], Any], props: list) -> Any:
         """call(props); a systemd older than a property refuses the whole call naming it ("Cannot set property X,
@@ -216,7 +212,7 @@ class SystemdManager:
             mounts = {name: self.inner.mounts[name] for name in missing}
             extra = V1Manager(self.inner.cgroups_path, missing, mounts)  # quiet: its warnings are not ours
             extra.mode = self.inner.mode
-            extra.create(None)  # mkdir, cpuset's cpus/mems copied from the parents
+            extra.create(None, device_rules="if given")  # mkdir, cpuset's cpus/mems copied from the parents
             # destroy removes the parents made here too (e.g. <freezer>/system.slice), while they are empty.
             self.inner.created = list(dict.fromkeys([*self.inner.created, *extra.created]))
         self.inner.add(pid)
@@ -231,7 +227,8 @@ class SystemdManager:
         json_root: str = RESOURCES,
         **kw: Any,
     ) -> None:
-        self._refuse_early(resources, json_root)  # before systemd changes anything
+        # Everything the cgroupfs manager would refuse is refused before systemd changes anything.
+        self.inner._plan(resources, json_root, linux_devices, device_rules="if given")
         emu = None
         if "devices" in resources:
             from engine.cgroups.devices import container_rules
@@ -303,7 +300,7 @@ class SystemdManager:
     def to_json(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
-            "driver": "systemd",
+            "driver": self.driver,
             "mode": self.mode,
             "slice": self.unit.slice,
             "unit": self.unit.name,

@@ -152,7 +152,7 @@ def resource_properties(
     """linux.resources as unit properties. current_cpu_max: ("quota"|"max", "period") now in force, for an update
     that gives only one half of the CPU bandwidth (the cgroupfs managers keep the other half, and systemd must
     agree with what ends up in the file)."""
-    from engine.cgroups.common import number, section  # engine.cgroups.common imports fs only
+    from engine.cgroups.values import number, section
 
     res = resources or {}
     props: list[Property] = []
@@ -214,7 +214,7 @@ def start_only_properties(resources: Mapping[str, Any] | None, where: str = "lin
 
 
 def _memory_value(mem: Mapping[str, Any], key: str, where: str) -> int | None:
-    from engine.cgroups.common import number
+    from engine.cgroups.values import number
 
     value = number(mem, key, where)
     if value is not None and value < -1:

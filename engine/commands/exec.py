@@ -36,6 +36,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         preserve_fds=args.preserve_fds,
         apparmor=args.apparmor,
         process_label=args.process_label,
+        cgroup=list(args.cgroup),
+        ignore_paused=args.ignore_paused,
     )
     try:
         return exec_process(Store(ctx.root), options, ctx.log)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-
 from engine.cli import Context
 from engine.container import signal_all, signal_init
 from engine.errors import InvalidState
@@ -30,7 +27,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         require_killable(args.container_id, status)
         if args.all:
-            signal_all(record, sig)
+            signal_all(record, sig, warn=ctx.log.warning)
         elif not signal_init(record, sig):
             raise InvalidState(f"cannot kill container {args.container_id!r}: container not running (it is stopped)")
         ctx.log.debug(f"kill {args.container_id}: sent signal {sig} to {'every process' if args.all else 'the init'}")
@@ -46,6 +43,4 @@ def signal_leftovers(record: ContainerRecord, sig: int) -> None:
         return
     from engine.cgroups import load_manager
 
-    for pid in load_manager(record.cgroups).procs():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+    load_manager(record.cgroups).signal_all(sig)  # cgroup.kill, or freeze + pidfds: never a reused pid

@@ -1,4 +1,4 @@
-"""engine spec [--bundle DIR]: write a default config.json, as `runc spec` does."""
+"""engine spec [--bundle DIR] [--rootless]: write a default config.json, as `runc spec` does."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from engine.spec.default import default_config
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
+    config = default_config()
     if args.rootless:
-        raise EngineError("spec --rootless: rootless containers are not supported yet")
+        from engine.rootless.spec import to_rootless
+
+        to_rootless(config, os.geteuid(), os.getegid())
     path = os.path.join(args.bundle, "config.json")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -22,6 +25,6 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     except OSError as err:
         raise EngineError(f"spec: {path}: {err.strerror}") from None
     with os.fdopen(fd, "w") as f:
-        json.dump(default_config(), f, indent=2)
+        json.dump(config, f, indent=2)
         f.write("\n")
     return 0

@@ -7,6 +7,7 @@ namespace (where the namespace root is the container's cgroup), bind-mounted fro
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,7 +66,19 @@ def mount_cgroups(
     reopen() resolves the destination again: the old fd still names the directory under the new tmpfs.
     """
     if len(hierarchies) == 1 and hierarchies[0].name == "":
-        sc.mount("cgroup2", target, "cgroup2", flags)
+        try:
+            sc.mount("cgroup2", target, "cgroup2", flags)
+        except OSError as err:
+            if err.errno != errno.EBUSY:
+                raise
+            # target is the root of the host's own cgroup2 mount (a /sys bound from the host, as rootless configs
+            # have it), and the kernel refuses one superblock twice at one place: mount on a tmpfs in between.
+            sc.mount("tmpfs", target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
+            fd = reopen()
+            try:
+                sc.mount("cgroup2", f"/proc/self/fd/{fd}", "cgroup2", flags)
+            finally:
+                os.close(fd)
         return
     tmpfs_flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
     sc.mount("tmpfs", target, "tmpfs", tmpfs_flags, "mode=755")

@@ -14,6 +14,7 @@ from engine.errors import EngineError
 from engine.linux import syscalls as sc
 from engine.linux.mount_attr import AT_EMPTY_PATH, AT_RECURSIVE, mount_setattr
 from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root
+from engine.rootless.hooks import mount_refusal_hint
 from engine.setup.cgroupfs import Hierarchy, host_hierarchies, mount_cgroups
 from engine.setup.devices import populate_dev
 from engine.setup.masking import locked_flags
@@ -124,18 +125,15 @@ def mount_one(
     try:
         target = fd_path(target_fd)
         try:
-            if bind and source_fd is not None:
-                sc.move_mount(source_fd, target_fd)
-            elif bind:
-                sc.mount(source, target, None, sc.MS_BIND | (plan.flags & sc.MS_REC))
-                # A bind mount ignores the other flags on the first call: apply them with a remount.
+            if bind:
+                if source_fd is not None:
+                    sc.move_mount(source_fd, target_fd)  # a tree open_tree copied (in a user namespace)
+                else:
+                    sc.mount(source, target, None, sc.MS_BIND | (plan.flags & sc.MS_REC))
+                # A bind mount ignores the other flags (ro, nosuid...) on the first call: apply them with a remount.
                 remount_flags = plan.flags & ~(sc.MS_REC | sc.MS_BIND)
                 if remount_flags:
-                    _on_new_mount(
-                        root_fd,
-                        destination,
-                        lambda path: sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | remount_flags),
-                    )
+                    _on_new_mount(root_fd, destination, lambda path: _remount_bind(path, remount_flags))
             elif fstype == "cgroup":
                 mount_cgroups(
                     target,
@@ -162,6 +160,7 @@ def mount_one(
         except OSError as err:
             raise MountError(
                 f"mounts: mounting {source or fstype} on {destination} (type {fstype}): {err.strerror}"
+                + mount_refusal_hint(fstype, err.errno)
             ) from None
     finally:
         os.close(target_fd)
@@ -179,6 +178,18 @@ def check_kernel_fs(root_fd: int, destination: str, fstype: str) -> None:
             raise MountError(f"mounts: {destination}: after mounting {fstype} it is not {fstype}")
     finally:
         os.close(fd)
+
+
+def _remount_bind(path: str, flags: int) -> None:
+    """Remount the bind at path with flags. In a user namespace the kernel refuses (EPERM) to clear the
+    nosuid/nodev/noexec the source's mount has (locked flags): then keep them, as runc does."""
+    try:
+        sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | flags)
+    except PermissionError:
+        have = os.statvfs(path).f_flag
+        bits = ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC))
+        locked = sum(flag for bit, flag in bits if have & bit)
+        sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | flags | locked)
 
 
 def _on_new_mount(root_fd: int, destination: str, action: Any) -> None:

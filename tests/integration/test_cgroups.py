@@ -29,8 +29,8 @@ import pytest
 
 from engine.cgroups import CgroupError, load_manager, manager_for
 from engine.cgroups import fs as cgfs
-from engine.cgroups.common import Manager
 from engine.cgroups.layout import Hierarchy, Layout, detect
+from engine.cgroups.manager import Manager
 
 pytestmark = pytest.mark.root
 
@@ -290,20 +290,50 @@ def test_destroy_removes_only_what_it_created(cgroups: Cgroups) -> None:
     assert all(os.path.isdir(d) for d in again.dirs.values())
 
 
-def test_create_refuses_a_busy_cgroup_and_leaves_nothing(cgroups: Cgroups) -> None:
+def test_a_busy_cgroup_is_shared_with_a_warning_and_its_processes_spared(cgroups: Cgroups) -> None:
+    """runc 1.1 goes on in a pre-existing cgroup that has processes (supervisors pre-create cgroups); engine too,
+    with a warning, and those processes are not the container's: procs(), kill --all and delete leave them."""
     mgr = cgroups.manager()
-    name, busy = next((n, d) for n, d in mgr.dirs.items() if n != "name=systemd")
+    busy = next(d for n, d in mgr.dirs.items() if n != "name=systemd")
     cgroups.extra_dirs += [os.path.dirname(busy), busy]
     os.makedirs(busy)
-    child = Child(linger=True)
+    earlier = Child(linger=True)
     try:
-        cgfs.write("test", busy, "cgroup.procs", str(child.pid))
-        with pytest.raises(CgroupError, match=rf"^linux\.cgroupsPath: the {name} cgroup {busy} already has processes"):
-            mgr.create(None)
-        others = [d for n, d in mgr.dirs.items() if n != name]
-        assert not any(os.path.exists(d) for d in others)
+        cgfs.write("test", busy, "cgroup.procs", str(earlier.pid))
+        earlier.start()
+        earlier.result()
+        mgr.create(None)
+        assert mgr.warnings == [
+            f"linux.cgroupsPath: the cgroup {busy} already has processes ({earlier.pid}); the container shares it "
+            "with them (as with runc), and engine's kill --all and delete leave them alone"
+        ]
+        again = load_manager(mgr.to_json())  # what kill and delete see later
+        with child_in(again, linger=True) as ours:
+            ours.result()
+            assert again.procs() == [ours.pid]
+            assert again.signal_all(signal.SIGKILL) == {ours.pid}
+            os.waitpid(ours.pid, 0)
+            assert earlier.progress(0.1) > 0  # still alive, and not left frozen
+        again.destroy()
+        assert os.path.isdir(busy)  # not ours to remove
     finally:
-        child.stop()
+        earlier.stop()
+
+
+def test_create_refuses_a_frozen_cgroup_and_leaves_nothing(cgroups: Cgroups) -> None:
+    mgr = cgroups.manager()
+    freezer = mgr.dirs.get("freezer") or mgr.dirs["unified"]
+    cgroups.extra_dirs += [os.path.dirname(freezer), freezer]
+    os.makedirs(freezer)
+    if freezer.endswith(mgr.dirs.get("freezer", "-")):
+        cgfs.write("test", freezer, "freezer.state", "FROZEN")
+    else:
+        cgfs.write("test", freezer, "cgroup.freeze", "1")
+    with pytest.raises(CgroupError, match=r"^linux\.cgroupsPath: the container's cgroup is frozen; a new container"):
+        mgr.create(None)
+    assert not any(os.path.exists(d) for d in mgr.dirs.values() if d != freezer)
+    if "freezer" in mgr.dirs:
+        cgfs.write("test", freezer, "freezer.state", "THAWED")
 
 
 def test_default_cgroups_path(cgroups: Cgroups) -> None:

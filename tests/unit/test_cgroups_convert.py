@@ -170,3 +170,71 @@ def test_directory_in_a_bind_mounted_subtree() -> None:
     assert memory is not None and memory.root == "/docker/abc"
     assert layout.directory_in(memory, "c") == "/sys/fs/cgroup/memory/c"
     assert layout.directory_in(memory, "/c") == "/sys/fs/cgroup/memory/c"
+
+
+# runc 1.1.5's memory sizes (go-units RAMInBytes), as `runc update --memory X` wrote them on this machine.
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("50M", 50 << 20),
+        ("50m", 50 << 20),
+        ("50MB", 50 << 20),
+        ("50MiB", 50 << 20),
+        ("50mib", 50 << 20),
+        ("1.5g", 3 << 29),
+        ("1 g", 1 << 30),
+        ("100", 100),
+        ("100b", 100),
+        ("0.5k", 512),
+        ("50KB", 50 << 10),
+        ("1t", 1 << 40),
+        ("05m", 5 << 20),
+        ("5 ", 5),
+    ],
+)
+def test_ram_in_bytes(text: str, size: int) -> None:
+    assert convert.ram_in_bytes(text) == size
+
+
+@pytest.mark.parametrize(
+    "text", ["1.2.3", "-5", "abc", "50Mx", "1e3", "", "+5", " 5", ".5m", "5.m", "\uff11", "99999999t"]
+)
+def test_ram_in_bytes_refuses_what_runc_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        convert.ram_in_bytes(text)
+
+
+@pytest.mark.parametrize(
+    ("flag", "text", "value"),
+    [
+        ("memory", "-1", -1),
+        ("memory", "64M", 64 << 20),
+        ("pids-limit", "0", None),  # runc 1.1.5: 0 changes nothing
+        ("pids-limit", "-1", -1),
+        ("blkio-weight", "0", None),
+        ("cpu-share", "0", 0),  # 0 is unset for the cgroup code too
+        ("cpu-quota", "-1", -1),
+        ("cpuset-cpus", "0-1", "0-1"),
+    ],
+)
+def test_update_flag_values(flag: str, text: str, value: object) -> None:
+    from engine.commands.update import flag_value
+
+    assert flag_value(flag, text) == value
+
+
+@pytest.mark.parametrize(
+    ("flag", "text", "message"),
+    [
+        ("memory", "abc", "update: invalid value for --memory: invalid size: 'abc'"),
+        ("cpu-share", "-5", "update: invalid value for --cpu-share: '-5' is not an unsigned integer"),
+        ("cpu-period", "abc", "update: invalid value for --cpu-period: 'abc' is not an unsigned integer"),
+        ("pids-limit", "1.5", "update: invalid value for --pids-limit: '1.5' is not an integer"),
+    ],
+)
+def test_update_flag_errors(flag: str, text: str, message: str) -> None:
+    from engine.commands.update import flag_value
+    from engine.errors import EngineError
+
+    with pytest.raises(EngineError, match="^" + message.replace("(", r"\(")):
+        flag_value(flag, text)

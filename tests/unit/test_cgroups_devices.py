@@ -59,13 +59,43 @@ def test_parse_defaults_and_wildcards() -> None:
         ({"allow": True, "type": "p"}, "type", "not"),
         ({"allow": True, "major": -2}, "major", "not a device number"),
         ({"allow": True, "minor": 1 << 32}, "minor", "not a device number"),
-        ({"allow": True, "access": ""}, "access", "combination"),
-        ({"allow": True, "access": "rx"}, "access", "combination"),
+        ({"allow": True, "access": ""}, "access", "must not be empty"),
+        ({"allow": True, "access": "x"}, "access", "'x' has none of r, w and m"),
+        ({"allow": True, "access": "RW"}, "access", "has none of r, w and m"),
+        ({"allow": True, "access": 7}, "access", "expected a string"),
     ],
 )
 def test_parse_errors_name_the_field(entry: dict[str, Any], path: str, reason: str) -> None:
     with pytest.raises(CgroupError, match=rf"^{W}\[3\]\.{path}: .*{reason}"):
         parse_rules([DENY_ALL, DENY_ALL, DENY_ALL, entry], W)
+
+
+# runc 1.1.5's access grammar, as observed on this machine (the side-by-side test in
+# tests/integration/test_runc_cgroups.py runs the same strings under both runtimes): any order and repeats are
+# fine, other characters are ignored. engine warns about the ignored ones.
+@pytest.mark.parametrize(
+    ("access", "modes", "ignored"),
+    [
+        ("rwm", "rwm", ""),
+        ("mrw", "rwm", ""),
+        ("wr", "rw", ""),
+        ("rr", "r", ""),
+        ("rwmrwm", "rwm", ""),
+        ("rwa", "rw", "a"),
+        ("rwmx", "rwm", "x"),
+        (" r", "r", " "),
+    ],
+)
+def test_access_grammar_is_runcs(access: str, modes: str, ignored: str) -> None:
+    warnings: list[str] = []
+    rule = parse_rule({"allow": True, "type": "c", "major": 1, "minor": 11, "access": access}, W, warnings.append)
+    assert rule.access == modes
+    if ignored:
+        assert warnings == [
+            f"{W}.access: ignoring {ignored!r} in {access!r}: only r, w and m mean something (runc ignores them too)"
+        ]
+    else:
+        assert warnings == []
 
 
 # ----- emulation -----------------------------------------------------------------------------------------------

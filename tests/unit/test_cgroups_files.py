@@ -121,12 +121,12 @@ def test_v2_memory_errors(v2: tuple[V2Manager, Recorder], memory: dict[str, Any]
 def test_v2_cpu(v2: tuple[V2Manager, Recorder]) -> None:
     mgr, rec = v2
     mgr.update({"cpu": {"shares": 1024, "quota": 50000, "period": 200000, "burst": 1000, "idle": 1, "cpus": "0-1"}})
-    assert rec.writes == [
+    assert rec.writes == [  # cpuset first: one controller order for v1 and v2 (controllers.TABLE)
+        ("cpuset.cpus", "0-1"),
         ("cpu.weight", "100"),
         ("cpu.idle", "1"),
         ("cpu.max.burst", "1000"),
         ("cpu.max", "50000 200000"),
-        ("cpuset.cpus", "0-1"),
     ]
     rec.writes.clear()
     mgr.update({"cpu": {"period": 100000}})  # the quota already set stays
@@ -346,3 +346,62 @@ def test_v1_error_root_for_update_documents(v1: tuple[V1Manager, Recorder]) -> N
     mgr, _ = v1
     with pytest.raises(CgroupError, match=r"^memory\.swappiness: 101 is outside 0-100$"):
         mgr.update({"memory": {"swappiness": 101}}, json_root="")
+
+
+# ----- what a systemd driver uses --------------------------------------------------------------------------------
+
+
+def test_adopt_writes_into_directories_it_did_not_make(v2: tuple[V2Manager, Recorder], tmp_path: Path) -> None:
+    """A systemd scope's cgroup exists already (with the init in it): adopt() applies the resources, device
+    policy included, makes nothing, and destroy() leaves the directory to its owner."""
+    mgr, rec = v2
+    (tmp_path / "c" / "cgroup.procs").write_text("4242\n")
+    installed: list[str] = []
+    import engine.cgroups.controllers.devices as device_controller
+
+    def install(d: str, target: Any, w: str) -> list[int]:
+        installed.append(d)
+        return [7]
+
+    original = device_controller.install_program
+    device_controller.install_program = install  # type: ignore[assignment]
+    try:
+        mgr.adopt({"pids": {"limit": 10}})
+    finally:
+        device_controller.install_program = original  # type: ignore[assignment]
+    assert rec.values("pids.max") == ["10"] and installed == [mgr.dir] and mgr.bpf_programs == [7]
+    assert mgr.created == [] and mgr.warnings == []
+    mgr.bpf_programs = []
+    mgr.destroy()
+    assert (tmp_path / "c").is_dir()
+
+
+def test_manager_at_and_the_driver_in_the_state(tmp_path: Path) -> None:
+    from engine.cgroups import load_manager, manager_at
+    from engine.cgroups.layout import Hierarchy, Layout
+
+    hybrid = Layout(
+        "hybrid",
+        (Hierarchy("/sys/fs/cgroup/memory", "/", "memory", ("memory",)),),
+        Hierarchy("/sys/fs/cgroup/unified", "/", "unified", ()),
+    )
+    dirs = {
+        "memory": "/sys/fs/cgroup/memory/system.slice/x.scope",
+        "unified": "/sys/fs/cgroup/unified/system.slice/x.scope",
+    }
+    mgr = manager_at(dirs, layout=hybrid)
+    assert isinstance(mgr, V1Manager) and mgr.mode == "hybrid" and mgr.dirs == dirs
+    assert mgr.mounts == {"memory": "/sys/fs/cgroup/memory", "unified": "/sys/fs/cgroup/unified"}
+    with pytest.raises(CgroupError, match=r"^no cpu hierarchy on this host \(it has: memory, unified\)$"):
+        manager_at({"cpu": "/x"}, layout=hybrid)
+    v2_host = Layout("v2", (), Hierarchy("/sys/fs/cgroup", "/", "unified", ()))
+    assert isinstance(manager_at({"unified": "/sys/fs/cgroup/x.scope"}, layout=v2_host), V2Manager)
+    state = mgr.to_json()
+    assert state["driver"] == "cgroupfs" and load_manager(state).dirs == dirs
+    import importlib.util
+
+    if importlib.util.find_spec("engine.cgroups.systemd") is None:  # once the driver exists, it loads its records
+        with pytest.raises(CgroupError, match="made by the systemd driver, which this engine does not have"):
+            load_manager({**state, "driver": "systemd"})
+    with pytest.raises(CgroupError, match="unknown driver 'x'"):
+        load_manager({**state, "driver": "x"})

@@ -162,11 +162,13 @@ def test_only_the_commands_that_talk_to_systemd_import_the_dbus_library(tmp_path
     # not make them pay for jeepney (create, update and delete do, as they talk to systemd).
     record = {
         "version": 1,
-        "mode": "systemd",
+        "driver": "systemd",
+        "mode": "v2",
         "slice": "system.slice",
         "unit": "engine-c1.scope",
         "cgroups": {
             "version": 1,
+            "driver": "cgroupfs",
             "mode": "v2",
             "cgroupsPath": "/system.slice/engine-c1.scope",
             "dirs": {"unified": str(tmp_path / "engine-c1.scope")},

@@ -48,6 +48,7 @@ def manager(tmp_path: Path) -> tuple[SystemdManager, Recorder]:
     host = Layout("v2", (), Hierarchy(str(mount), "/", "unified", (), "/"))
     mgr = SystemdManager.for_container("system.slice:engine:c1", "c1", host)
     rec = Recorder()
+    mgr.inner.adopt = lambda res, **kw: rec.calls.append(("adopt", res))  # type: ignore[method-assign]
     mgr.inner.update = lambda res, **kw: rec.calls.append(("update", res))  # type: ignore[method-assign]
     mgr.inner.add = lambda pid: rec.calls.append(("add", pid))  # type: ignore[method-assign]
     return mgr, rec
@@ -75,7 +76,7 @@ def test_create_asks_nothing_to_start_and_the_first_add_starts_the_scope(fake: F
     assert props["MemoryMax"] == 1 << 30 and props["TasksMax"] == 9
     assert props["DevicePolicy"] == "strict"
     # systemd moved the process (PIDs=); then the files, the device policy included, as with cgroupfs.
-    assert rec.calls == [("update", {"memory": {"limit": 1 << 30}, "pids": {"limit": 9}, "devices": []})]
+    assert rec.calls == [("adopt", {"memory": {"limit": 1 << 30}, "pids": {"limit": 9}})]
     mgr.add(4343)  # later processes (exec) only join
     assert rec.calls[-1] == ("add", 4343) and members(fake).count("StartTransientUnit") == 1
 
@@ -145,7 +146,7 @@ def test_a_failure_after_the_start_stops_the_unit_again(fake: FakeSystemd, tmp_p
     def refuse(res: dict, **kw: object) -> None:
         raise CgroupError('linux.resources.unified["pids.bogus"]: no such file')
 
-    mgr.inner.update = refuse  # type: ignore[method-assign]
+    mgr.inner.adopt = refuse  # type: ignore[method-assign]
     mgr.create({})
     with pytest.raises(CgroupError, match=r"pids\.bogus"):
         mgr.add(1)
@@ -183,7 +184,7 @@ def test_update_sets_the_properties_then_the_files(fake: FakeSystemd, tmp_path: 
 def test_the_record_names_the_driver_so_later_commands_need_no_flag(tmp_path: Path) -> None:
     mgr, _ = manager(tmp_path)
     data = mgr.to_json()
-    assert (data["mode"], data["unit"], data["slice"]) == ("systemd", UNIT, "system.slice")
+    assert (data["driver"], data["mode"], data["unit"], data["slice"]) == ("systemd", "v2", UNIT, "system.slice")
     again = load_manager(data)
     assert isinstance(again, SystemdManager)
     assert again.unit == mgr.unit and again.inner.dirs == mgr.inner.dirs
