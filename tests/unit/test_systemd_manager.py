@@ -196,3 +196,16 @@ def test_without_systemd_destroy_still_removes_the_cgroups(tmp_path: Path, monke
     mgr, _ = manager(tmp_path)
     mgr.destroy()
     assert not Path(mgr.inner.dirs["unified"]).exists()
+
+
+def test_a_rootless_engine_is_refused_the_systemd_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    # systemd's user instance (runc's rootless systemd driver) is not used: a clear error before anything is made.
+    import engine.rootless
+    from engine.create import _create_systemd_cgroups
+    from engine.errors import EngineError
+
+    monkeypatch.setattr(engine.rootless, "rootless", lambda: True)
+    undo: list = []
+    with pytest.raises(EngineError, match=r"^--systemd-cgroup: not supported for a rootless engine"):
+        _create_systemd_cgroups({}, None, undo, None)  # type: ignore[arg-type]
+    assert undo == []
