@@ -209,3 +209,33 @@ def test_a_rootless_engine_is_refused_the_systemd_driver(monkeypatch: pytest.Mon
     with pytest.raises(EngineError, match=r"^--systemd-cgroup: not supported for a rootless engine"):
         _create_systemd_cgroups({}, None, undo, None)  # type: ignore[arg-type]
     assert undo == []
+
+
+def test_delete_force_without_state_stops_the_scope_its_path_names(
+    fake: FakeSystemd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A corrupt state.json: delete --force finds the cgroups by linux.cgroupsPath; with --systemd-cgroup (podman
+    # passes it to every command) that path names a scope, which must be stopped, not only emptied.
+    from engine.cgroups import layout, orphan
+
+    mgr, _ = manager(tmp_path)
+    scope = Path(mgr.inner.dirs["unified"])
+    (scope / "cgroup.procs").write_text("")
+    (scope / "cgroup.kill").write_text("")
+    host = Layout("v2", (), Hierarchy(str(tmp_path / "cgroup"), "/", "unified", (), "/"))
+    monkeypatch.setattr(layout, "detect", lambda: host)
+    kills: list[str] = []
+
+    def stop(m: Message) -> list[Message]:  # systemd removes the scope's cgroup when it stops the unit
+        kills.append((scope / "cgroup.kill").read_text())
+        for f in scope.iterdir():
+            f.unlink()
+        scope.rmdir()
+        return [new_method_return(m, "o", (JOB,)), job_removed(JOB, UNIT, "done")]
+
+    fake.on("StopUnit", stop)
+    removed = orphan.remove_orphan_cgroups("system.slice:engine:c1", "c1", 1.0, systemd=True)
+    assert removed == [str(scope)]
+    assert kills == ["1"]  # killed first (cgroup.kill), then the unit stopped
+    assert members(fake) == ["StopUnit", "ResetFailedUnit"]
+    assert not scope.exists() and (tmp_path / "cgroup" / "system.slice").is_dir()
