@@ -158,7 +158,8 @@ def test_a_container_in_a_scope_through_its_whole_life(engine: Engine, slice_nam
     record = json.loads((engine.root / cid / "state.json").read_text())
     pid = record["pid"]
     own = Path(f"/proc/{pid}/cgroup").read_text()
-    assert record["cgroups"]["mode"] == "systemd"  # later commands need no --systemd-cgroup
+    assert record["cgroups"]["driver"] == "systemd"  # later commands need no --systemd-cgroup
+    assert record["cgroups"]["mode"] == ("v2" if V2 else "hybrid")  # the host's layout
     assert record["cgroups"]["unit"] == unit
     if V2:
         assert own == f"0::{cgroup}\n"
