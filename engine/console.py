@@ -49,7 +49,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from engine.errors import EngineError
-from engine.linux import syscalls as sc
+from engine.linux import mountfd
 from engine.linux.libc import check
 
 # The error texts runc prints (utils_linux.go checkTerminal), with our name in runc's place.
@@ -339,11 +339,6 @@ def set_window_size(fd: int, height: int, width: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
-def _fd_path(fd: int, fallback: str) -> str:
-    """A path that names exactly the open file, when /proc is mounted: immune to renames and symlinks."""
-    return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else fallback
-
-
 def mount_console(slave: int, slave_path: str, target: str = "/dev/console") -> None:
     """config-linux.md: /dev/console is set up by bind mounting the pty slave onto it (runc mountConsole).
 
@@ -363,7 +358,9 @@ def mount_console(slave: int, slave_path: str, target: str = "/dev/console") -> 
     except OSError as err:
         raise ConsoleError(f"process.terminal: cannot create {target}: {err.strerror}") from None
     try:
-        sc.mount(_fd_path(slave, slave_path), _fd_path(fd, target), None, sc.MS_BIND)
+        # By fd both ways (open_tree + move_mount): no path of the container's, /proc/self/fd included, is
+        # looked up, so nothing can swap the pty or the target for a procfs file (CVE-2025-52565).
+        mountfd.bind_fd(slave, fd)
     except OSError as err:
         raise ConsoleError(f"process.terminal: bind mounting the console on {target}: {err.strerror}") from None
     finally:

@@ -9,8 +9,8 @@ Every step registers its undo; a failure unwinds them in reverse and leaves no t
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import shutil
 import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from engine.setup.rootfs import open_bind_sources
 from state import process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
-from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_file_atomically
+from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_atomically, write_file_atomically
 
 if TYPE_CHECKING:
     from engine.cgroups import Manager
@@ -99,6 +99,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     config, rootfs = load_bundle(bundle)
     _drop_unknown_capabilities(config["process"], log)
     _check_unsupported(config, log)
+    check_sysctls(config)
     # create always detaches; `engine run` in the foreground passes its own socket (console.ConsoleSocket).
     console.check_terminal(bool(config["process"].get("terminal")), options.console_socket, detach=True)
     ns_flags, ns_paths = namespace_plan(config)
@@ -123,7 +124,8 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             record.reaper_pid, record.reaper_start_time = me, record.creator_start_time
         life = Lifecycle.new(record, store, warn=log.warning)
         try:
-            shutil.copyfile(os.path.join(bundle, "config.json"), store.path(record.id, CONFIG_FILE))
+            # The config exactly as validated: `exec` reads this, never the bundle again (which may have changed).
+            save_config(store.path(record.id), config)
             hookpoints.save(store.path(record.id), hooks)
             fifo = store.path(record.id, EXEC_FIFO)
             os.mkfifo(fifo, 0o600)
@@ -218,6 +220,8 @@ def _launch(
         _reap(pid)
         record.pid = init_pid
         record.pid_start_time = process.start_time(init_pid)
+        if record.pid_start_time is None:  # gone already: without its start time no later command could tell
+            raise EngineError(f"create {record.id!r}: the container's init exited during setup")
         undo.push("kill the container init", lambda: _kill(init_pid, record.pid_start_time))
         channel.expect(parent_end, "hooks", early)
         state = record.public_state("creating")
@@ -280,6 +284,68 @@ APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
 
 
+def save_config(directory: str, config: dict[str, Any]) -> None:
+    """Write the validated config (the dict create works from) into the state directory, atomically."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        write_atomically(dir_fd, CONFIG_FILE, json.dumps(config).encode())
+    finally:
+        os.close(dir_fd)
+
+
+# Sysctls that belong to a namespace (runc's validator): ipc ones need the container's own ipc namespace, net.*
+# its own network namespace; kernel.domainname/hostname a UTS namespace. Every other key is global: writing it
+# would change the host.
+IPC_SYSCTLS = {
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+}
+
+
+def check_sysctls(config: dict[str, Any]) -> None:
+    """linux.sysctl: only keys the container's own namespaces scope, written as dotted names."""
+    linux = config.get("linux") or {}
+    sysctls = linux.get("sysctl") or {}
+    if not sysctls:
+        return
+    namespaces = {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []}
+    for key in sysctls:
+        where = f"config.json: linux.sysctl.{key}"
+        parts = key.split(".")
+        if "/" in key or "\0" in key or any(part in ("", "..") for part in parts):
+            raise ConfigError(f"{where}: not a sysctl name (dot-separated, without '/' or empty parts)")
+        if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            _own_namespace(namespaces, "ipc", where)
+        elif key.startswith("net."):
+            _own_namespace(namespaces, "network", where)
+        elif key in ("kernel.domainname", "kernel.hostname"):
+            _own_namespace(namespaces, "uts", where)
+            if key == "kernel.hostname" and config.get("hostname") is not None:
+                raise ConfigError(f"{where}: conflicts with the hostname field; set one of them")
+        else:
+            raise ConfigError(f"{where}: not namespaced: writing it would change the host")
+
+
+def _own_namespace(namespaces: dict[str, str | None], kind: str, where: str) -> None:
+    if kind not in namespaces:
+        raise ConfigError(f"{where}: needs the container's own {kind} namespace (linux.namespaces has none)")
+    path = namespaces[kind]
+    if path:
+        proc_name = sc.NAMESPACES[kind][1]
+        try:
+            theirs, ours = os.stat(path), os.stat(f"/proc/self/ns/{proc_name}")
+        except OSError as err:
+            raise ConfigError(f"{where}: linux.namespaces {kind} path {path}: {err.strerror}") from None
+        if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+            raise ConfigError(f"{where}: the {kind} namespace at {path} is the host's")
+
+
 def _check_unsupported(config: dict[str, Any], log: Log) -> None:
     """runtime.md Create: "If the runtime cannot apply a property as specified in the configuration, it MUST
     generate an error". What engine does not do yet is refused here, before anything is made."""
@@ -322,9 +388,13 @@ def _drop_unknown_capabilities(process: dict[str, Any], log: Log) -> None:
 
 def _socket_activation(config: dict[str, Any]) -> int:
     """systemd socket activation, as runc: with LISTEN_FDS=n in our environment, fds 3..3+n-1 go to the
-    container too (before the --preserve-fds ones) and its process gets LISTEN_FDS=n and LISTEN_PID=1."""
+    container too (before the --preserve-fds ones) and its process gets LISTEN_FDS=n and LISTEN_PID=1.
+    Only when LISTEN_PID names us (sd_listen_fds' rule): a LISTEN_FDS inherited from somewhere else says
+    nothing about our fds 3 and up, which may be anything of ours."""
     try:
         count = int(os.environ.get("LISTEN_FDS", "0"))
+        if int(os.environ.get("LISTEN_PID", "0")) != os.getpid():
+            return 0
     except ValueError:
         return 0
     if count <= 0:

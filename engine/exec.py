@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import json
 import os
 import signal
@@ -35,9 +34,10 @@ from typing import Any
 
 from engine import channel
 from engine.errors import EngineError
-from engine.linux import capabilities, process_attrs
+from engine.linux import capabilities, process_attrs, trampoline
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
+from engine.linux.procfs import ProcFS
 from engine.log import Log
 from engine.process_setup import (
     DEFAULT_PATH,
@@ -94,12 +94,8 @@ _FLAGS_IGNORED_WITH_PROCESS = {
     "process_label": "--process-label",
 }
 
-PROC_SUPER_MAGIC = 0x9FA0
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
-
-_libc = ctypes.CDLL(None, use_errno=True)  # our own handle: argtypes set here stay here
-_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
 
 
 class ExecError(EngineError):
@@ -150,6 +146,7 @@ class ExecPlan:
     console_sock: socket.socket | None = None
     apparmor_profile: str | None = None
     selinux_label: str | None = None
+    proc: ProcFS | None = None  # the joiner's own procfs (host side), used by the process before it execs
 
 
 @dataclass
@@ -175,7 +172,10 @@ def exec_process(store: Store, options: ExecOptions, log: Log) -> int:
         raise ExecError(f"cannot exec in paused container {options.container_id!r} (--ignore-paused to override)")
     if status not in (CREATED, RUNNING, PAUSED):
         raise ExecError(f"cannot exec in container {options.container_id!r}: it is {status}")
-    process = process_json if process_json is not None else process_from_config(config, options)
+    if process_json is not None:
+        process = inherit_from_container(process_json, config.get("process") or {})
+    else:
+        process = process_from_config(config, options)
     _check_process(process)
     plan = ExecPlan(
         container_id=record.id,
@@ -214,6 +214,19 @@ def _load_process_file(options: ExecOptions, log: Log) -> dict[str, Any]:
     process = load_process(options.process_path or "").model_dump(by_alias=True, exclude_none=True)
     if not process.get("args"):
         raise ExecError(f"{options.process_path}: args: must not be empty")
+    return process
+
+
+# What an `exec --process` file without these fields takes from the container's own process (as runc's
+# newInitConfig): the confinement the container was created with must not be lost by leaving a field out.
+INHERITED = ("apparmorProfile", "selinuxLabel", "noNewPrivileges", "rlimits")
+
+
+def inherit_from_container(process: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
+    process = dict(process)
+    for key in INHERITED:
+        if process.get(key) in (None, []) and container.get(key) not in (None, []):
+            process[key] = copy.deepcopy(container[key])
     return process
 
 
@@ -334,7 +347,8 @@ def _apparmor_enabled() -> bool:
 
 
 def _read_config(dir_fd: int, container_id: str) -> dict[str, Any]:
-    """config.json as it was at create (the store's copy: later edits of the bundle do not count)."""
+    """The config `engine create` validated and saved in the state directory (never the bundle's: it may have
+    changed, or been swapped, since)."""
     try:
         fd = os.open(CONFIG_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
         with os.fdopen(fd, "rb") as f:
@@ -470,7 +484,8 @@ def _wait_for_exec(sock: socket.socket, plan: ExecPlan) -> None:
             return
         message = json.loads(data)
         if message.get("type") == "error":
-            raise ExecError(f"exec in container {plan.container_id!r}: {message.get('message', 'unknown error')}")
+            text = trampoline.describe(str(message.get("message", "unknown error")))
+            raise ExecError(f"exec in container {plan.container_id!r}: {text}")
 
 
 def _gone_message(plan: ExecPlan) -> str:
@@ -544,6 +559,9 @@ def _joiner(chan: socket.socket, plan: ExecPlan) -> None:
             os._exit(1)
         keep = {chan.fileno()} | {s.fileno() for s in (plan.notify_sock, plan.console_sock) if s is not None}
         close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
+        # Our own procfs, made while we are still the host's: the process's writes into /proc (an LSM exec
+        # label) go through it, never through the container's /proc (engine.linux.procfs).
+        plan.proc = ProcFS.open()
         channel.expect(chan, "go")  # we are in the container's cgroup now
         joined_user = join_namespaces(plan.init_pid, plan.init_start_time)
         if joined_user:
@@ -623,25 +641,28 @@ def _the_process(chan: socket.socket, plan: ExecPlan) -> None:
         sc.set_parent_death_signal(signal.SIGKILL)
         process = plan.process
         args = process["args"]
-        os.chdir("/")  # setns(mnt) put us at the container's root; cwd is resolved from there
-        env = environment(process)
-        enter_cwd(process.get("cwd") or "/")
-        executable = find_executable(args[0], env.get("PATH", DEFAULT_PATH))
-        if "oomScoreAdj" in process:
-            process_attrs.set_oom_score_adj(process["oomScoreAdj"])
-        if process.get("rlimits"):
-            process_attrs.apply_rlimits(process["rlimits"])
         if plan.console_sock is not None:
             from engine import console  # already imported by the parent (_prepare_console): no file access
 
             uid = int((process.get("user") or {}).get("uid", 0))
             console.setup_console(plan.console_sock, process.get("consoleSize"), uid=uid, mount=False)
-        if plan.apparmor_profile:
-            _write_proc_attr(["apparmor/exec", "exec"], f"exec {plan.apparmor_profile}", "AppArmor profile")
-        if plan.selinux_label:
-            _write_proc_attr(["exec"], plan.selinux_label, "SELinux label")
-        keep = {chan.fileno()} | ({plan.notify_sock.fileno()} if plan.notify_sock is not None else set())
+        proc = plan.proc
+        assert proc is not None
+        keep = {chan.fileno(), proc.fd} | ({plan.notify_sock.fileno()} if plan.notify_sock is not None else set())
         close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
+        os.chdir("/")  # setns(mnt) put us at the container's root; cwd is resolved from there
+        env = environment(process)
+        enter_cwd(process.get("cwd") or "/")
+        executable = find_executable(args[0], env.get("PATH", DEFAULT_PATH))
+        if process.get("rlimits"):
+            process_attrs.apply_rlimits(process["rlimits"])
+        if plan.apparmor_profile:
+            _write_proc_attr(proc, ["apparmor/exec", "exec"], f"exec {plan.apparmor_profile}", "AppArmor profile")
+        if plan.selinux_label:
+            _write_proc_attr(proc, ["exec"], plan.selinux_label, "SELinux label")
+        proc.close()
+        # Built before seccomp and the user switch; the exec goes through it (engine.linux.trampoline).
+        tramp = trampoline.Trampoline(executable, chan.fileno(), report="json")
         # Cleared before the user switch (which would restore it): the process must outlive `exec --detach`.
         sc.set_parent_death_signal(0)
         become_the_process(
@@ -658,7 +679,7 @@ def _the_process(chan: socket.socket, plan: ExecPlan) -> None:
         with contextlib.suppress(OSError):
             sc.prctl(PR_SET_DUMPABLE, 0)
         restore_signals()
-        os.execve(executable, args, env)
+        tramp.execve(args, env)
     except BaseException as err:
         _report(chan, err)
         os._exit(1)
@@ -670,35 +691,18 @@ def _warn(message: str) -> None:
         os.write(2, f"engine: warning: {message}\n".encode())
 
 
-def _write_proc_attr(names: list[str], value: str, what: str) -> None:
-    """Label the coming execve (/proc/self/attr/...). Only through a real procfs: a container can mount
-    something else on its /proc, and a write that lands in a plain file would silently drop the label."""
+def _write_proc_attr(proc: ProcFS, names: list[str], value: str, what: str) -> None:
+    """Label the coming execve (/proc/thread-self/attr/...), only through our own procfs: a container can put
+    anything on its /proc, and a write that lands in a plain file would silently drop the label."""
     for name in names:
-        path = f"/proc/self/attr/{name}"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            proc.write_thread_self(f"attr/{name}", value.encode())
         except FileNotFoundError:
             continue
         except OSError as err:
-            raise SetupError(f"{what} {value!r}: {path}: {err.strerror}") from None
-        try:
-            if _fs_type(fd) != PROC_SUPER_MAGIC:
-                raise SetupError(f"{what}: {path} is not on procfs: refusing to label the process through it")
-            os.write(fd, value.encode())
-        except OSError as err:
-            raise SetupError(f"{what} {value!r}: {path}: {err.strerror}") from None
-        finally:
-            os.close(fd)
+            raise SetupError(f"{what} {value!r}: /proc/thread-self/attr/{name}: {err.strerror}") from None
         return
-    raise SetupError(f"{what}: /proc/self/attr is missing (is /proc mounted in the container?)")
-
-
-def _fs_type(fd: int) -> int:
-    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on x86_64; f_type comes first
-    if _libc.fstatfs(fd, buf) == -1:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return ctypes.c_long.from_buffer(buf).value
+    raise SetupError(f"{what}: /proc/thread-self/attr is missing")
 
 
 def _report(chan: socket.socket, err: BaseException) -> None:

@@ -50,11 +50,20 @@ def save(state_dir: str, hooks: Hooks) -> None:
 
 
 def load(state_dir: str) -> Hooks:
+    """The hooks create saved; a corrupt file is a one-line EngineError (never a traceback in start or delete)."""
+    path = os.path.join(state_dir, HOOKS_FILE)
     try:
-        with open(os.path.join(state_dir, HOOKS_FILE)) as f:
-            return jsonio.loads(f.read())
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         return {}
+    try:
+        hooks = jsonio.loads(data)
+    except ValueError as err:
+        raise EngineError(f"{path}: corrupt: {err}") from None
+    if not isinstance(hooks, dict) or not all(isinstance(stage, list) for stage in hooks.values()):
+        raise EngineError(f"{path}: corrupt: not an object of hook lists")
+    return hooks
 
 
 def run(

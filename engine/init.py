@@ -11,6 +11,7 @@ program. Errors before the fifo go back over the channel; after it, into the fif
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -24,6 +25,9 @@ from engine.errors import EngineError
 from engine.linux import process_attrs, proctitle
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
+from engine.linux.paths import O_PATH
+from engine.linux.procfs import ProcFS
+from engine.linux.trampoline import Trampoline
 from engine.process_setup import DEFAULT_PATH, PR_SET_DUMPABLE, SetupError, find_executable
 from engine.process_setup import WAIT_SIGNALS as _WAIT_SIGNALS
 from engine.process_setup import become_the_process as _become_the_process
@@ -35,7 +39,7 @@ from engine.process_setup import restore_signals as _restore_signals
 from engine.rootless import hooks as rootless_hooks
 from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
-from engine.setup.masking import mask_paths, readonly_paths
+from engine.setup.masking import mask_paths, open_dev_null, readonly_paths
 from hooks.runner import run_hooks
 
 # Everything the init uses is imported above: after pivot_root the engine's own files are out of sight.
@@ -74,9 +78,12 @@ def intermediate(chan: socket.socket, plan: InitPlan) -> None:
     try:
         rootless_hooks.apply_oom_score_adj_early(plan.config["process"])  # while /proc/self is still ours
         sc.prctl(PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or read us while we are engine
+        _close_inherited_fds(chan, plan)
+        flags = plan.namespace_flags
+        # timens_offsets is written after unshare, where the host's /proc may no longer be ours to open.
+        proc = ProcFS.open() if flags & sc.CLONE_NEWTIME and plan.time_offsets else None
         channel.expect(chan, "go")  # the engine has placed us in the container's cgroup
         join_namespaces(plan.namespace_paths)
-        flags = plan.namespace_flags
         if flags & sc.CLONE_NEWUSER:
             # The user namespace first, alone: the engine writes our uid/gid maps from outside, then we become
             # its root, and every namespace unshared after this is owned by it.
@@ -90,8 +97,9 @@ def intermediate(chan: socket.socket, plan: InitPlan) -> None:
         if flags:
             sc.unshare(flags)
         rootless_hooks.open_bind_sources_in_user_namespace(plan)
-        if flags & sc.CLONE_NEWTIME and plan.time_offsets:
-            _write_time_offsets(plan.time_offsets)
+        if proc is not None:
+            _write_time_offsets(plan.time_offsets, proc)
+            proc.close()
         pid = os.fork()
         if pid == 0:
             container_init(chan, plan)
@@ -100,6 +108,15 @@ def intermediate(chan: socket.socket, plan: InitPlan) -> None:
     except BaseException as err:
         _fail(chan, err)
         os._exit(1)
+
+
+def _close_inherited_fds(chan: socket.socket, plan: InitPlan) -> None:
+    """First thing in the container's processes: close every fd `engine create` had open (the state directory,
+    cgroup files, the log...) but the few we need, so nothing of the host's is open while the container's
+    paths are resolved (CVE-2024-21626: a cwd of /proc/self/fd/N reached the host through such an fd)."""
+    gc.freeze()  # objects from before the fork must never be collected here: they would close reused fd numbers
+    keep = {chan.fileno(), plan.fifo_fd, *plan.bind_source_fds.values()}
+    _close_fds(keep_below=3 + plan.preserve_fds, keep={fd for fd in keep if fd >= 0})
 
 
 def _become_namespace_root() -> None:
@@ -113,7 +130,7 @@ def _become_namespace_root() -> None:
         ) from None
 
 
-def _write_time_offsets(offsets: dict[str, Any]) -> None:
+def _write_time_offsets(offsets: dict[str, Any], proc: ProcFS) -> None:
     """linux.timeOffsets: must be written before any process enters the new time namespace (our child)."""
     lines = []
     for clock in ("monotonic", "boottime"):
@@ -124,8 +141,7 @@ def _write_time_offsets(offsets: dict[str, Any]) -> None:
     # for this one write (no process of the container exists yet to take advantage).
     sc.prctl(PR_SET_DUMPABLE, 1)
     try:
-        with open("/proc/self/timens_offsets", "w") as f:
-            f.write("".join(lines))
+        proc.write_self("timens_offsets", "".join(lines).encode())
     except OSError as err:
         raise SetupError(f"linux.timeOffsets: {err.strerror}") from None
     finally:
@@ -158,41 +174,57 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         proctitle.set_title(["engine", "init", plan.container_id])  # not create's command line, in ps
         cfg = plan.config
         process = cfg["process"]
+        linux = cfg.get("linux") or {}
         terminal = bool(process.get("terminal"))
+        # A procfs of our own (the container's pid namespace), made before any mount of the container exists:
+        # every write into /proc goes through it (engine.linux.procfs).
+        proc = ProcFS.open()
         # --console-socket is a host path: connect before the mounts and pivot_root hide it.
         console_sock = console.connect_console_socket(plan.console_socket) if terminal and plan.console_socket else None
-        state = _set_up_filesystem(chan, plan)
-        fifo_path_fd = plan.fifo_fd
+        state = _set_up_filesystem(chan, plan, proc)
         notify_sock = _connect_seccomp_listener(cfg)
-        seccomp = (cfg.get("linux") or {}).get("seccomp")
+        seccomp = linux.get("seccomp")
         # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
         seccomp_plan = libseccomp.compile_profile(seccomp) if seccomp else None
         if host_mount_ns.shares_host_mounts(cfg):
             host_mount_ns.enter_root(plan.rootfs)  # chroot: pivot_root would move the host's own root
         else:
+            _mask_and_protect(plan.rootfs, linux)
             rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot)
         if terminal:  # the container's /dev/pts is our /dev/pts now; before the root may go read-only
             console.setup_console(console_sock, process.get("consoleSize"), uid=(process.get("user") or {}).get("uid"))
-        env, executable = _finish_setup(cfg)
+        env, executable = _finish_setup(cfg, proc)
 
         channel.send(chan, {"type": "ready"})
         channel.expect(chan, "go")
         chan.close()
-        keep = {fifo_path_fd} | ({notify_sock.fileno()} if notify_sock else set())
+        keep = {plan.fifo_fd, proc.fd} | ({notify_sock.fileno()} if notify_sock else set())
         _close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
         _exit_on_signals()
         # Blocks until `engine start` opens the read end.
-        fifo_fd = os.open(f"/proc/self/fd/{fifo_path_fd}", os.O_WRONLY | os.O_CLOEXEC)
-        os.close(fifo_path_fd)
+        fifo_fd = proc.reopen(plan.fifo_fd, os.O_WRONLY)
+        os.close(plan.fifo_fd)
         os.write(fifo_fd, b"0")
 
         state.update(status="created", pid=os.getpid())  # the pid as seen in the container's namespace
-        _run_hooks(plan, "startContainer", state)
         if process.get("apparmorProfile"):
-            _set_apparmor_exec_profile(process["apparmorProfile"])  # create checked AppArmor is enabled
+            _set_apparmor_exec_profile(proc, process["apparmorProfile"])  # create checked AppArmor is enabled
+        proc.close()
+        # Built before seccomp and the user switch (memfd_create may be neither allowed nor ours then): the
+        # exec of the program and of each startContainer hook goes through one (engine.linux.trampoline).
+        trampoline = Trampoline(executable, fifo_fd)
+        hook_trampolines = [
+            Trampoline(str(hook.get("path")), 2, mark_cloexec=False).fd
+            for hook in plan.hooks.get("startContainer") or []
+        ]
         _become_the_process(cfg, state, seccomp_plan, notify_sock, warn=_warn)
+        with contextlib.suppress(OSError):  # a user switch resets it; a seccomp filter may forbid prctl by now
+            sc.prctl(PR_SET_DUMPABLE, 0)
+        # runc's order: startContainer hooks run as the container's process, with its user, capabilities and
+        # seccomp filter, right before the exec.
+        _run_hooks(plan, "startContainer", state, hook_trampolines)
         _restore_signals()
-        os.execve(executable, process["args"], env)
+        trampoline.execve(process["args"], env)
     except BaseException as err:
         if fifo_fd >= 0:
             with contextlib.suppress(OSError):
@@ -202,7 +234,7 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         os._exit(127 if fifo_fd >= 0 else 1)
 
 
-def _set_up_filesystem(chan: socket.socket, plan: InitPlan) -> dict[str, Any]:
+def _set_up_filesystem(chan: socket.socket, plan: InitPlan, proc: ProcFS) -> dict[str, Any]:
     """Mounts, then the runtime-namespace hooks (run by `engine create`), then createContainer hooks."""
     cfg = plan.config
     linux = cfg.get("linux") or {}
@@ -217,6 +249,7 @@ def _set_up_filesystem(chan: socket.socket, plan: InitPlan) -> dict[str, Any]:
             own_cgroup_ns,
             linux.get("devices") or [],
             plan.bind_source_fds,
+            proc,
         )
     for fd in plan.bind_source_fds.values():
         os.close(fd)
@@ -228,51 +261,61 @@ def _set_up_filesystem(chan: socket.socket, plan: InitPlan) -> dict[str, Any]:
     return state
 
 
-def _finish_setup(cfg: dict[str, Any]) -> tuple[dict[str, str], str]:
+def _mask_and_protect(rootfs: str, linux: dict[str, Any]) -> None:
+    """maskedPaths and readonlyPaths, resolved in the rootfs, before pivot_root (the host's /dev/null, a mask's
+    fallback, is only in reach until then)."""
+    masked, readonly = linux.get("maskedPaths") or [], linux.get("readonlyPaths") or []
+    if not masked and not readonly:
+        return
+    root_fd = os.open(rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    dev_null = open_dev_null(root_fd) if masked else -1
+    try:
+        mask_paths(root_fd, masked, dev_null)
+        readonly_paths(root_fd, readonly)
+    finally:
+        os.close(root_fd)
+        if dev_null >= 0:
+            os.close(dev_null)
+
+
+def _finish_setup(cfg: dict[str, Any], proc: ProcFS) -> tuple[dict[str, str], str]:
     """After pivot_root: the remaining config, and the checks that must fail create, not start."""
     linux = cfg.get("linux") or {}
     process = cfg["process"]
-    cwd = process.get("cwd") or "/"
-    if os.path.isabs(cwd) and not os.path.lexists(cwd):
-        # runc creates a missing cwd, even in a read-only root: make it before the root turns read-only.
-        with contextlib.suppress(OSError):  # _enter_cwd below reports what is wrong
-            os.makedirs(cwd, mode=0o755)
     if (cfg.get("root") or {}).get("readonly"):
+        # runc creates a missing cwd, even in a read-only root: enter it (making it) before the root turns
+        # read-only. _enter_cwd resolves it inside our root, never through a magic link.
+        _enter_cwd(process.get("cwd") or "/")
         rootfs_setup.make_root_readonly()
     if cfg.get("hostname") is not None:
         _set_name("hostname", cfg["hostname"])
     if cfg.get("domainname") is not None:
         _set_name("domainname", cfg["domainname"])
-    # sysctls before readonlyPaths: /proc/sys is usually one of them (runc's order).
     for key, value in (linux.get("sysctl") or {}).items():
-        _write_sysctl(key, value)
-    mask_paths(linux.get("maskedPaths") or [])
-    readonly_paths(linux.get("readonlyPaths") or [])
+        _write_sysctl(proc, key, value)
     env = _environment(process)
     _enter_cwd(process.get("cwd") or "/")
     executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
-    if "oomScoreAdj" in process:
-        process_attrs.set_oom_score_adj(process["oomScoreAdj"])
     if process.get("rlimits"):
         process_attrs.apply_rlimits(process["rlimits"])
     return env, executable
 
 
-def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any]) -> None:
+def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any], exec_fds: list[int] | None = None) -> None:
     hooks = plan.hooks.get(stage)
     if hooks:
         # runc's working directories: the rootfs for createContainer; process.cwd (ours by then) for startContainer.
         cwd = plan.rootfs if stage == "createContainer" else None
-        run_hooks(stage, hooks, json.dumps(state).encode(), warn_only=False, warn=lambda message: None, cwd=cwd)
+        state_json = json.dumps(state).encode()
+        run_hooks(stage, hooks, state_json, warn_only=False, warn=lambda m: None, cwd=cwd, exec_fds=exec_fds)
 
 
-def _set_apparmor_exec_profile(profile: str) -> None:
-    """The profile the next execve switches to (as runc's apparmor.ApplyProfile). AppArmor is not enabled on
-    the machines engine is tested on: this path is untested."""
-    for path in ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"):
+def _set_apparmor_exec_profile(proc: ProcFS, profile: str) -> None:
+    """The profile the next execve switches to (as runc's apparmor.ApplyProfile), through our own procfs.
+    AppArmor is not enabled on the machines engine is tested on: this path is untested."""
+    for name in ("attr/apparmor/exec", "attr/exec"):
         try:
-            with open(path, "w") as f:
-                f.write(f"exec {profile}")
+            proc.write_thread_self(name, f"exec {profile}".encode())
             return
         except FileNotFoundError:
             continue
@@ -297,11 +340,11 @@ def _set_name(which: str, value: str) -> None:
         ) from None
 
 
-def _write_sysctl(key: str, value: str) -> None:
-    path = "/proc/sys/" + key.replace(".", "/")
+def _write_sysctl(proc: ProcFS, key: str, value: str) -> None:
+    """Through our own procfs: a config mount over /proc/sys (refused anyway) or an image's fake /proc cannot
+    make the write land in a plain file. create checked the key (only namespaced ones, no / or ..)."""
     try:
-        with open(path, "w") as f:
-            f.write(value)
+        proc.write("sys/" + key.replace(".", "/"), value.encode())
     except OSError as err:
         raise SetupError(f"linux.sysctl.{key}: cannot write {value!r}: {err.strerror}") from None
 

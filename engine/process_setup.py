@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import json
 import os
 import signal
 import socket
+import stat
 from collections.abc import Callable
 from typing import Any, Literal
 
 from engine.linux import capabilities, process_attrs
 from engine.linux import seccomp as libseccomp
+from engine.linux.paths import O_PATH, RESOLVE_NO_MAGICLINKS, mkdir_all_in_root, open_in_root, openat2
+
+AT_FDCWD = -100
 
 PR_SET_DUMPABLE = 4
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -145,25 +150,57 @@ def home_of(uid: int) -> str:
     return "/"
 
 
+MAGIC_LINK = "it leads through a magic link (/proc/<pid>/fd, cwd, root, exe...), which can point out of the container"
+
+
 def enter_cwd(cwd: str) -> None:
+    """chdir into process.cwd, resolved inside the container's root (our root by now) without magic links, and
+    created if missing (as runc does). Call with no fd of the engine's open: CVE-2024-21626 made cwd
+    /proc/self/fd/N, a leaked fd of the host's. A cwd that ends up outside the root is an error."""
     if not os.path.isabs(cwd):
         raise SetupError(f"process.cwd: {cwd!r} is not an absolute path")
+    root = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.makedirs(cwd, mode=0o755, exist_ok=True)
-        os.chdir(cwd)
+        try:
+            fd = open_in_root(root, cwd, O_PATH | os.O_DIRECTORY)
+        except FileNotFoundError:
+            fd = mkdir_all_in_root(root, cwd)
+        try:
+            os.fchdir(fd)
+        finally:
+            os.close(fd)
     except OSError as err:
-        raise SetupError(f"process.cwd: {cwd}: {err.strerror}") from None
+        why = MAGIC_LINK if err.errno == errno.ELOOP else err.strerror
+        raise SetupError(f"process.cwd: {cwd}: {why}") from None
+    finally:
+        os.close(root)
+    try:
+        here = os.getcwd()
+    except FileNotFoundError:  # glibc's answer for the kernel's "(unreachable)/..."
+        here = "(unreachable)"
+    if not here.startswith("/"):
+        raise SetupError(f"process.cwd: {cwd}: it is outside the container's root")
 
 
 def find_executable(name: str, path: str) -> str:
-    if "/" in name:
-        if os.path.isfile(name) and os.access(name, os.X_OK):
-            return name
-        raise SetupError(f"process.args[0]: {name!r}: no such executable in the container")
-    for directory in path.split(":"):
-        candidate = os.path.join(directory or ".", name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+    """process.args[0] through PATH, as execvp would, inside the container; never through a magic link
+    (/proc/self/exe is the engine's own interpreter until the exec)."""
+    candidates = [name] if "/" in name else [os.path.join(directory or ".", name) for directory in path.split(":")]
+    for candidate in candidates:
+        try:
+            fd = openat2(AT_FDCWD, candidate, O_PATH, 0, RESOLVE_NO_MAGICLINKS)
+        except OSError as err:
+            if err.errno == errno.ELOOP and "/" in name:
+                raise SetupError(f"process.args[0]: {name!r}: {MAGIC_LINK}") from None
+            continue
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+        if regular and os.access(candidate, os.X_OK):
             return candidate
+    if "/" in name:
+        raise SetupError(f"process.args[0]: {name!r}: no such executable in the container")
     raise SetupError(f"process.args[0]: {name!r}: executable file not found in $PATH ({path})")
 
 

@@ -45,6 +45,10 @@ def start(store: Store, container_id: str, log: Log) -> None:
         if reply != b"0":
             life.fire("stop")
             detail = reply[1:].decode(errors="replace") if reply.startswith(b"0") else "its init exited"
+            if "errno=" in detail:  # the exec trampoline's report: "exec /bin/x: errno=002"
+                from engine.linux.trampoline import describe
+
+                detail = describe(detail)
             raise EngineError(f"start {container_id!r}: {detail or 'its init exited'}")
         life.fire("start")
         log.debug(f"start {container_id}: running")

@@ -78,11 +78,23 @@ class HookError(Exception):
         self.output = output
 
 
-def run_hook(hook: dict, state_json: bytes, *, stage: str, index: int | None = None, cwd: str | None = None) -> None:
+def run_hook(
+    hook: dict,
+    state_json: bytes,
+    *,
+    stage: str,
+    index: int | None = None,
+    cwd: str | None = None,
+    exec_fd: int | None = None,
+) -> None:
     """Run one hook to completion; raise HookError if it cannot be run, fails, is killed or times out.
 
     index (the hook's position in its stage) only makes the error message point at the right entry.
     cwd: the hook's working directory (None: ours).
+    exec_fd: run the hook through this program (engine.linux.trampoline: a sealed memfd that execs its argv[0]
+    with the rest) instead of posix_spawn: the container's init runs startContainer hooks this way, so that
+    while the kernel resolves the hook's #! or ELF interpreter inside the container, /proc/self/exe is not the
+    host's interpreter.
     """
     label = f"{stage} hook" + (f"[{index}]" if index is not None else "")
     path, argv, env, timeout = _parse(hook, stage, label)
@@ -104,14 +116,10 @@ def run_hook(hook: dict, state_json: bytes, *, stage: str, index: int | None = N
         file_actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
         try:
             with _WorkingDirectory(cwd):
-                pid = os.posix_spawn(
-                    path,
-                    argv,
-                    env,
-                    file_actions=file_actions,
-                    setsid=True,
-                    setsigmask=(),
-                    setsigdef=_DEFAULT_SIGNALS,
+                pid = (
+                    _fork_exec(exec_fd, [path, *argv], env, fds["in_r"], fds["out_w"])
+                    if exec_fd is not None
+                    else _spawn(path, argv, env, file_actions)
                 )
         except _NoWorkingDirectory as err:
             raise HookError(
@@ -132,7 +140,48 @@ def run_hook(hook: dict, state_json: bytes, *, stage: str, index: int | None = N
             _kill_group(pid)
             _reap(pid)
 
+    if exec_fd is not None and status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 127:
+        # The trampoline's own report of a failed exec ("exec <path>: errno=N"): the same one-line error as
+        # posix_spawn's OSError would have given.
+        head, sep, number = output.decode(errors="replace").strip().rpartition(": errno=")
+        if sep and head.startswith("exec ") and number.isdigit():
+            raise HookError(f"{label}: cannot execute: {os.strerror(int(number))}", stage=stage, path=path)
     _check(status, timed_out, timeout, output, label=label, stage=stage, path=path)
+
+
+def _spawn(path: str, argv: list[str], env: dict[str, str], file_actions: list) -> int:
+    return os.posix_spawn(
+        path,
+        argv,
+        env,
+        file_actions=file_actions,
+        setsid=True,
+        setsigmask=(),
+        setsigdef=_DEFAULT_SIGNALS,
+    )
+
+
+def _fork_exec(exec_fd: int, argv: list[str], env: dict[str, str], stdin: int, stdout: int) -> int:
+    """posix_spawn's job done by hand, ending in an exec of exec_fd (fexecve): for a single-threaded caller."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(stdin, 0)
+            os.dup2(stdout, 1)
+            os.dup2(stdout, 2)
+            os.closerange(3, exec_fd)
+            os.closerange(exec_fd + 1, 1 << 20)
+            os.setsid()
+            for sig in _DEFAULT_SIGNALS:
+                try:  # noqa: SIM105 - contextlib: not worth its import here
+                    _signal.signal(sig, _signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+            os.execve(exec_fd, argv, env)
+        finally:
+            os._exit(127)
+    return pid
 
 
 def run_hooks(
@@ -143,13 +192,15 @@ def run_hooks(
     warn_only: bool,
     warn: Callable[[str], None],
     cwd: str | None = None,
+    exec_fds: list[int] | None = None,
 ) -> None:
     """Run a stage's hooks in order. The first failure raises HookError, unless warn_only: then each failure
     is passed to warn(message) and the remaining hooks still run (runtime.md step 13, poststop).
-    cwd: the hooks' working directory (None: ours)."""
+    cwd: the hooks' working directory (None: ours). exec_fds: one trampoline fd per hook (run_hook's exec_fd)."""
     for index, hook in enumerate(hooks or ()):
         try:
-            run_hook(hook, state_json, stage=stage, index=index, cwd=cwd)
+            exec_fd = exec_fds[index] if exec_fds is not None else None
+            run_hook(hook, state_json, stage=stage, index=index, cwd=cwd, exec_fd=exec_fd)
         except HookError as err:
             if not warn_only:
                 raise

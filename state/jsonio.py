@@ -40,6 +40,10 @@ def loads(data: str | bytes) -> Any:
         value, end = _scan(text, start)
     except StopIteration as err:
         raise ValueError(f"invalid JSON at character {err.value}") from None
+    except (SystemError, RecursionError):
+        # Some malformed inputs (an unterminated string) make the bare scanner fail without the error json.decoder
+        # would have set up; too deep a nesting exhausts the stack. Either way: not valid JSON, one line.
+        raise ValueError("invalid JSON (malformed or nested too deeply)") from None
     if text[end:].strip(_WHITESPACE):
         raise ValueError(f"invalid JSON: extra data at character {end}")
     return value

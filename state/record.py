@@ -6,7 +6,7 @@ import time
 
 from engine import SPEC_VERSION
 from state import process
-from state.rules import ALIVE, CREATING, STOPPED
+from state.rules import ALIVE, CREATED, CREATING, PAUSED, RUNNING, STOPPED
 
 TYPE_CHECKING = False  # `import typing` costs ~3 ms on every command; annotations here are strings anyway
 if TYPE_CHECKING:
@@ -43,6 +43,30 @@ _FIELDS: dict[str, Any] = {
     "cgroups": dict,  # the cgroup manager's to_json()
     "owner": "",
 }
+
+
+_STR, _INT, _NONE = (str,), (int,), (type(None),)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "id": _STR,
+    "bundle": _STR + _NONE,
+    "status": _STR,
+    "pid": _INT,
+    "pid_start_time": _INT + _NONE,
+    "rootfs": _STR,
+    "annotations": (dict,),
+    "created": _STR,
+    "started": _STR + _NONE,
+    "finished": _STR + _NONE,
+    "exit_status": _INT + _NONE,
+    "creator_pid": _INT,
+    "creator_start_time": _INT + _NONE,
+    "reaper_pid": _INT,
+    "reaper_start_time": _INT + _NONE,
+    "sync_socket": _STR + _NONE,
+    "cgroups": (dict,),
+    "owner": _STR,
+}
+_STATUSES = (CREATING, CREATED, RUNNING, PAUSED, STOPPED)
 
 
 class ContainerRecord:
@@ -88,7 +112,25 @@ class ContainerRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContainerRecord:
-        return cls(**{k: v for k, v in data.items() if k in _FIELDS})
+        """A record from state.json, its fields checked: a corrupt or hand-edited file is a ValueError naming the
+        field (one line for the user), never a TypeError deep in a command."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an object, got {type(data).__name__}")
+        values = {k: v for k, v in data.items() if k in _FIELDS}
+        for name, value in values.items():
+            allowed = _TYPES[name]
+            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+                raise ValueError(f"{name}: {type(value).__name__} is not a valid value")
+        status = values.get("status", CREATING)
+        if status not in _STATUSES:
+            raise ValueError(f"status: {status!r} is not a status")
+        # Without the start time a live pid cannot be told from a reused one: a record that would need it to say
+        # whether the container lives is corrupt, not "any process with that pid is ours".
+        if status in ALIVE and values.get("pid_start_time") is None:
+            raise ValueError(f"pid_start_time: missing for a {status} container")
+        if status == CREATING and values.get("creator_start_time") is None:
+            raise ValueError("creator_start_time: missing for a creating container")
+        return cls(**values)
 
     def observed_status(self) -> str:
         """The status as it truly is now: a container whose init (or creator) died is stopped."""

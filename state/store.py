@@ -28,15 +28,26 @@ class ContainerExists(EngineError):
 
 
 def write_atomically(dir_fd: int, name: str, data: bytes) -> None:
-    """temp file, fsync, rename over the old one, fsync the directory: readers see old or new, never half."""
-    tmp = f".{name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    """temp file, fsync, rename over the old one, fsync the directory: readers see old or new, never half.
+
+    The temp file is new (O_EXCL, an unguessable name) and never a symlink (O_NOFOLLOW): the directory may be
+    writable by others (a --pid-file in /tmp), who could otherwise plant a link that we would write through."""
+    tmp = f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        try:  # noqa: SIM105 - contextlib.suppress would import contextlib on every command
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
     os.fsync(dir_fd)
 
 
@@ -115,9 +126,14 @@ class Store:
         `with store.locked(id) as dir_fd:`. Raises ContainerNotFound if it does not exist (any more)."""
         validate_id(container_id)
         try:
-            dir_fd = os.open(self.path(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
+            # O_NOFOLLOW: a symlink in place of the directory must not lead us into the directory it names.
+            dir_fd = os.open(self.path(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
             raise ContainerNotFound(container_id) from None
+        except OSError as err:
+            if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            raise EngineError(f"container {container_id!r}: its state directory is not a directory") from None
         return DirLock(dir_fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX, must_exist=container_id)
 
     def load(self, container_id: str, dir_fd: int | None = None) -> ContainerRecord:
@@ -132,9 +148,12 @@ class Store:
         with os.fdopen(fd, "rb") as f:
             data = f.read()
         try:
-            return ContainerRecord.from_json(jsonio.loads(data))
+            record = ContainerRecord.from_json(jsonio.loads(data))
         except (ValueError, TypeError) as err:
             raise EngineError(f"container {container_id!r}: corrupt {STATE_FILE}: {err}") from None
+        if record.id != container_id:  # every later write goes to the directory the record names
+            raise EngineError(f"container {container_id!r}: corrupt {STATE_FILE}: it is the record of {record.id!r}")
+        return record
 
     def save(self, record: ContainerRecord) -> None:
         """Write state.json. Only state transitions call this (state/machine.py)."""
@@ -146,21 +165,32 @@ class Store:
             os.close(dir_fd)
 
     def remove(self, container_id: str) -> None:
-        """Remove the container's directory; state.json goes first so waiters see the container gone."""
+        """Remove the container's directory; state.json goes first so waiters see the container gone. Never
+        through a symlink: an entry that is not a directory is removed itself, not what it points at."""
         directory = self.path(container_id)
-        try:  # noqa: SIM105 - contextlib.suppress would import contextlib on every command
-            os.unlink(os.path.join(directory, STATE_FILE))
-        except FileNotFoundError:
-            pass
         try:
-            names = os.listdir(directory)
+            dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return
-        for name in names:
-            try:  # noqa: SIM105 - as above
-                os.unlink(os.path.join(directory, name))
+        except OSError as err:
+            if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            os.unlink(directory)
+            return
+        try:
+            try:  # noqa: SIM105 - contextlib.suppress would import contextlib on every command
+                os.unlink(STATE_FILE, dir_fd=dir_fd)
             except FileNotFoundError:
                 pass
+            for name in os.listdir(dir_fd):
+                try:
+                    os.unlink(name, dir_fd=dir_fd)
+                except IsADirectoryError:
+                    os.rmdir(name, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    pass
+        finally:
+            os.close(dir_fd)
         try:
             os.rmdir(directory)
         except OSError as err:

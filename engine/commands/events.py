@@ -7,6 +7,7 @@ For supervisors that do not listen on a sync socket. Each line is {"type": "stat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -19,7 +20,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     try:
         for event in follow(ctx.root, args.container_id):
             if "state" in event and isinstance(event["state"], dict):
-                event["state"] = ContainerRecord.from_json(event["state"]).event_state(event.get("status"))
+                with contextlib.suppress(ValueError):  # a corrupt state.json: passed on as it is
+                    event["state"] = ContainerRecord.from_json(event["state"]).event_state(event.get("status"))
             sys.stdout.write(json.dumps(event) + "\n")
             sys.stdout.flush()
     except BrokenPipeError:

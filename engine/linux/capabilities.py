@@ -151,17 +151,15 @@ def names_to_mask(names: Iterable[str]) -> int:
 
 
 def last_cap() -> int:
-    """The highest capability number the running kernel knows (/proc/sys/kernel/cap_last_cap)."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        # No /proc (not yet mounted in a fresh mount namespace): fall back to probing the bounding set,
-        # which answers EINVAL above the kernel's last capability.
-        cap = 0
-        while cap < 63 and libc.prctl(PR_CAPBSET_READ, cap + 1, 0, 0, 0) >= 0:
-            cap += 1
-        return cap
+    """The highest capability number the running kernel knows (what /proc/sys/kernel/cap_last_cap says).
+
+    Asked of the kernel, not read from /proc: in the container's init /proc is the container's, and an image
+    with a fake cap_last_cap of 10 would keep every capability above 10 in the bounding set. PR_CAPBSET_READ
+    answers EINVAL above the last capability."""
+    cap = 0
+    while cap < 63 and libc.prctl(PR_CAPBSET_READ, cap + 1, 0, 0, 0) >= 0:
+        cap += 1
+    return cap
 
 
 def current_sets() -> dict[str, int]:
@@ -335,12 +333,14 @@ def apply_capabilities(
 
 
 def _setgroups_allowed() -> bool:
-    """False inside a user namespace whose /proc/self/setgroups says 'deny' (rootless mappings)."""
+    """False inside a user namespace where setgroups is denied (rootless mappings). Asked of the kernel (an
+    empty setgroups is EPERM exactly then), not read from the container's /proc: a fake /proc/self/setgroups
+    saying "deny" would keep the runtime's own supplementary groups in the container."""
     try:
-        with open("/proc/self/setgroups", "rb") as f:
-            return f.read().strip() != b"deny"
-    except OSError:
-        return True
+        os.setgroups([])
+    except PermissionError:
+        return False
+    return True
 
 
 def switch_user(user: Mapping[str, Any]) -> None:

@@ -14,7 +14,10 @@ import os
 from engine.linux.libc import check, libc
 
 SYS_OPENAT2 = 437
+RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 O_PATH = 0o10000000
 
@@ -38,9 +41,18 @@ def openat2(dir_fd: int, path: str, flags: int, mode: int = 0, resolve: int = 0)
     )
 
 
-def open_in_root(root_fd: int, path: str, flags: int = O_PATH, mode: int = 0) -> int:
-    """Open `path` (absolute or relative) as seen from inside the rootfs held open by root_fd."""
-    return openat2(root_fd, path.lstrip("/") or ".", flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+def open_in_root(root_fd: int, path: str, flags: int = O_PATH, mode: int = 0, *, no_symlinks: bool = False) -> int:
+    """Open `path` (absolute or relative) as seen from inside the rootfs held open by root_fd.
+
+    Magic links (/proc/self/fd/N, /proc/<pid>/cwd, ...) are refused (ELOOP): they would lead out of the
+    root. no_symlinks refuses every symlink on the way too."""
+    resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | (RESOLVE_NO_SYMLINKS if no_symlinks else 0)
+    return openat2(root_fd, path.lstrip("/") or ".", flags, mode, resolve)
+
+
+def same_file(a: int, b: int) -> bool:
+    sa, sb = os.fstat(a), os.fstat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def fd_path(fd: int) -> str:

@@ -195,15 +195,19 @@ def get_oom_score_adj() -> int:
         return int(f.read())
 
 
-def set_oom_score_adj(value: int) -> None:
-    """config.md `process.oomScoreAdj` (-1000..1000), written to /proc/self/oom_score_adj.
+def set_oom_score_adj(value: int, write: Callable[[bytes], None] | None = None) -> None:
+    """config.md `process.oomScoreAdj` (-1000..1000), written to /proc/self/oom_score_adj, or through
+    write(data) (the container's init and exec pass a writer on a procfs they trust: engine.linux.procfs).
 
     Lowering it below the lowest value a privileged process set needs CAP_SYS_RESOURCE (EACCES).
     """
     value = _int(value, "process.oomScoreAdj", -1000, 1000)
     try:
-        with open("/proc/self/oom_score_adj", "wb") as f:
-            f.write(str(value).encode())
+        if write is not None:
+            write(str(value).encode())
+        else:
+            with open("/proc/self/oom_score_adj", "wb") as f:
+                f.write(str(value).encode())
     except OSError as err:
         hint = ""
         if err.errno in (errno.EACCES, errno.EPERM):

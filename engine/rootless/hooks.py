@@ -71,10 +71,12 @@ def apply_oom_score_adj_early(process: dict[str, Any]) -> None:
     if "oomScoreAdj" not in process:
         return
     from engine.linux import process_attrs
+    from engine.linux.procfs import ProcFS  # every write into /proc through a procfs engine proved (issue #7)
 
     value = process.pop("oomScoreAdj")
     try:
-        process_attrs.set_oom_score_adj(value)
+        with ProcFS.open() as proc:
+            process_attrs.set_oom_score_adj(value, lambda data: proc.write_self("oom_score_adj", data))
     except OSError as err:
         raise EngineError(err.strerror) from None  # the message names the field and the value
 

@@ -61,19 +61,25 @@ def write_id_maps(pid: int, linux: dict[str, Any]) -> None:
             _run_helper(pid, key, mappings)
 
 
+def _proc_write(pid: int, name: str, data: bytes) -> None:
+    """Through a procfs engine opened and proved (engine.linux.procfs), never a /proc path a mount could cover."""
+    from engine.linux.procfs import ProcFS
+
+    with ProcFS.open() as proc:
+        proc.write(f"{pid}/{name}", data)
+
+
 def _write(pid: int, key: str, text: str) -> None:
     name = _KINDS[key][0]
     try:
-        with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write(text)
+        _proc_write(pid, name, text.encode())
     except OSError as err:
         raise ConfigError(f"config.json: linux.{key}: writing {name}: {err.strerror}") from None
 
 
 def _write_setgroups_deny(pid: int) -> None:
     try:
-        with open(f"/proc/{pid}/setgroups", "w") as f:
-            f.write("deny")
+        _proc_write(pid, "setgroups", b"deny")
     except OSError as err:
         raise ConfigError(f"config.json: linux.gidMappings: writing setgroups: {err.strerror}") from None
 

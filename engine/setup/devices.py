@@ -14,8 +14,8 @@ import stat
 from typing import Any
 
 from engine.errors import EngineError
-from engine.linux import syscalls as sc
-from engine.linux.paths import create_file_in_root, fd_path, mkdir_all_in_root, open_in_root
+from engine.linux import mountfd
+from engine.linux.paths import O_PATH, create_file_in_root, mkdir_all_in_root, open_in_root
 
 # What every container gets, in the shape of linux.devices entries.
 DEFAULT_DEVICES: list[dict[str, Any]] = [
@@ -94,13 +94,18 @@ def _set_owner_and_mode(parent_fd: int, name: str, device: dict[str, Any]) -> No
 
 
 def _bind_host_device(root_fd: int, path: str, where: str) -> None:
-    if not os.path.exists(path):
-        raise DeviceError(f"{where}: cannot mknod {path} here and the host has no {path} to bind")
-    target_fd = create_file_in_root(root_fd, path)
     try:
-        sc.mount(path, fd_path(target_fd), None, sc.MS_BIND)
+        source = os.open(path, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)  # the host's /dev: we have not pivoted yet
+    except OSError:
+        raise DeviceError(f"{where}: cannot mknod {path} here and the host has no {path} to bind") from None
+    try:
+        target_fd = create_file_in_root(root_fd, path)
+        try:
+            mountfd.bind_fd(source, target_fd)
+        finally:
+            os.close(target_fd)
     finally:
-        os.close(target_fd)
+        os.close(source)
 
 
 def in_user_namespace() -> bool:
@@ -118,15 +123,18 @@ def populate_dev(root_fd: int, devices: list[dict[str, Any]], has_dev_mount: boo
         make_device(root_fd, device, f"linux.devices[{i}]", use_bind=use_bind)
     if not has_dev_mount:
         return
-    dev_fd = open_in_root(root_fd, "/dev")
-    dev = fd_path(dev_fd)
+    dev_fd = open_in_root(root_fd, "/dev", O_PATH | os.O_DIRECTORY)
     try:
         for target, name in DEV_SYMLINKS:
             with contextlib.suppress(FileExistsError):
-                os.symlink(target, f"{dev}/{name}")
-        if os.path.isdir(f"{dev}/pts"):
+                os.symlink(target, name, dir_fd=dev_fd)
+        try:
+            has_pts = stat.S_ISDIR(os.stat("pts", dir_fd=dev_fd, follow_symlinks=False).st_mode)
+        except FileNotFoundError:
+            has_pts = False
+        if has_pts:
             try:
-                os.symlink("pts/ptmx", f"{dev}/ptmx")
+                os.symlink("pts/ptmx", "ptmx", dir_fd=dev_fd)
             except OSError as err:
                 if err.errno != errno.EEXIST:
                     raise

@@ -1,8 +1,12 @@
-"""linux.maskedPaths and linux.readonlyPaths (config-linux.md), applied after pivot_root.
+"""linux.maskedPaths and linux.readonlyPaths (config-linux.md), applied inside the rootfs before pivot_root.
 
-A masked directory gets an empty read-only tmpfs over it, a masked file /dev/null bound over it. A read-only
-path is bound onto itself and remounted read-only. Paths are resolved inside the container's root without
-following a symlink planted at the path itself (O_NOFOLLOW), so a container cannot redirect the mount.
+A masked directory gets an empty read-only tmpfs over it; a masked file gets a null device bound over it that
+engine opened itself and proved to be the null device (char 1:3), bound through that fd (open_tree +
+move_mount): the container's /dev/null when it is one (engine made it, unless /dev comes from a config mount),
+the host's otherwise. Binding whatever the container's /dev/null resolves to let an image alias a mask to, say,
+/proc/sys/kernel/core_pattern (CVE-2025-31133). A read-only path is cloned and attached onto itself read-only.
+Every path is resolved inside the rootfs without following a symlink planted at the path itself (O_NOFOLLOW), so
+a container cannot redirect the mount.
 """
 
 from __future__ import annotations
@@ -12,8 +16,36 @@ import os
 import stat
 
 from engine.errors import EngineError
-from engine.linux import syscalls as sc
-from engine.linux.paths import O_PATH, fd_path, open_in_root
+from engine.linux import mountfd
+from engine.linux.paths import O_PATH, open_in_root
+
+NULL_DEVICE = os.makedev(1, 3)
+
+
+def _is_null_device(fd: int) -> bool:
+    st = os.fstat(fd)
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == NULL_DEVICE
+
+
+def open_dev_null(root_fd: int) -> int:
+    """An O_PATH fd on a null device to mask files with: the container's /dev/null if it really is one (no
+    symlink followed, char 1:3), else the host's /dev/null, checked the same way. Call before pivot_root."""
+    try:
+        fd = open_in_root(root_fd, "/dev/null", O_PATH | os.O_NOFOLLOW)
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        if _is_null_device(fd):
+            return fd
+        os.close(fd)
+    try:
+        fd = os.open("/dev/null", O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:
+        raise EngineError(f"linux.maskedPaths: the host's /dev/null: {err.strerror}") from None
+    if not _is_null_device(fd):
+        os.close(fd)
+        raise EngineError("linux.maskedPaths: the host's /dev/null is not the null device (char 1:3)")
+    return fd
 
 
 def _open_target(root_fd: int, path: str) -> int | None:
@@ -28,60 +60,43 @@ def _open_target(root_fd: int, path: str) -> int | None:
         raise
 
 
-def mask_paths(paths: list[str]) -> None:
-    root_fd = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for path in paths:
-            fd = _open_target(root_fd, path)
-            if fd is None:
-                continue
-            try:
-                mode = os.fstat(fd).st_mode
-                if stat.S_ISLNK(mode):
-                    continue  # a symlink cannot be a mount point; masking its target is not what was asked
-                if stat.S_ISDIR(mode):
-                    sc.mount("tmpfs", fd_path(fd), "tmpfs", sc.MS_RDONLY, "size=0k,mode=0755")
-                else:
-                    sc.mount("/dev/null", fd_path(fd), None, sc.MS_BIND)
-            except OSError as err:
-                raise EngineError(f"linux.maskedPaths: {path}: {err.strerror}") from None
-            finally:
-                os.close(fd)
-    finally:
-        os.close(root_fd)
-
-
-def locked_flags(fd: int) -> int:
-    """nosuid/nodev/noexec of the mount at fd: a bind remount must repeat them (and may not clear them)."""
-    st = os.statvfs(fd_path(fd))
-    flags = 0
-    for bit, flag in ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC)):
-        if st.f_flag & bit:
-            flags |= flag
-    return flags
-
-
-def readonly_paths(paths: list[str]) -> None:
-    root_fd = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for path in paths:
-            fd = _open_target(root_fd, path)
-            if fd is None:
-                continue
-            try:
-                if stat.S_ISLNK(os.fstat(fd).st_mode):
-                    continue
-                target = fd_path(fd)
-                sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC)
-                # Remount the new bind (re-resolved: the old fd names what lies beneath it).
-                fd2 = open_in_root(root_fd, path, O_PATH | os.O_NOFOLLOW)
+def mask_paths(root_fd: int, paths: list[str], dev_null: int) -> None:
+    for path in paths:
+        fd = _open_target(root_fd, path)
+        if fd is None:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISLNK(mode):
+                continue  # a symlink cannot be a mount point; masking its target is not what was asked
+            if stat.S_ISDIR(mode):
+                empty = mountfd.new_filesystem(
+                    "tmpfs", "tmpfs", [("size", "0k"), ("mode", "755"), ("ro", None)], mountfd.MOUNT_ATTR_RDONLY
+                )
                 try:
-                    sc.mount(None, fd_path(fd2), None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | locked_flags(fd2))
+                    mountfd.attach(empty, fd)
                 finally:
-                    os.close(fd2)
-            except OSError as err:
-                raise EngineError(f"linux.readonlyPaths: {path}: {err.strerror}") from None
-            finally:
-                os.close(fd)
-    finally:
-        os.close(root_fd)
+                    os.close(empty)
+            else:
+                mountfd.bind_fd(dev_null, fd)
+        except OSError as err:
+            raise EngineError(f"linux.maskedPaths: {path}: {err.strerror or err}") from None
+        finally:
+            os.close(fd)
+
+
+def readonly_paths(root_fd: int, paths: list[str]) -> None:
+    for path in paths:
+        fd = _open_target(root_fd, path)
+        if fd is None:
+            continue
+        try:
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                continue
+            # A recursive clone of what is there, read-only at its top (as runc's bind + remount), attached onto
+            # the very fd it was cloned from: no second lookup, and nosuid/nodev/noexec stay as they were.
+            mountfd.bind_fd(fd, fd, recursive=True, attr_set=mountfd.MOUNT_ATTR_RDONLY)
+        except OSError as err:
+            raise EngineError(f"linux.readonlyPaths: {path}: {err.strerror or err}") from None
+        finally:
+            os.close(fd)

@@ -1,24 +1,28 @@
 """The container's filesystem: propagation, the rootfs bind, config mounts in order, /dev, then pivot_root.
 
 Runs inside the container init (new mount namespace), before pivot_root. Every mount destination is resolved
-inside the rootfs (engine.linux.paths) and mounted through /proc/self/fd/N of the resolved O_PATH fd.
+inside the rootfs (engine.linux.paths) to an O_PATH fd, checked against /proc (runc's checkProcMount, after the
+image's symlinks are followed), and the mount is made detached (engine.linux.mountfd), given its flags, and
+attached onto that fd: nothing is looked up twice.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import posixpath
 import stat
 from typing import Any
 
 from engine.errors import EngineError
+from engine.linux import mountfd
 from engine.linux import syscalls as sc
-from engine.linux.mount_attr import AT_EMPTY_PATH, AT_RECURSIVE, mount_setattr
-from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root
+from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root, same_file
+from engine.linux.procfs import ProcFS
 from engine.rootless.hooks import mount_refusal_hint
 from engine.setup.cgroupfs import Hierarchy, host_hierarchies, mount_cgroups
 from engine.setup.devices import populate_dev
-from engine.setup.masking import locked_flags
-from engine.setup.mount_options import parse_mount_options
+from engine.setup.mount_options import MountPlan, parse_mount_options
 
 PROPAGATION = {
     "shared": sc.MS_SHARED,
@@ -82,7 +86,7 @@ def open_bind_sources(mounts: list[dict[str, Any]], bundle: str) -> dict[int, in
                 source = bind_source(mount, bundle)
                 recursive = "rbind" in (mount.get("options") or [])
                 try:
-                    fds[i] = sc.open_tree(source, recursive)
+                    fds[i] = mountfd.clone_path(source, recursive)
                 except OSError as err:
                     raise MountError(f"mounts[{i}]: {mount['destination']}: source {source}: {err.strerror}") from None
     except BaseException:
@@ -92,6 +96,95 @@ def open_bind_sources(mounts: list[dict[str, Any]], bundle: str) -> dict[int, in
     return fds
 
 
+# runc's checkProcMount: below /proc only these files may be mounted over (lxcfs emulates them); anything else
+# could hide or redirect what engine and the container's protections rely on (CVE-2019-16884, CVE-2019-19921).
+ALLOWED_UNDER_PROC = (
+    "cpuinfo",
+    "diskstats",
+    "meminfo",
+    "stat",
+    "swaps",
+    "uptime",
+    "loadavg",
+    "slabinfo",
+    "net/dev",
+    "sys/kernel/ns_last_pid",
+    "sys/crypto/fips_enabled",
+)
+
+
+def where_it_lands(root_fd: int, rootfs: str, destination: str, proc: ProcFS) -> str:
+    """The container path a destination really names once the image's symlinks are followed (inside the root):
+    the longest prefix that exists is resolved, the missing rest (which cannot hold a symlink yet) appended."""
+    parts = [p for p in destination.split("/") if p and p != "."]
+    for i in range(len(parts), -1, -1):
+        try:
+            fd = open_in_root(root_fd, "/".join(parts[:i]) or "/", O_PATH)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            host = proc.fd_target(fd)
+        finally:
+            os.close(fd)
+        inside = "/" + os.path.relpath(host, rootfs) if host != rootfs else "/"
+        return posixpath.normpath(posixpath.join(inside, *parts[i:]))
+    return posixpath.normpath("/" + "/".join(parts))
+
+
+def check_proc_destination(landing: str, mount: dict[str, Any], source_fd: int | None) -> None:
+    """Refuse a mount at or under /proc (where the destination really lands), except a procfs on /proc itself
+    and runc's short list of files lxcfs emulates."""
+    if landing != "/proc" and not landing.startswith("/proc/"):
+        return
+    destination = mount["destination"]
+    steered = "" if posixpath.normpath(destination) == landing else f" (it leads to {landing})"
+    if landing == "/proc":
+        if mount.get("type") == "proc" and not _is_bind(mount):
+            return
+        if source_fd is not None and sc.fs_type(source_fd) == sc.PROC_SUPER_MAGIC:
+            return
+        raise MountError(f"mounts: {destination}{steered}: only a procfs may be mounted on /proc")
+    if landing[len("/proc/") :] in ALLOWED_UNDER_PROC:
+        return
+    raise MountError(f"mounts: {destination}{steered}: mounting over a path inside /proc is not allowed")
+
+
+def _split_data(data: str) -> list[tuple[str, str | None]]:
+    """mount(2)'s data string -> fsconfig options: "a=1,b" -> [("a", "1"), ("b", None)]. A comma inside double
+    quotes (an SELinux context=\"...\") does not split."""
+    items, current, quoted = [], "", False
+    for ch in data:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    items.append(current)
+    out: list[tuple[str, str | None]] = []
+    for item in items:
+        if item:
+            key, sep, value = item.partition("=")
+            out.append((key, value if sep else None))
+    return out
+
+
+def _new_filesystem(fstype: str, source: str | None, plan: MountPlan) -> int:
+    """A detached mount of a new filesystem with the options and flags `plan` asks for."""
+    unsupported = plan.flags & ~(mountfd.SB_FLAGS_OK | mountfd.PER_MOUNT_FLAGS | mountfd.ATIME_FLAGS | IGNORED_FLAGS)
+    if unsupported:
+        raise MountError(f"mount flags {unsupported:#x} are not supported on a new {fstype} mount")
+    options = _split_data(plan.data)
+    options += [(name, None) for flag, name in mountfd.SB_FLAG_NAMES.items() if plan.flags & flag]
+    attr_set, _ = mountfd.attrs_from_flags(plan.flags)
+    return mountfd.new_filesystem(fstype, source, options, attr_set)
+
+
+# Flags with nothing to do on a new mount: MS_SILENT only quiets the kernel log, MS_I_VERSION is always on.
+IGNORED_FLAGS = 0x8000 | (1 << 23)
+
+
 def mount_one(
     root_fd: int,
     mount: dict[str, Any],
@@ -99,8 +192,15 @@ def mount_one(
     own_cgroup_ns: bool,
     hierarchies: list[Hierarchy],
     source_fd: int | None = None,
+    *,
+    rootfs: str = "",
+    proc: ProcFS | None = None,
 ) -> None:
-    """One entry of config.json "mounts", at its destination resolved inside the rootfs."""
+    """One entry of config.json "mounts", at its destination resolved inside the rootfs.
+
+    The mount is made detached first (a clone of the bind source, or a new filesystem), gets every flag its
+    options ask for while nobody can see it, and is then attached onto the destination's fd (move_mount):
+    there is no remount and no second lookup of the destination (CVE-2021-30465)."""
     destination = mount["destination"]
     fstype = mount.get("type")
     source = mount.get("source")
@@ -108,62 +208,94 @@ def mount_one(
     if plan.idmap:
         # Refused rather than silently mounted without the mapping the config asked for.
         raise MountError(f"mounts: {destination}: idmap/ridmap mounts are not supported yet")
+    if plan.flags & sc.MS_REMOUNT:
+        raise MountError(f"mounts: {destination}: the remount option is not supported")
     bind = _is_bind(mount)
-    if bind:
-        source = bind_source(mount, bundle) if source_fd is None else fd_path(source_fd)
+    tree, own_tree = -1, False  # the detached mount; a source_fd stays the caller's to close
+    try:
+        if bind:
+            source = bind_source(mount, bundle)
+            if source_fd is None:
+                try:
+                    tree, own_tree = mountfd.clone_path(source, plan.recursive_bind), True
+                except OSError as err:
+                    raise MountError(f"mounts: {destination}: source {source}: {err.strerror}") from None
+            else:
+                tree = source_fd
+            source_is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
+        if proc is not None:
+            check_proc_destination(where_it_lands(root_fd, rootfs, destination, proc), mount, tree if bind else None)
         try:
-            source_is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+            if bind and not source_is_dir:
+                target_fd = create_file_in_root(root_fd, destination)
+            else:
+                target_fd = mkdir_all_in_root(root_fd, destination)
         except OSError as err:
-            raise MountError(f"mounts: {destination}: source {source}: {err.strerror}") from None
-    try:
-        if bind and not source_is_dir:
-            target_fd = create_file_in_root(root_fd, destination)
-        else:
-            target_fd = mkdir_all_in_root(root_fd, destination)
-    except OSError as err:
-        raise MountError(f"mounts: {destination}: cannot make the mount point in the rootfs: {err.strerror}") from None
-    try:
-        target = fd_path(target_fd)
+            raise MountError(
+                f"mounts: {destination}: cannot make the mount point in the rootfs: {err.strerror}"
+            ) from None
         try:
-            if bind:
-                if source_fd is not None:
-                    sc.move_mount(source_fd, target_fd)  # a tree open_tree copied (in a user namespace)
-                else:
-                    sc.mount(source, target, None, sc.MS_BIND | (plan.flags & sc.MS_REC))
-                # A bind mount ignores the other flags (ro, nosuid...) on the first call: apply them with a remount.
-                remount_flags = plan.flags & ~(sc.MS_REC | sc.MS_BIND)
-                if remount_flags:
-                    _on_new_mount(root_fd, destination, lambda path: _remount_bind(path, remount_flags))
-            elif fstype == "cgroup":
+            if fstype in _EXPECTED_FS and not bind:
+                _refuse_symlinks(root_fd, destination, target_fd, fstype)
+            if fstype == "cgroup" and not bind:
                 mount_cgroups(
-                    target,
+                    fd_path(target_fd),
                     lambda: open_in_root(root_fd, destination, O_PATH | os.O_DIRECTORY),
                     plan.flags,
                     own_cgroup_ns,
                     hierarchies,
                 )
+                return
+            if bind:
+                attr_set, attr_clr = mountfd.attrs_from_flags(plan.flags)
+                attr_clr |= mountfd.attrs_cleared_by(plan.cleared_flags)
+                # Shared with the host's mount (a clone of a shared mount is its peer): receive, never send.
+                mountfd.set_attrs(tree, propagation=sc.MS_SLAVE, recursive=True)
             else:
-                sc.mount(source or fstype or "none", target, fstype, plan.flags, plan.data or None)
-                if fstype in _EXPECTED_FS:
-                    check_kernel_fs(root_fd, destination, fstype)
-            if plan.rec_attr_set or plan.rec_attr_clr:
-                # rro, rnosuid, ...: the whole mounted tree, submounts included (mount_setattr AT_RECURSIVE).
-                fd = open_in_root(root_fd, destination, O_PATH)
-                try:
-                    mount_setattr(
-                        fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr_set=plan.rec_attr_set, attr_clr=plan.rec_attr_clr
-                    )
-                finally:
-                    os.close(fd)
+                tree, own_tree = _new_filesystem(fstype or "none", source or fstype or "none", plan), True
+                attr_set = attr_clr = 0  # fsmount set them
+            try:
+                mountfd.set_attrs(tree, attr_set, attr_clr)
+            except PermissionError:
+                # In a user namespace the source's nosuid/nodev/noexec are locked: keep them, as runc does.
+                mountfd.set_attrs(tree, attr_set, attr_clr & ~mountfd.LOCKABLE)
+            # rro, rnosuid, ...: the whole tree, submounts included.
+            mountfd.set_attrs(tree, plan.rec_attr_set, plan.rec_attr_clr, recursive=True)
+            if fstype in _EXPECTED_FS and not bind and sc.fs_type(tree) != _EXPECTED_FS[fstype]:
+                raise MountError(f"mounts: {destination}: after mounting {fstype} it is not {fstype}")
+            mountfd.attach(tree, target_fd)
+            # Attached, the tree fd names the new mount itself: propagation acts on it, not on a path.
             for propagation in plan.propagations:
-                _on_new_mount(root_fd, destination, lambda path, p=propagation: sc.mount(None, path, None, p))
+                recursive = bool(propagation & sc.MS_REC)
+                mountfd.set_attrs(tree, propagation=propagation & ~sc.MS_REC, recursive=recursive)
         except OSError as err:
             raise MountError(
-                f"mounts: mounting {source or fstype} on {destination} (type {fstype}): {err.strerror}"
+                f"mounts: mounting {source or fstype} on {destination} (type {fstype}): {err.strerror or err}"
                 + mount_refusal_hint(fstype, err.errno)
             ) from None
+        finally:
+            os.close(target_fd)
     finally:
-        os.close(target_fd)
+        if own_tree:
+            os.close(tree)
+
+
+def _refuse_symlinks(root_fd: int, destination: str, target_fd: int, fstype: str) -> None:
+    """proc and sysfs only on an ordinary directory reached without symlinks (CVE-2023-28642: a /proc that is
+    a symlink puts procfs somewhere the LSM rules for /proc do not cover)."""
+    try:
+        fd = open_in_root(root_fd, destination, O_PATH | os.O_DIRECTORY, no_symlinks=True)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise MountError(
+                f"mounts: {destination}: {fstype} must be mounted on an ordinary directory, not through a symlink"
+            ) from None
+        raise
+    try:
+        if not same_file(fd, target_fd):
+            raise MountError(f"mounts: {destination}: changed while {fstype} was being mounted")
+    finally:
+        os.close(fd)
 
 
 _EXPECTED_FS = {"proc": sc.PROC_SUPER_MAGIC, "sysfs": sc.SYSFS_MAGIC}
@@ -180,29 +312,6 @@ def check_kernel_fs(root_fd: int, destination: str, fstype: str) -> None:
         os.close(fd)
 
 
-def _remount_bind(path: str, flags: int) -> None:
-    """Remount the bind at path with flags. In a user namespace the kernel refuses (EPERM) to clear the
-    nosuid/nodev/noexec the source's mount has (locked flags): then keep them, as runc does."""
-    try:
-        sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | flags)
-    except PermissionError:
-        have = os.statvfs(path).f_flag
-        bits = ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC))
-        locked = sum(flag for bit, flag in bits if have & bit)
-        sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | flags | locked)
-
-
-def _on_new_mount(root_fd: int, destination: str, action: Any) -> None:
-    """Run action(path) on the mount just made at destination. The fd the mount was made through names the
-    directory (or file) underneath it, and a remount or propagation change there fails with EINVAL (not a
-    mount point): resolve the destination again, which now lands on the new mount's root."""
-    fd = open_in_root(root_fd, destination, O_PATH)
-    try:
-        action(fd_path(fd))
-    finally:
-        os.close(fd)
-
-
 def setup_mounts(
     rootfs: str,
     mounts: list[dict[str, Any]],
@@ -210,13 +319,14 @@ def setup_mounts(
     own_cgroup_ns: bool,
     devices: list[dict[str, Any]],
     source_fds: dict[int, int] | None = None,
+    proc: ProcFS | None = None,
 ) -> None:
     root_fd = os.open(rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     hierarchies = host_hierarchies() if any(m.get("type") == "cgroup" for m in mounts) else []
     source_fds = source_fds or {}
     try:
         for i, mount in enumerate(mounts):
-            mount_one(root_fd, mount, bundle, own_cgroup_ns, hierarchies, source_fds.get(i))
+            mount_one(root_fd, mount, bundle, own_cgroup_ns, hierarchies, source_fds.get(i), rootfs=rootfs, proc=proc)
         # runc makes the default devices only when /dev is not bind-mounted from the host.
         has_dev_mount = any(m["destination"].rstrip("/") == "/dev" and not _is_bind(m) for m in mounts)
         populate_dev(root_fd, devices, has_dev_mount)
@@ -228,6 +338,7 @@ def pivot_into(rootfs: str, no_pivot: bool) -> None:
     """Make rootfs the container's /. pivot_root(".", ".") stacks the old root on top; detach it right away."""
     os.chdir(rootfs)
     if no_pivot:
+        detach_host_mounts(rootfs)
         sc.mount(rootfs, "/", None, sc.MS_MOVE)
         os.chroot(".")
     else:
@@ -251,9 +362,51 @@ def pivot_into(rootfs: str, no_pivot: bool) -> None:
             raise MountError(f"linux.rootfsPropagation: {err.strerror}") from None
 
 
+def detach_host_mounts(rootfs: str) -> None:
+    """--no-pivot: chroot leaves the host's mounts in the container's mount namespace, under the root. A full
+    procfs or sysfs among them lets a process that makes its own user namespace mount a fresh one (the kernel
+    allows that only while a fully visible one exists), so detach every mount that is neither the rootfs, inside
+    it, nor above it; what cannot be detached (locked in a user namespace) and is a procfs or sysfs is covered
+    with an empty read-only tmpfs (as runc's msMoveRoot)."""
+    inside = rootfs.rstrip("/") + "/"
+    entries = []
+    with open("/proc/self/mountinfo") as f:  # the host's /proc: we have not left its root yet
+        for line in f:
+            fields, _, rest = line.partition(" - ")
+            point = _unescape(fields.split()[4])
+            if point == rootfs or point.startswith(inside) or inside.startswith(point.rstrip("/") + "/"):
+                continue  # the rootfs, its submounts, and the mounts it lives on
+            entries.append((point, rest.split()[0]))
+    for point, fstype in sorted(entries, key=lambda e: e[0].count("/"), reverse=True):
+        try:
+            sc.umount2(point, sc.MNT_DETACH)
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                continue  # gone with a mount above it
+            if err.errno not in (errno.EINVAL, errno.EPERM) or fstype not in ("proc", "sysfs"):
+                continue  # not a mount any more (detached with its parent), or harmless to leave
+            sc.mount("tmpfs", point, "tmpfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "size=0k")
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
+    if "\\" not in field:
+        return field
+    out, i = "", 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
+            out += chr(int(field[i + 1 : i + 4], 8))
+            i += 4
+        else:
+            out += field[i]
+            i += 1
+    return out
+
+
 def make_root_readonly() -> None:
+    """root.readonly: the rootfs mount read-only (mount_setattr keeps its nosuid/nodev/noexec as they are)."""
     fd = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | locked_flags(fd))
+        mountfd.set_attrs(fd, mountfd.MOUNT_ATTR_RDONLY)
     finally:
         os.close(fd)

@@ -233,7 +233,9 @@ def test_process_json(engine: Engine, tmp_path: Path) -> None:
     path.write_text(json.dumps(process))
     out = engine("exec", "--process", str(path), container_id, check=True).stdout.splitlines()
     assert out[:3] == ["7", "/etc", "from process.json"]
-    assert out[3].split() == ["NoNewPrivs:", "0"]  # the file says it all: nothing of config.json's process
+    # The file says it all, except the confinement it leaves out: noNewPrivileges (true in config.json) is
+    # inherited from the container, as apparmorProfile, selinuxLabel and rlimits are (issue #7, point 7).
+    assert out[3].split() == ["NoNewPrivs:", "1"]
     path.write_text(json.dumps({"args": ["true"], "cwd": 3}))
     error = one_line_error(engine("exec", "-p", str(path), container_id))
     assert f"{path}: cwd: expected a string" in error

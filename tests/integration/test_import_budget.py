@@ -94,9 +94,15 @@ def root(tmp_path: Path) -> Path:
     return path
 
 
+def own_start_time() -> int:
+    stat = Path("/proc/self/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
 def test_state_imports_nothing_heavy(tmp_path: Path, root: Path) -> None:
-    # Our own pid with no start time recorded: alive, so `state` says running (the liveness check runs too).
-    fake_container(root, "c1", "running", os.getpid(), None)
+    # Our own pid and start time: alive, so `state` says running (the liveness check runs too). (A running
+    # record without a start time is corrupt: a reused pid cannot be told from the init.)
+    fake_container(root, "c1", "running", os.getpid(), own_start_time())
     code, imported, stdout = engine_in_fresh_interpreter(tmp_path, HEAVY, "--root", str(root), "state", "c1")
     assert code == 0
     assert json.loads(stdout)["id"] == "c1"
@@ -104,7 +110,7 @@ def test_state_imports_nothing_heavy(tmp_path: Path, root: Path) -> None:
 
 
 def test_list_imports_nothing_heavy(tmp_path: Path, root: Path) -> None:
-    fake_container(root, "c1", "running", os.getpid(), None)
+    fake_container(root, "c1", "running", os.getpid(), own_start_time())
     fake_container(root, "c2", "stopped", 0, None)
     code, imported, stdout = engine_in_fresh_interpreter(tmp_path, HEAVY, "--root", str(root), "list", "-q")
     assert code == 0

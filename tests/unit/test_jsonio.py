@@ -29,7 +29,7 @@ def test_loads_round_trips(value: object) -> None:
     assert jsonio.loads(json.dumps(value).encode()) == value
 
 
-@pytest.mark.parametrize("bad", ["", "{", "[1,]", "{} x", "NaN", "{'a': 1}"])
+@pytest.mark.parametrize("bad", ["", "{", "[1,]", "{} x", "NaN", "{'a': 1}", '{"id": "x", "bun', "[" * 100000])
 def test_invalid_json_is_a_value_error(bad: str) -> None:
     with pytest.raises(ValueError):
         jsonio.loads(bad)

@@ -1,0 +1,203 @@
+"""The last execve goes through a tiny sealed program, so the container never executes the host's interpreter
+(CVE-2019-5736).
+
+The container's init and `engine exec`'s process are the host's Python until their final execve. While the
+kernel carries that execve out it resolves paths the image chose on the process's behalf: a `#!` line, an ELF's
+PT_INTERP, or args[0] itself. Any of them may be /proc/self/exe (or /proc/1/exe, /proc/self/map_files/...),
+which names the executable of the process doing the exec: the host's interpreter. With a C library in the
+image (any Debian image) the container's pid 1 would then *be* the host's Python, and a container process
+holding /proc/1/exe could reopen it for writing once nothing runs it (ETXTBSY is no defence; runc's memfd
+clone exists for this).
+
+So the final execve is made through a trampoline: a 400-byte static x86_64 program written into a memfd,
+sealed (F_SEAL_WRITE|SHRINK|GROW|SEAL: nobody can change it, not even root), and executed by fd (execveat
+AT_EMPTY_PATH, no path). Its whole job: mark the status fd close-on-exec, execve(argv[0], argv+1, envp), and if
+that fails write "exec <program>: errno=N" to the status fd and exit 127. While the kernel resolves the image's
+paths, /proc/self/exe is the sealed memfd: an image that points at it gets the trampoline again (which stops at
+once: it wants at least two arguments) and a file nobody can write.
+
+The machine code below is assembled by hand (no compiler on the build path); each instruction is listed next to
+its bytes. The program's argv is [program path, argv[0] of the program, argv[1], ...].
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import struct
+
+BASE = 0x400000
+MFD_CLOEXEC = 0x0001
+MFD_ALLOW_SEALING = 0x0002
+MFD_EXEC = 0x0010  # Linux 6.3: ask for an executable memfd explicitly (vm.memfd_noexec)
+F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_EXEC = 0x1, 0x2, 0x4, 0x8, 0x20
+F_ADD_SEALS = 1033
+MESSAGE_PATH_MAX = 512  # the program's path quoted in a failure message is cut here
+
+
+class _Code:
+    """Machine code with labels, and rip-relative references to them resolved at the end."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.labels: dict[str, int] = {}
+        self.fixups: list[tuple[int, str, str]] = []  # (offset of a 32- or 8-bit field, label, kind)
+
+    def emit(self, *parts: bytes | int) -> None:
+        for part in parts:
+            self.buf += bytes([part]) if isinstance(part, int) else part
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.buf)
+
+    def rel32(self, name: str) -> None:
+        self.fixups.append((len(self.buf), name, "rel32"))
+        self.buf += b"\0\0\0\0"
+
+    def rel8(self, name: str) -> None:
+        self.fixups.append((len(self.buf), name, "rel8"))
+        self.buf += b"\0"
+
+    def link(self) -> bytes:
+        for offset, name, kind in self.fixups:
+            if kind == "rel32":
+                self.buf[offset : offset + 4] = struct.pack("<i", self.labels[name] - (offset + 4))
+            else:
+                self.buf[offset] = struct.pack("<b", self.labels[name] - (offset + 1))[0]
+        return bytes(self.buf)
+
+
+def _imm32(value: int) -> bytes:
+    return struct.pack("<i", value)
+
+
+def program(status_fd: int, prefix: bytes, suffix: bytes, *, mark_cloexec: bool) -> bytes:
+    """The trampoline as an ELF executable. status_fd < 0: report nothing, just exit 127 on failure."""
+    c = _Code()
+    if status_fd >= 0 and mark_cloexec:
+        # fcntl(status_fd, F_SETFD, FD_CLOEXEC): it must stay open in us but close when the program runs.
+        c.emit(0xBF, _imm32(status_fd))  # mov edi, status_fd
+        c.emit(0xBE, _imm32(2))  # mov esi, F_SETFD
+        c.emit(0xBA, _imm32(1))  # mov edx, FD_CLOEXEC
+        c.emit(0xB8, _imm32(72))  # mov eax, SYS_fcntl
+        c.emit(0x0F, 0x05)  # syscall
+    c.emit(0x48, 0x8B, 0x0C, 0x24)  # mov rcx, [rsp]             argc
+    c.emit(0x48, 0xC7, 0xC0, _imm32(-errno.EINVAL))  # mov rax, -EINVAL
+    c.emit(0x48, 0x83, 0xF9, 0x02)  # cmp rcx, 2
+    c.emit(0x72)  # jb report                  fewer than 2 arguments: refuse
+    c.rel8("report")
+    c.emit(0x48, 0x8B, 0x7C, 0x24, 0x08)  # mov rdi, [rsp+8]           argv[0]: the program
+    c.emit(0x48, 0x8D, 0x74, 0x24, 0x10)  # lea rsi, [rsp+16]          &argv[1]: its argv
+    c.emit(0x48, 0x8D, 0x54, 0xCC, 0x10)  # lea rdx, [rsp+rcx*8+16]    envp
+    c.emit(0xB8, _imm32(59))  # mov eax, SYS_execve
+    c.emit(0x0F, 0x05)  # syscall                    returns only on failure: rax = -errno
+    c.label("report")
+    if status_fd >= 0:
+        c.emit(0x48, 0xF7, 0xD8)  # neg rax
+        c.emit(0x48, 0x3D, _imm32(255))  # cmp rax, 255
+        c.emit(0x76, 0x05)  # jbe +5
+        c.emit(0xB8, _imm32(255))  # mov eax, 255
+        c.emit(0x48, 0x8D, 0x04, 0x40)  # lea rax, [rax+rax*2]       3 digits per errno in the table
+        c.emit(0x48, 0x8D, 0x35)  # lea rsi, [rip+digits]
+        c.rel32("digits")
+        c.emit(0x48, 0x01, 0xF0)  # add rax, rsi
+        c.emit(0x48, 0x83, 0xEC, 0x30)  # sub rsp, 48                struct iovec[3]
+        c.emit(0x48, 0x8D, 0x35)  # lea rsi, [rip+prefix]
+        c.rel32("prefix")
+        c.emit(0x48, 0x89, 0x34, 0x24)  # mov [rsp], rsi
+        c.emit(0x48, 0xC7, 0x44, 0x24, 0x08, _imm32(len(prefix)))  # mov qword [rsp+8], len(prefix)
+        c.emit(0x48, 0x89, 0x44, 0x24, 0x10)  # mov [rsp+16], rax
+        c.emit(0x48, 0xC7, 0x44, 0x24, 0x18, _imm32(3))  # mov qword [rsp+24], 3
+        c.emit(0x48, 0x8D, 0x35)  # lea rsi, [rip+suffix]
+        c.rel32("suffix")
+        c.emit(0x48, 0x89, 0x74, 0x24, 0x20)  # mov [rsp+32], rsi
+        c.emit(0x48, 0xC7, 0x44, 0x24, 0x28, _imm32(len(suffix)))  # mov qword [rsp+40], len(suffix)
+        c.emit(0xBF, _imm32(status_fd))  # mov edi, status_fd
+        c.emit(0x48, 0x89, 0xE6)  # mov rsi, rsp
+        c.emit(0xBA, _imm32(3))  # mov edx, 3
+        c.emit(0xB8, _imm32(20))  # mov eax, SYS_writev        one write: one packet on a SEQPACKET socket
+        c.emit(0x0F, 0x05)  # syscall
+    c.emit(0xBF, _imm32(127))  # mov edi, 127
+    c.emit(0xB8, _imm32(231))  # mov eax, SYS_exit_group
+    c.emit(0x0F, 0x05)  # syscall
+    c.emit(0xF4)  # hlt                        (not reached)
+    c.label("prefix")
+    c.emit(prefix)
+    c.label("suffix")
+    c.emit(suffix)
+    c.label("digits")
+    c.emit("".join(f"{n:03d}" for n in range(256)).encode())
+    return _elf(c.link())
+
+
+def _elf(code: bytes) -> bytes:
+    """A static ELF64 executable: one read+execute PT_LOAD of the whole file, and a non-executable stack."""
+    ehsize, phentsize, phnum = 64, 56, 2
+    start = ehsize + phentsize * phnum
+    size = start + len(code)
+    header = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, little-endian, version 1, System V
+    header += struct.pack("<HHIQQQIHHHHHH", 2, 0x3E, 1, BASE + start, ehsize, 0, 0, ehsize, phentsize, phnum, 0, 0, 0)
+    load = struct.pack("<IIQQQQQQ", 1, 5, 0, BASE, BASE, size, size, 0x1000)  # PT_LOAD, R+X
+    stack = struct.pack("<IIQQQQQQ", 0x6474E551, 6, 0, 0, 0, 0, 0, 16)  # PT_GNU_STACK, R+W
+    return header + load + stack + code
+
+
+def sealed(image: bytes) -> int:
+    """The image in a sealed, close-on-exec memfd: executable by fd, unchangeable by anyone."""
+    try:
+        fd = os.memfd_create("engine-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC)
+    except OSError as err:
+        if err.errno != errno.EINVAL:  # a kernel before 6.3 does not know MFD_EXEC
+            raise
+        fd = os.memfd_create("engine-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING)
+    try:
+        os.write(fd, image)
+        os.fchmod(fd, 0o555)  # the process may have become any user by the time it execs this
+        fcntl.fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | _seal_exec(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _seal_exec(fd: int) -> int:
+    """F_SEAL_EXEC (Linux 6.3: the mode bits can no longer change) where the kernel knows it."""
+    try:
+        fcntl.fcntl(fd, F_ADD_SEALS, F_SEAL_EXEC)
+    except OSError:
+        return 0
+    return F_SEAL_EXEC
+
+
+class Trampoline:
+    """A sealed trampoline ready to exec a program; built before seccomp and the privilege drop."""
+
+    def __init__(self, program_path: str, status_fd: int, *, report: str = "text", mark_cloexec: bool = True) -> None:
+        shown = program_path[:MESSAGE_PATH_MAX]
+        if report == "json":  # `engine exec`: the channel carries JSON messages
+            prefix = b'{"type": "error", "message": "exec ' + json.dumps(shown)[1:-1].encode() + b": errno="
+            suffix = b'"}'
+        else:  # the exec fifo (`engine start` reads it) or a hook's output
+            prefix, suffix = f"exec {shown}: errno=".encode(errors="replace"), b""
+        self.path = program_path
+        self.status_fd = status_fd
+        self.fd = sealed(program(status_fd, prefix, suffix, mark_cloexec=mark_cloexec))
+
+    def execve(self, args: list[str], env: dict[str, str]) -> None:
+        """Replace this process with the program, through the trampoline. Returns only by raising OSError."""
+        if self.status_fd >= 0:
+            os.set_inheritable(self.status_fd, True)  # the trampoline needs it; it marks it close-on-exec itself
+        os.execve(self.fd, [self.path, *args], env)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def describe(message: str) -> str:
+    """Turn the trampoline's "exec /bin/x: errno=002" into "exec /bin/x: No such file or directory"."""
+    head, sep, digits = message.rpartition(": errno=")
+    if not sep or not digits.isdigit():
+        return message
+    return f"{head}: {os.strerror(int(digits))}"
