@@ -45,6 +45,7 @@ class CreateOptions:
     sync_socket: str | None = None
     hooks_dirs: list[str] = field(default_factory=list)
     reaper: bool = False  # the caller (`engine run`) waits for the init and records its exit status
+    systemd_cgroup: bool = False  # --systemd-cgroup: the cgroup is a systemd scope (engine/cgroups/systemd.py)
 
 
 def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
@@ -148,7 +149,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
-            cgroups = _create_cgroups(config, record, undo, log)
+            cgroups = _create_cgroups(config, record, undo, options, log)
             if cgroups is not None:
                 log.debug(f"create {record.id}: made the cgroups (cgroupsPath {cgroups.cgroups_path})")
             # The first state.json already names the cgroups: if this process is killed from here on,
@@ -212,6 +213,7 @@ def _launch(
         try:
             if cgroups is not None:  # before any cgroup namespace: its root is to be the container's cgroup
                 cgroups.add(pid)
+                record.cgroups = cgroups.to_json()  # the systemd driver makes its cgroups only now (with a pid)
         except CgroupError as err:
             raise EngineError(str(err)) from None
         channel.send(parent_end, {"type": "go"})
@@ -252,11 +254,15 @@ def _launch(
         log.debug(f"create {record.id}: created; the init (pid {init_pid}) waits for start")
 
 
-def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> Manager | None:
+def _create_cgroups(
+    config: dict[str, Any], record: ContainerRecord, undo: Any, options: CreateOptions, log: Log
+) -> Manager | None:
     from engine.cgroups import CgroupError, manager_for
     from engine.rootless import cgroups as rootless_cgroups
 
     linux = config.get("linux") or {}
+    if options.systemd_cgroup:
+        return _create_systemd_cgroups(linux, record, undo, log)
     if not rootless_cgroups.use_cgroups(linux, record.id):
         log.debug(f"create {record.id}: rootless without a delegated cgroup: the container stays in ours")
         return None
@@ -265,6 +271,23 @@ def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, 
     cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning)
     try:
         cgroups.create(resources, linux_devices=devices, device_rules=rootless_cgroups.device_rules())
+    except CgroupError as err:
+        raise EngineError(f"config.json: {err}") from None
+    undo.push("remove the cgroups", cgroups.destroy)
+    record.cgroups = cgroups.to_json()
+    return cgroups
+
+
+def _create_systemd_cgroups(linux: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> Manager:
+    """--systemd-cgroup: a scope that systemd makes at the first add(pid) (engine/cgroups/systemd.py)."""
+    from engine.cgroups import CgroupError, manager_for
+    from engine.rootless import rootless
+
+    if rootless():
+        raise EngineError("--systemd-cgroup: not supported for a rootless engine (systemd's user instance is not used)")
+    try:
+        cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning, systemd=True)
+        cgroups.create(linux.get("resources"), linux_devices=linux.get("devices"))
     except CgroupError as err:
         raise EngineError(f"config.json: {err}") from None
     undo.push("remove the cgroups", cgroups.destroy)
