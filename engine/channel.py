@@ -5,6 +5,8 @@ Messages, in order:
   init -> engine  {"type": "pid", "pid": N}          the init's host pid (sent by the intermediate child)
   init -> engine  {"type": "hooks"}                  mounts are done: run prestart + createRuntime hooks
   engine -> init  {"type": "continue", "state": ..}  hooks passed; the state is for createContainer hooks
+  init -> engine  {"type": "console"} + one fd       process.terminal: the pty master (SCM_RIGHTS), which
+                                                     engine forwards to --console-socket (engine.console)
   init -> engine  {"type": "ready"}                  set up, about to wait on the exec fifo
   engine -> init  {"type": "go"}                     state.json says created: wait for `start`
   either way      {"type": "error", "message": ".."} the sender gives up
@@ -12,7 +14,9 @@ Messages, in order:
 
 from __future__ import annotations
 
+import array
 import json
+import os
 import socket
 from typing import Any
 
@@ -29,6 +33,38 @@ def pair() -> tuple[socket.socket, socket.socket]:
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.send(json.dumps(message).encode())
+
+
+def send_fd(sock: socket.socket, message: dict[str, Any], fd: int) -> None:
+    """A message with one file descriptor riding along (SCM_RIGHTS); the receiver takes it with expect_fd."""
+    sock.sendmsg([json.dumps(message).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+
+
+def expect_fd(sock: socket.socket, kind: str) -> tuple[dict[str, Any], int]:
+    """The next message, which must be `kind` and carry exactly one fd (close-on-exec here; the caller owns
+    it). Only for a message nothing can overtake: no `early` list. A plain recv() of a message that carries
+    fds makes the kernel close them, so none leaks either way."""
+    fds = array.array("i")
+    data, ancillary, flags, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(2 * fds.itemsize), socket.MSG_CMSG_CLOEXEC)
+    for level, cmsg_type, cdata in ancillary:
+        if level == socket.SOL_SOCKET and cmsg_type == socket.SCM_RIGHTS:
+            fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
+    try:
+        if not data:
+            raise ChannelClosed("the container's init died during setup")
+        message = json.loads(data)
+        if message.get("type") == "error":
+            raise ChannelClosed(message.get("message", "unknown error"))
+        if message.get("type") != kind or len(fds) != 1 or flags & socket.MSG_CTRUNC:
+            raise ChannelClosed(
+                f"expected {kind!r} with one file descriptor on the create channel, "
+                f"got {message.get('type')!r} with {len(fds)}"
+            )
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return message, fds[0]
 
 
 def recv(sock: socket.socket) -> dict[str, Any]:

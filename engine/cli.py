@@ -72,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log", help="write log messages to this file")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--debug", action="store_true", help="log debug messages")
-    parser.add_argument("--systemd-cgroup", action="store_true", help="use systemd for cgroups (unsupported)")
+    parser.add_argument(
+        "--systemd-cgroup",
+        action="store_true",
+        help="create the container's cgroup as a systemd scope (cgroupsPath slice:prefix:name)",
+    )
     parser.add_argument("--hooks-dir", action="append", default=[], help="OCI hooks.d directory (repeatable)")
     parser.add_argument("--rootless", default="auto", help=argparse.SUPPRESS)  # accepted for runc compatibility
     parser.add_argument("--criu", help=argparse.SUPPRESS)
@@ -259,8 +263,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ctx = Context(root=args.root, log=log, systemd_cgroup=args.systemd_cgroup, hooks_dirs=args.hooks_dir)
     try:
-        if args.systemd_cgroup:
-            raise EngineError("--systemd-cgroup is not supported yet: drop the flag to use cgroupfs")
         name = f"engine.commands.{args.command}"
         __import__(name)  # importlib would import warnings too
         return sys.modules[name].run(ctx, args)

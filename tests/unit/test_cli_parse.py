@@ -36,7 +36,6 @@ SAME = [
     ["run", "--no-new-keyring", "c1", "--detach"],
     ["--hooks-dir", "/h1", "--hooks-dir=/h2", "update", "--memory", "1048576", "-r", "/res.json", "c1"],
     ["events", "--follow", "c1"],
-    ["--systemd-cgroup", "state", "c"],
     ["events"],
     ["features"],
     ["spec", "--bundle", "/b"],
@@ -45,6 +44,8 @@ SAME = [
     ["exec", "--tty", "-e", "A=1", "--env", "B=2", "c1", "sh", "-c", "echo --tty"],
     ["exec", "--process", "/p.json", "c1"],
     ["exec", "-u", "1:1", "--cap", "CAP_KILL", "c1", "ls"],
+    ["--systemd-cgroup", "state", "c"],  # podman with the systemd cgroup manager passes it to every command
+    ["--root", "/r", "--systemd-cgroup", "kill", "--all", "c", "KILL"],
 ]
 
 
@@ -89,6 +90,7 @@ def test_fast_path_matches_argparse(argv: list[str]) -> None:
         ["exec", "c1", "--", "true"],
         ["--version", "state", "c1"],
         ["update", "-r", "-", "c1"],
+        ["--systemd-cgroup=1", "state", "c"],
     ],
     ids=" ".join,
 )
