@@ -28,9 +28,9 @@ cat > .venv/bin/engine <<WRAPPER
 import sys
 
 sys.path += ["$PWD", "$site_packages"]
-from engine.cli import main
+from engine.cli import exit_quickly, main
 
-sys.exit(main())
+exit_quickly(main())
 WRAPPER
 chmod 0755 .venv/bin/engine
 

@@ -8,6 +8,7 @@ than `engine state` itself; anything unusual goes to argparse.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from engine import SPEC_VERSION, __version__
@@ -17,6 +18,7 @@ from engine.log import Log
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from typing import NoReturn
 
 
 class Args:
@@ -277,5 +279,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def exit_quickly(code: int) -> NoReturn:
+    """End the `engine` command with `code`, skipping the interpreter's teardown when nothing needs it.
+
+    Tearing down the ~150 modules create imports (clearing each, collecting their cycles) takes ~12 ms on this
+    2-core machine, ~2 ms for `state`: work whose result nobody sees. So once stdout and stderr are flushed the
+    process ends at once (os._exit), unless something still relies on the ordinary exit: an atexit callback
+    (the console relay restores the caller's terminal with one) or a thread that is not a daemon. A flush that
+    fails (a closed pipe) also takes the ordinary path, which reports it as Python always has."""
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    import atexit  # builtin: already loaded
+
+    threading = sys.modules.get("threading")
+    main_thread = threading.main_thread() if threading is not None else None
+    busy = threading is not None and any(not t.daemon for t in threading.enumerate() if t is not main_thread)
+    if atexit._ncallbacks() or busy:  # the count of callbacks is CPython's only way to ask
+        sys.exit(code)
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_quickly(main())
