@@ -184,9 +184,10 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 raise EngineError(f"create {options.container_id!r}: {err}") from None
             raise
         undo.discard()
-    from state.monitor import ensure_running
+    if not options.reaper:  # `engine run` in the foreground waits for its init: the monitor leaves it alone
+        from state.monitor import ensure_running
 
-    ensure_running(store.root)  # someone must notice when this init exits
+        ensure_running(store.root)  # someone must notice when this init exits
     return record
 
 

@@ -105,3 +105,14 @@ def test_a_dead_monitor_is_restarted_and_state_stays_truthful(engine: Engine) ->
     assert wait_for(lambda: monitor_pid(engine) is not None)
     assert wait_for(lambda: recorded_status(engine, first) == "stopped", timeout=2)
     assert (engine.root / MONITOR_LOCK).exists()
+
+
+def test_run_in_the_foreground_starts_no_monitor(engine: Engine) -> None:
+    # `engine run` waits for its init itself and the monitor would leave that container alone, so neither its
+    # create nor its start spawns one (a cold spawn is a double fork and a second interpreter: ~50 ms here).
+    engine("run", "--bundle", str(engine.bundle(["true"], name="true")), engine.new_id(), check=True)
+    assert not (engine.root / MONITOR_LOCK).exists()
+    assert monitor_pid(engine) is None
+    # A detached run still gets one: nobody else would record its exit.
+    engine("run", "--detach", "--bundle", str(engine.bundle(["sleep", "60"])), engine.new_id(), check=True)
+    assert wait_for(lambda: monitor_pid(engine) is not None)
