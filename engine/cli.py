@@ -285,8 +285,9 @@ def exit_quickly(code: int) -> NoReturn:
     Tearing down the ~150 modules create imports (clearing each, collecting their cycles) takes ~12 ms on this
     2-core machine, ~2 ms for `state`: work whose result nobody sees. So once stdout and stderr are flushed the
     process ends at once (os._exit), unless something still relies on the ordinary exit: an atexit callback
-    (the console relay restores the caller's terminal with one) or a thread that is not a daemon. A flush that
-    fails (a closed pipe) also takes the ordinary path, which reports it as Python always has."""
+    (the console relay restores the caller's terminal with one), a thread that is not a daemon, or a profiler
+    or tracer that writes its report at exit. A flush that fails (a closed pipe) also takes the ordinary path,
+    which reports it as Python always has."""
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
@@ -298,7 +299,8 @@ def exit_quickly(code: int) -> NoReturn:
     threading = sys.modules.get("threading")
     main_thread = threading.main_thread() if threading is not None else None
     busy = threading is not None and any(not t.daemon for t in threading.enumerate() if t is not main_thread)
-    if atexit._ncallbacks() or busy:  # the count of callbacks is CPython's only way to ask
+    watched = sys.getprofile() is not None or sys.gettrace() is not None  # cProfile, coverage: report at exit
+    if atexit._ncallbacks() or busy or watched:  # the count of callbacks is CPython's only way to ask
         sys.exit(code)
     os._exit(code)
 

@@ -61,3 +61,13 @@ def test_a_reader_that_went_away_takes_the_ordinary_exit() -> None:
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=30) == 120, stderr
     assert "BrokenPipeError" in stderr
+
+
+def test_a_profiler_still_gets_its_report(tmp_path: Path) -> None:
+    # cProfile (and coverage, a tracer) write their report at the ordinary exit.
+    profile = tmp_path / "prof"
+    script = tmp_path / "script.py"
+    script.write_text(PRELUDE + "exit_quickly(0)\n")
+    command = [sys.executable, "-S", "-I", "-m", "cProfile", "-o", str(profile), str(script)]
+    assert subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+    assert profile.stat().st_size > 0
