@@ -39,6 +39,7 @@ from bench.runtimes import (  # noqa: E402
     engine_revision,
     ensure_rootfs,
     execute,
+    filesystem_of,
     interpreter_of,
     machine,
     pip_install_engine,
@@ -257,6 +258,7 @@ def readme_body(
     scale_table: str,
     goal_rows: list[report.Row],
     profile_lines: list[str],
+    roots_fs: str = "tmpfs",
 ) -> str:
     date = datetime.datetime.now(datetime.UTC).date().isoformat()
     lines = [
@@ -274,7 +276,7 @@ def readme_body(
         "shared). engine is setup.sh's (`#!python -SI`); the pip-installed engine is `pip install .` into a new "
         "venv (bin/engine, a /bin/sh launcher that starts `python3 -S -I`). One bundle for all: `engine spec`'s "
         f"default config, a private copy of the busybox rootfs (read-only), ociVersion {oci_version}; state under "
-        "private `--root` dirs on tmpfs; engine's .pyc files compiled beforehand (PYTHONDONTWRITEBYTECODE=1 is "
+        f"private `--root` dirs on {roots_fs}; engine's .pyc files compiled beforehand (PYTHONDONTWRITEBYTECODE=1 is "
         "set on this machine). Command: `.venv/bin/python bench/run.py --write-readme`.",
         "",
         report.goals_line(rows + goal_rows, floor),
@@ -355,6 +357,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir (bundles, roots)")
     parser.add_argument(
+        "--roots-on-disk",
+        action="store_true",
+        help="state roots in a directory under /run as it is (this machine: ext4), not on the bench's own tmpfs",
+    )
+    parser.add_argument(
         "--max-load",
         type=float,
         metavar="L",
@@ -382,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     revision_before = engine_revision()  # others commit to this repo while we measure: note it if they did
     notes: list[str] = []
     try:
-        with scratch(args.keep) as work:
+        with scratch(args.keep, on_disk=args.roots_on_disk) as work:
+            roots_fs = filesystem_of(work)
             samples, loads, imports, oci_version, results = measure(args, work, python, notes)
     finally:
         # The scratch dir (the roots) is gone now, so engine's exit monitor exits; it was orphaned to us (the
@@ -417,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         scale.table(results) if results else "",
         scale_rows(results) if results else [],
         profile_lines,
+        roots_fs + (" (this machine's /run as it is)" if args.roots_on_disk else " (mounted by the bench, as /run is)"),
     )
     print(body)
     for spec in args.compare:

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         counts.concurrent = args.concurrent
     set_child_subreaper()
     try:
-        with scratch(keep=False) as work:
+        with scratch(keep=False) as work:  # its own tmpfs, as run.py's
             rootfs = copy_rootfs(args.rootfs, work / "rootfs")
             engine = Runtime("engine", args.engine, work / "engine-root", "e-")
             runc = Runtime("runc", args.runc, work / "runc-root", "r-")
