@@ -1,6 +1,7 @@
 """Regenerate every compiled form of a definition: `python -m engine.generate` (or `--check`: exit 1 if stale).
 
     engine/spec/compiled.py      the config.json validator, from the pydantic models (engine/spec/codegen.py)
+    engine/spec/typed.py         TypedDicts of the validated documents, from the same models
     state/lifecycle_table.py     the lifecycle table, from the transitions machine (state/lifecycle_codegen.py)
     engine/cli_table.py          the fast command-line parser's table, from argparse's (engine/cli_codegen.py)
 
@@ -25,6 +26,7 @@ def targets() -> dict[Path, Callable[[], str]]:
 
     return {
         codegen.OUTPUT: codegen.generate,
+        codegen.TYPED_OUTPUT: codegen.render_typed,
         Path(lifecycle_codegen.TABLE_FILE): lifecycle_codegen.render_table,
         cli_codegen.TABLE_FILE: cli_codegen.render_table,
     }

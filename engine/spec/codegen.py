@@ -17,13 +17,15 @@ the generation instead of being checked differently. Custom validators must be e
 wrapped by models.field_rule / models.model_rule: the generated code calls the same functions.
 
 The models are first read into a small description (Model, Field and the type classes below); the validator is
-written from that. The same description can give TypedDicts of the documents later.
+written from that. The same description gives engine/spec/typed.py, TypedDicts of the validated documents
+(render_typed).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import keyword
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +149,7 @@ def _rule_of(function_spec: dict[str, Any], where: str) -> str:
             "engine/spec/rules.py function wrapped by models.field_rule/model_rule: the compiled validator "
             "cannot call it (move its logic into engine/spec/rules.py)"
         )
-    return str(rule.__name__)
+    return str(getattr(rule, "__name__", rule))
 
 
 def _only(schema: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -166,7 +168,7 @@ class Reader:
         self.model_rules: dict[str, list[str]] = {}
 
     def root(self, public_name: str, model: type[BaseModel]) -> None:
-        schema = model.__pydantic_core_schema__
+        schema = dict(model.__pydantic_core_schema__)
         found = self.type_of(schema, model.__name__)
         if not isinstance(found, ModelType):
             raise GenerationError(f"{model.__name__}: not a model schema")
@@ -229,7 +231,7 @@ class Reader:
     def _wraps_model(self, schema: dict[str, Any]) -> bool:
         while schema["type"] in ("function-after", "definition-ref"):
             schema = self.definitions[schema["schema_ref"]] if schema["type"] == "definition-ref" else schema["schema"]
-        return schema["type"] == "model"
+        return bool(schema["type"] == "model")
 
     def _model_with_rules(self, schema: dict[str, Any], where: str) -> ModelType:
         """A model wrapped in its model validators (function-after, outermost first)."""
@@ -450,7 +452,9 @@ class Writer:
         self.error(2, "model_type", "loc", "data", f"{{'class_name': {model.name!r}}}")
         self.emit(2, "return None")
         self.emit(1, "count = len(errors)")
-        self.emit(1, "out = {}")
+        self.emit(1, "out: dict[str, Any] = {}")
+        self.emit(1, "value: Any  # each field's in turn, and what it became (declared once: the type checker)")
+        self.emit(1, "result: Any")
         for f in model.fields:
             parts = (repr(f.key),)
             if f.required:
@@ -537,6 +541,82 @@ def error_dicts(errors: list[Error]) -> list[dict[str, Any]]:
     """The errors as pydantic's ValidationError.errors() dicts (type, loc, input, ctx)."""
     return [{"type": kind, "loc": loc, "input": value, "ctx": ctx} for kind, loc, value, ctx in errors]
 '''
+
+
+# ---- writing the TypedDicts -------------------------------------------------------------------------------
+
+TYPED_OUTPUT = HERE / "typed.py"
+
+
+def _annotation(t: Type) -> str:
+    """The Python type of what the compiled validator outputs for `t` (model_dump's JSON shape)."""
+    if isinstance(t, AnyType):
+        return "Any"
+    if isinstance(t, BoolType):
+        return "bool"
+    if isinstance(t, IntType):
+        return "int"
+    if isinstance(t, StrType):
+        return "str"
+    if isinstance(t, LiteralType):
+        return f"Literal[{', '.join(repr(v) for v in t.values)}]"
+    if isinstance(t, ListType):
+        return f"list[{_annotation(t.item)}]"
+    if isinstance(t, DictType):
+        return f"dict[{_annotation(t.key)}, {_annotation(t.value)}]"
+    if isinstance(t, NullableType):
+        return f"{_annotation(t.inner)} | None"
+    if isinstance(t, RuleType):
+        return _annotation(t.inner)
+    return t.name
+
+
+def _field_annotation(f: Field) -> str:
+    # A field that is None is left out (exclude_none), so only a required, non-nullable field is always there.
+    if isinstance(f.type, NullableType):
+        return _annotation(f.type.inner)
+    return f"Required[{_annotation(f.type)}]" if f.required else _annotation(f.type)
+
+
+def render_typed(description: Description | None = None) -> str:
+    """engine/spec/typed.py: a TypedDict per model, the shape of what engine.spec.document returns."""
+    description = description or describe_models()
+    lines = [_TYPED_HEADER.format(roots=", ".join(f"{k}: {v}" for k, v in description.roots.items()))]
+    for model in description.models.values():
+        lines += ["", ""]
+        if all(f.output_key.isidentifier() and not keyword.iskeyword(f.output_key) for f in model.fields):
+            lines.append(f"class {model.name}(TypedDict, total=False):")
+            lines.append(f'    """models.{model.doc}"""')
+            lines.append("")
+            lines += [f"    {f.output_key}: {_field_annotation(f)}" for f in model.fields]
+        else:  # a key that is no identifier (IOPriority's "class"): the functional form
+            lines.append(f"{model.name} = TypedDict(")
+            lines.append(f"    {model.name!r},")
+            lines.append("    {")
+            lines += [f"        {f.output_key!r}: {_field_annotation(f)!r}," for f in model.fields]
+            lines.append("    },")
+            lines.append("    total=False,")
+            lines.append(")")
+    return "\n".join(lines) + "\n"
+
+
+_TYPED_HEADER = '''\
+# GENERATED by engine/spec/codegen.py from the pydantic models in engine/spec/models.py: do not edit.
+# After changing models.py, run `python -m engine.generate`; tests/unit/test_spec_compiled.py fails while this
+# file is stale, and checks that the compiled validator's output has these shapes.
+"""The validated documents' shapes, for readers and the type checker: one TypedDict per model.
+
+The documents: {roots}.
+
+What engine.spec.document returns (the models' model_dump(by_alias=True, exclude_none=True), made by
+engine/spec/compiled.py): a field the document left out or set to null is absent, so only Required[...] keys
+are always there. Unknown keys are kept in the output too (config.md: Extensibility) but not declared here.
+Import it under TYPE_CHECKING only: `typing` costs the runtime milliseconds it does not need.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Required, TypedDict'''
 
 
 def source_hash() -> str:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     Output = dict[str, Any] | None
     Result = tuple[dict[str, Any] | None, list[Error]]
 
-SOURCE_HASH = "2fe230ec10a61dadef630a31c6c9c2783927175f3fa1a225c1457dab67a5a671"
+SOURCE_HASH = "e8e503e69d2d286ac233ef4dd0cf1337fe00c1c9b850df9c06942526c3a485e6"
 _MISSING = object()
 
 _KEYS0 = frozenset(['annotations', 'domainname', 'freebsd', 'hooks', 'hostname', 'linux', 'mounts', 'ociVersion', 'process', 'root', 'solaris', 'vm', 'windows', 'zos'])
@@ -92,7 +92,9 @@ def _Spec(data: Any, loc: Loc, errors: list[Error], context: Context) -> Output:
         errors.append(('model_type', loc, data, {'class_name': 'Spec'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('ociVersion', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('ociVersion',), data, None))
@@ -271,7 +273,9 @@ def _Root(data: Any, loc: Loc, errors: list[Error], context: Context) -> Output:
         errors.append(('model_type', loc, data, {'class_name': 'Root'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('path', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('path',), data, None))
@@ -307,7 +311,9 @@ def _Mount(data: Any, loc: Loc, errors: list[Error], context: Context) -> Output
         errors.append(('model_type', loc, data, {'class_name': 'Mount'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('destination', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('destination',), data, None))
@@ -397,7 +403,9 @@ def _IDMapping(data: Any, loc: Loc, errors: list[Error], context: Context) -> Ou
         errors.append(('model_type', loc, data, {'class_name': 'IDMapping'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('containerID', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('containerID',), data, None))
@@ -458,7 +466,9 @@ def _Process(data: Any, loc: Loc, errors: list[Error], context: Context) -> Outp
         errors.append(('model_type', loc, data, {'class_name': 'Process'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('terminal')
     if value is not None:
         if type(value) is bool:
@@ -622,7 +632,9 @@ def _ConsoleSize(data: Any, loc: Loc, errors: list[Error], context: Context) -> 
         errors.append(('model_type', loc, data, {'class_name': 'ConsoleSize'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('height', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('height',), data, None))
@@ -668,7 +680,9 @@ def _User(data: Any, loc: Loc, errors: list[Error], context: Context) -> Output:
         errors.append(('model_type', loc, data, {'class_name': 'User'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('uid')
     if value is not None:
         if type(value) is int:
@@ -752,7 +766,9 @@ def _Capabilities(data: Any, loc: Loc, errors: list[Error], context: Context) ->
         errors.append(('model_type', loc, data, {'class_name': 'Capabilities'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('bounding')
     if value is not None:
         if type(value) is list:
@@ -848,7 +864,9 @@ def _Rlimit(data: Any, loc: Loc, errors: list[Error], context: Context) -> Outpu
         errors.append(('model_type', loc, data, {'class_name': 'Rlimit'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('type', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('type',), data, None))
@@ -907,7 +925,9 @@ def _Scheduler(data: Any, loc: Loc, errors: list[Error], context: Context) -> Ou
         errors.append(('model_type', loc, data, {'class_name': 'Scheduler'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('policy', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('policy',), data, None))
@@ -1015,7 +1035,9 @@ def _IOPriority(data: Any, loc: Loc, errors: list[Error], context: Context) -> O
         errors.append(('model_type', loc, data, {'class_name': 'IOPriority'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('class', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('class',), data, None))
@@ -1055,7 +1077,9 @@ def _ExecCPUAffinity(data: Any, loc: Loc, errors: list[Error], context: Context)
         errors.append(('model_type', loc, data, {'class_name': 'ExecCPUAffinity'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('initial')
     if value is not None:
         if type(value) is str:
@@ -1093,7 +1117,9 @@ def _Hooks(data: Any, loc: Loc, errors: list[Error], context: Context) -> Output
         errors.append(('model_type', loc, data, {'class_name': 'Hooks'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('prestart')
     if value is not None:
         if type(value) is list:
@@ -1181,7 +1207,9 @@ def _Hook(data: Any, loc: Loc, errors: list[Error], context: Context) -> Output:
         errors.append(('model_type', loc, data, {'class_name': 'Hook'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('path', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('path',), data, None))
@@ -1251,7 +1279,9 @@ def _Linux(data: Any, loc: Loc, errors: list[Error], context: Context) -> Output
         errors.append(('model_type', loc, data, {'class_name': 'Linux'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('namespaces')
     if value is not None:
         if type(value) is list:
@@ -1441,7 +1471,9 @@ def _Namespace(data: Any, loc: Loc, errors: list[Error], context: Context) -> Ou
         errors.append(('model_type', loc, data, {'class_name': 'Namespace'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('type', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('type',), data, None))
@@ -1477,7 +1509,9 @@ def _TimeOffsets(data: Any, loc: Loc, errors: list[Error], context: Context) -> 
         errors.append(('model_type', loc, data, {'class_name': 'TimeOffsets'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('boottime')
     if value is not None:
         result = _TimeOffset(value, loc + ('boottime',), errors, context)
@@ -1503,7 +1537,9 @@ def _TimeOffset(data: Any, loc: Loc, errors: list[Error], context: Context) -> O
         errors.append(('model_type', loc, data, {'class_name': 'TimeOffset'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('secs')
     if value is not None:
         if type(value) is int:
@@ -1545,7 +1581,9 @@ def _Device(data: Any, loc: Loc, errors: list[Error], context: Context) -> Outpu
         errors.append(('model_type', loc, data, {'class_name': 'Device'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('type', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('type',), data, None))
@@ -1653,7 +1691,9 @@ def _NetDevice(data: Any, loc: Loc, errors: list[Error], context: Context) -> Ou
         errors.append(('model_type', loc, data, {'class_name': 'NetDevice'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('name')
     if value is not None:
         if type(value) is str:
@@ -1678,7 +1718,9 @@ def _Resources(data: Any, loc: Loc, errors: list[Error], context: Context) -> Ou
         errors.append(('model_type', loc, data, {'class_name': 'Resources'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('devices')
     if value is not None:
         if type(value) is list:
@@ -1775,7 +1817,9 @@ def _DeviceCgroup(data: Any, loc: Loc, errors: list[Error], context: Context) ->
         errors.append(('model_type', loc, data, {'class_name': 'DeviceCgroup'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('allow', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('allow',), data, None))
@@ -1846,7 +1890,9 @@ def _Memory(data: Any, loc: Loc, errors: list[Error], context: Context) -> Outpu
         errors.append(('model_type', loc, data, {'class_name': 'Memory'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('limit')
     if value is not None:
         if type(value) is int:
@@ -1967,7 +2013,9 @@ def _CPU(data: Any, loc: Loc, errors: list[Error], context: Context) -> Output:
         errors.append(('model_type', loc, data, {'class_name': 'CPU'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('shares')
     if value is not None:
         if type(value) is int:
@@ -2092,7 +2140,9 @@ def _BlockIO(data: Any, loc: Loc, errors: list[Error], context: Context) -> Outp
         errors.append(('model_type', loc, data, {'class_name': 'BlockIO'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('weight')
     if value is not None:
         if type(value) is int:
@@ -2194,7 +2244,9 @@ def _WeightDevice(data: Any, loc: Loc, errors: list[Error], context: Context) ->
         errors.append(('model_type', loc, data, {'class_name': 'WeightDevice'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('major', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('major',), data, None))
@@ -2266,7 +2318,9 @@ def _ThrottleDevice(data: Any, loc: Loc, errors: list[Error], context: Context) 
         errors.append(('model_type', loc, data, {'class_name': 'ThrottleDevice'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('major', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('major',), data, None))
@@ -2325,7 +2379,9 @@ def _HugepageLimit(data: Any, loc: Loc, errors: list[Error], context: Context) -
         errors.append(('model_type', loc, data, {'class_name': 'HugepageLimit'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('pageSize', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('pageSize',), data, None))
@@ -2369,7 +2425,9 @@ def _Network(data: Any, loc: Loc, errors: list[Error], context: Context) -> Outp
         errors.append(('model_type', loc, data, {'class_name': 'Network'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('classID')
     if value is not None:
         if type(value) is int:
@@ -2410,7 +2468,9 @@ def _InterfacePriority(data: Any, loc: Loc, errors: list[Error], context: Contex
         errors.append(('model_type', loc, data, {'class_name': 'InterfacePriority'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('name', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('name',), data, None))
@@ -2452,7 +2512,9 @@ def _Pids(data: Any, loc: Loc, errors: list[Error], context: Context) -> Output:
         errors.append(('model_type', loc, data, {'class_name': 'Pids'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('limit')
     if value is not None:
         if type(value) is int:
@@ -2481,7 +2543,9 @@ def _Rdma(data: Any, loc: Loc, errors: list[Error], context: Context) -> Output:
         errors.append(('model_type', loc, data, {'class_name': 'Rdma'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('hcaHandles')
     if value is not None:
         if type(value) is int:
@@ -2523,7 +2587,9 @@ def _IntelRdt(data: Any, loc: Loc, errors: list[Error], context: Context) -> Out
         errors.append(('model_type', loc, data, {'class_name': 'IntelRdt'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('closID')
     if value is not None:
         if type(value) is str:
@@ -2600,7 +2666,9 @@ def _Seccomp(data: Any, loc: Loc, errors: list[Error], context: Context) -> Outp
         errors.append(('model_type', loc, data, {'class_name': 'Seccomp'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('defaultAction', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('defaultAction',), data, None))
@@ -2707,7 +2775,9 @@ def _Syscall(data: Any, loc: Loc, errors: list[Error], context: Context) -> Outp
         errors.append(('model_type', loc, data, {'class_name': 'Syscall'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('names', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('names',), data, None))
@@ -2780,7 +2850,9 @@ def _SyscallArg(data: Any, loc: Loc, errors: list[Error], context: Context) -> O
         errors.append(('model_type', loc, data, {'class_name': 'SyscallArg'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('index', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('index',), data, None))
@@ -2850,7 +2922,9 @@ def _Personality(data: Any, loc: Loc, errors: list[Error], context: Context) -> 
         errors.append(('model_type', loc, data, {'class_name': 'Personality'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('domain', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('domain',), data, None))
@@ -2893,7 +2967,9 @@ def _MemoryPolicy(data: Any, loc: Loc, errors: list[Error], context: Context) ->
         errors.append(('model_type', loc, data, {'class_name': 'MemoryPolicy'}))
         return None
     count = len(errors)
-    out = {}
+    out: dict[str, Any] = {}
+    value: Any  # each field's in turn, and what it became (declared once: the type checker)
+    result: Any
     value = data.get('mode', _MISSING)
     if value is _MISSING:
         errors.append(('missing', loc + ('mode',), data, None))

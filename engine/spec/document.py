@@ -31,10 +31,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from engine.spec.typed import Process, Resources, Spec
+
 CONFIG_FILENAME = "config.json"
 
 
-def load_config(path: str, *, check_oci_version: bool = True) -> dict[str, Any]:
+def load_config(path: str, *, check_oci_version: bool = True) -> Spec:
     """Read and validate a bundle's config.json. `path` is the file, or the bundle directory itself."""
     if os.path.isdir(path):
         path = os.path.join(path, CONFIG_FILENAME)
@@ -44,7 +46,7 @@ def load_config(path: str, *, check_oci_version: bool = True) -> dict[str, Any]:
     return parse_config(data, name, check_oci_version=check_oci_version)
 
 
-def parse_config(data: bytes, filename: str = CONFIG_FILENAME, *, check_oci_version: bool = True) -> dict[str, Any]:
+def parse_config(data: bytes, filename: str = CONFIG_FILENAME, *, check_oci_version: bool = True) -> Spec:
     """Validate config.json content. `filename` only labels error messages.
 
     check_oci_version=False accepts any SemVer ociVersion (for schema-conformance checks, not for running).
@@ -52,25 +54,28 @@ def parse_config(data: bytes, filename: str = CONFIG_FILENAME, *, check_oci_vers
     return validate_config(parse_json(data, filename), filename, check_oci_version=check_oci_version)
 
 
-def validate_config(obj: Any, filename: str = CONFIG_FILENAME, *, check_oci_version: bool = True) -> dict[str, Any]:
+def validate_config(obj: Any, filename: str = CONFIG_FILENAME, *, check_oci_version: bool = True) -> Spec:
     """Validate an already-decoded JSON object (e.g. a generated default config) as config.json."""
-    return _checked(compiled.validate_spec(obj, {"check_oci_version": check_oci_version}), filename)
+    config: Spec = _checked(compiled.validate_spec(obj, {"check_oci_version": check_oci_version}), filename)
+    return config
 
 
-def load_process(path: str) -> dict[str, Any]:
+def load_process(path: str) -> Process:
     """Read and validate the process.json of `exec --process`; errors are labelled with `path` as given."""
     return parse_process(read_file(path, path, not_found=f"{path}: no such file"), path)
 
 
-def parse_process(data: bytes, filename: str = "process.json") -> dict[str, Any]:
+def parse_process(data: bytes, filename: str = "process.json") -> Process:
     """Validate a process object (config.json's "process" on its own); JSON paths are relative to it."""
-    return _checked(compiled.validate_process(parse_json(data, filename), {}), filename)
+    process: Process = _checked(compiled.validate_process(parse_json(data, filename), {}), filename)
+    return process
 
 
-def load_resources(path: str) -> dict[str, Any]:
+def load_resources(path: str) -> Resources:
     """Read and validate the linux.resources object of `update --resources`."""
     data = read_file(path, path, not_found=f"{path}: no such file")
-    return _checked(compiled.validate_resources(parse_json(data, path), {}), path)
+    resources: Resources = _checked(compiled.validate_resources(parse_json(data, path), {}), path)
+    return resources
 
 
 # --------------------------------------------------------------------------------------------------
@@ -125,7 +130,9 @@ def _refuse_lone_surrogates(value: Any, filename: str) -> None:
                 raise ConfigError(f"{filename}: invalid JSON: a string holds a lone UTF-16 surrogate") from None
 
 
-def _checked(result: tuple[dict[str, Any] | None, list[tuple[Any, ...]]], filename: str) -> dict[str, Any]:
+def _checked(result: tuple[dict[str, Any] | None, list[tuple[Any, ...]]], filename: str) -> Any:
+    """The validated document (Any: the caller names its TypedDict, engine/spec/typed.py, whose agreement with
+    the compiled validator's output tests/unit/test_spec_typed.py checks); ConfigError if invalid."""
     output, errors = result
     if errors or output is None:
         raise ConfigError(format_errors(compiled.error_dicts(errors), filename))

@@ -69,7 +69,7 @@ def validate_config(obj: Any, filename: str = CONFIG_FILENAME, *, check_oci_vers
 
 def format_validation_error(err: ValidationError, filename: str) -> str:
     """The one-line message for a pydantic ValidationError: first error, plus how many more there are."""
-    return format_errors(err.errors(include_url=False), filename)
+    return format_errors([dict(e) for e in err.errors(include_url=False)], filename)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,7 +84,7 @@ def _validate(model: type[M], obj: Any, filename: str, context: dict[str, Any] |
         raise ConfigError(format_validation_error(e, filename)) from None
 
 
-def _by_alias_only() -> dict[str, bool]:
+def _by_alias_only() -> dict[str, Any]:  # Any: the keywords differ between pydantic versions
     # model_validate(by_alias=, by_name=) exists from pydantic 2.11 on; older versions match names too.
     params = inspect.signature(BaseModel.model_validate).parameters
     return {"by_alias": True, "by_name": False} if "by_name" in params else {}

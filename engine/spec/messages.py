@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 MAX_VALUE_CHARS = 60
 
 # Compact JSON without escaping non-ASCII text (as the value appeared in the file); NaN and infinities allowed.
-_encode = _json.make_encoder(None, None, _json.encode_basestring, None, ":", ",", False, False, True)
+_encode = _json.make_encoder(None, None, _json.encode_basestring, None, ":", ",", False, False, True)  # type: ignore[arg-type]  # the C encoder takes None for no markers/default
 
 
 def format_errors(errors: Sequence[dict[str, Any]], filename: str) -> str:

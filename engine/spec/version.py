@@ -54,9 +54,14 @@ def parse_semver(version: str) -> SemVer | None:
     return (major, minor, patch, prerelease if dash else None, build if plus else None)
 
 
-_MIN = parse_semver(OCI_VERSION_MIN)
-_MAX = parse_semver(OCI_VERSION_MAX)
-assert _MIN is not None and _MAX is not None
+def _known(version: str) -> SemVer:
+    parsed = parse_semver(version)
+    assert parsed is not None, version
+    return parsed
+
+
+_MIN = _known(OCI_VERSION_MIN)
+_MAX = _known(OCI_VERSION_MAX)
 
 
 def semver_error(version: str) -> str | None:
