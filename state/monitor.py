@@ -47,8 +47,7 @@ def ensure_running(root: str) -> None:
             sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
             try:
                 sock.settimeout(CONNECT_TIMEOUT)
-                sock.connect(path)
-                sock.sendall(b"rescan\n")
+                sock.connect(path)  # the connection is the message (the monitor accepts, closes and rescans)
                 return
             finally:
                 sock.close()
