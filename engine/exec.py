@@ -41,7 +41,6 @@ from engine.linux.procfs import ProcFS
 from engine.log import Log
 from engine.process_setup import (
     DEFAULT_PATH,
-    PR_SET_DUMPABLE,
     SetupError,
     become_the_process,
     close_fds,
@@ -553,7 +552,7 @@ def _joiner(chan: socket.socket, plan: ExecPlan) -> None:
         rootless_hooks.apply_oom_score_adj_early(plan.process)
         # Before anything else: while we are the host's interpreter inside the container, no process there may
         # open our /proc/<pid>/exe (CVE-2019-5736), fds or memory. Kept until execve, which resets it.
-        sc.prctl(PR_SET_DUMPABLE, 0)
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         sc.set_parent_death_signal(signal.SIGKILL)  # `engine exec` killed: no half-joined child lingers
         if os.getppid() != plan.parent_pid:
             os._exit(1)
@@ -631,7 +630,7 @@ def _become_namespace_root() -> None:
         os.setresuid(0, 0, 0)
     except OSError as err:
         raise SetupError(f"cannot become root in the container's user namespace: {err.strerror}") from None
-    sc.prctl(PR_SET_DUMPABLE, 0)  # a uid change resets it to fs.suid_dumpable: say it again
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)  # a uid change resets it to fs.suid_dumpable: say it again
 
 
 def _the_process(chan: socket.socket, plan: ExecPlan) -> None:
@@ -677,7 +676,7 @@ def _the_process(chan: socket.socket, plan: ExecPlan) -> None:
         # The user switch reset dumpable to fs.suid_dumpable (0 or 2 unless an admin chose 1): say it again. A
         # seccomp filter may forbid prctl by now; then the kernel's reset value stands.
         with contextlib.suppress(OSError):
-            sc.prctl(PR_SET_DUMPABLE, 0)
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)
         restore_signals()
         tramp.execve(args, env)
     except BaseException as err:

@@ -28,7 +28,7 @@ from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH
 from engine.linux.procfs import ProcFS
 from engine.linux.trampoline import Trampoline
-from engine.process_setup import DEFAULT_PATH, PR_SET_DUMPABLE, SetupError, find_executable
+from engine.process_setup import DEFAULT_PATH, SetupError, find_executable
 from engine.process_setup import WAIT_SIGNALS as _WAIT_SIGNALS
 from engine.process_setup import become_the_process as _become_the_process
 from engine.process_setup import close_fds as _close_fds
@@ -77,7 +77,7 @@ def intermediate(chan: socket.socket, plan: InitPlan) -> None:
     """First child: enter the namespaces, fork the init into them, report its pid, exit."""
     try:
         rootless_hooks.apply_oom_score_adj_early(plan.config["process"])  # while /proc/self is still ours
-        sc.prctl(PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or read us while we are engine
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or read us while we are engine
         _close_inherited_fds(chan, plan)
         flags = plan.namespace_flags
         # timens_offsets is written after unshare, where the host's /proc may no longer be ours to open.
@@ -139,13 +139,13 @@ def _write_time_offsets(offsets: dict[str, Any], proc: ProcFS) -> None:
             lines.append(f"{clock} {int(entry.get('secs', 0))} {int(entry.get('nanosecs', 0))}\n")
     # Non-dumpable, our /proc files belong to the host's root, whom a user namespace does not map: be dumpable
     # for this one write (no process of the container exists yet to take advantage).
-    sc.prctl(PR_SET_DUMPABLE, 1)
+    sc.prctl(sc.PR_SET_DUMPABLE, 1)
     try:
         proc.write_self("timens_offsets", "".join(lines).encode())
     except OSError as err:
         raise SetupError(f"linux.timeOffsets: {err.strerror}") from None
     finally:
-        sc.prctl(PR_SET_DUMPABLE, 0)
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
 
 
 def join_namespaces(paths: list[tuple[str, str]]) -> None:
@@ -181,7 +181,7 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         proc = ProcFS.open()
         # --console-socket is a host path: connect before the mounts and pivot_root hide it.
         console_sock = console.connect_console_socket(plan.console_socket) if terminal and plan.console_socket else None
-        state = _set_up_filesystem(chan, plan, proc)
+        state, propagation = _set_up_filesystem(chan, plan, proc)
         notify_sock = _connect_seccomp_listener(cfg)
         seccomp = linux.get("seccomp")
         # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
@@ -190,7 +190,7 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
             host_mount_ns.enter_root(plan.rootfs)  # chroot: pivot_root would move the host's own root
         else:
             _mask_and_protect(plan.rootfs, linux)
-            rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot)
+            rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot, propagation)
         if terminal:  # the container's /dev/pts is our /dev/pts now; before the root may go read-only
             console.setup_console(console_sock, process.get("consoleSize"), uid=(process.get("user") or {}).get("uid"))
         env, executable = _finish_setup(cfg, proc)
@@ -219,7 +219,7 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         ]
         _become_the_process(cfg, state, seccomp_plan, notify_sock, warn=_warn)
         with contextlib.suppress(OSError):  # a user switch resets it; a seccomp filter may forbid prctl by now
-            sc.prctl(PR_SET_DUMPABLE, 0)
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)
         # runc's order: startContainer hooks run as the container's process, with its user, capabilities and
         # seccomp filter, right before the exec.
         _run_hooks(plan, "startContainer", state, hook_trampolines)
@@ -234,12 +234,14 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         os._exit(127 if fifo_fd >= 0 else 1)
 
 
-def _set_up_filesystem(chan: socket.socket, plan: InitPlan, proc: ProcFS) -> dict[str, Any]:
-    """Mounts, then the runtime-namespace hooks (run by `engine create`), then createContainer hooks."""
+def _set_up_filesystem(chan: socket.socket, plan: InitPlan, proc: ProcFS) -> tuple[dict[str, Any], int]:
+    """Mounts, then the runtime-namespace hooks (run by `engine create`), then createContainer hooks. Returns the
+    state for the hooks and the propagation the rootfs gets once it is the root."""
     cfg = plan.config
     linux = cfg.get("linux") or {}
+    propagation = 0
     if not host_mount_ns.shares_host_mounts(cfg):  # in the host's mount namespace, nothing is mounted
-        rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
+        propagation = rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
         rootfs_setup.bind_rootfs(plan.rootfs)
         own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
         rootfs_setup.setup_mounts(
@@ -258,7 +260,7 @@ def _set_up_filesystem(chan: socket.socket, plan: InitPlan, proc: ProcFS) -> dic
     # config.md: createContainer hooks run in the container namespace, before pivot_root, path resolved in
     # the runtime namespace (our mount namespace still sees the host's paths here).
     _run_hooks(plan, "createContainer", dict(state, pid=os.getpid()))
-    return state
+    return state, propagation
 
 
 def _mask_and_protect(rootfs: str, linux: dict[str, Any]) -> None:

@@ -30,10 +30,8 @@ from typing import Any, Literal
 from engine.linux import capabilities, process_attrs
 from engine.linux import seccomp as libseccomp
 from engine.linux.paths import O_PATH, RESOLVE_NO_MAGICLINKS, mkdir_all_in_root, open_in_root, openat2
+from engine.linux.syscalls import AT_FDCWD
 
-AT_FDCWD = -100
-
-PR_SET_DUMPABLE = 4
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

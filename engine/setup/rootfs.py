@@ -28,7 +28,7 @@ PROPAGATION = {
     "shared": sc.MS_SHARED,
     "slave": sc.MS_SLAVE,
     "private": sc.MS_PRIVATE,
-    "unbindable": 1 << 17,
+    "unbindable": sc.MS_UNBINDABLE,
 }
 
 
@@ -36,26 +36,22 @@ class MountError(EngineError):
     pass
 
 
-# The propagation rootfsPropagation asks for, applied to the container's "/" once it is the root (pivot_into).
-# set_root_propagation and pivot_into run in the same process, the container init.
-_root_propagation = 0
-
-
-def set_root_propagation(rootfs_propagation: str | None) -> None:
+def set_root_propagation(rootfs_propagation: str | None) -> int:
     """Stop our mounts leaking to the host: every mount becomes a slave (runc's default), or private.
 
     config-linux.md: rootfsPropagation is "the rootfs's mount propagation", so it is applied to the rootfs
     mount after pivot_root (pivot_into), not here to the host's "/": pivot_root refuses a shared new root,
     and an unbindable "/" would make the rootfs bind below fail. Before that, "/" is rslave so the host's
     mounts still reach a slave rootfs, or rprivate for private and unbindable, which receive nothing.
+
+    Returns the propagation pivot_into gives the rootfs once it is the root (0: none asked for).
     """
-    global _root_propagation
     name = (rootfs_propagation or "slave").removeprefix("r")
     if name not in PROPAGATION:
         raise MountError(f"linux.rootfsPropagation: unknown value {rootfs_propagation!r}")
-    _root_propagation = PROPAGATION[name] if rootfs_propagation else 0
     before = sc.MS_SLAVE if name in ("slave", "shared") else sc.MS_PRIVATE
     sc.mount(None, "/", None, sc.MS_REC | before)
+    return PROPAGATION[name] if rootfs_propagation else 0
 
 
 def bind_rootfs(rootfs: str) -> None:
@@ -182,7 +178,7 @@ def _new_filesystem(fstype: str, source: str | None, plan: MountPlan) -> int:
 
 
 # Flags with nothing to do on a new mount: MS_SILENT only quiets the kernel log, MS_I_VERSION is always on.
-IGNORED_FLAGS = 0x8000 | (1 << 23)
+IGNORED_FLAGS = sc.MS_SILENT | sc.MS_I_VERSION
 
 
 def mount_one(
@@ -334,8 +330,9 @@ def setup_mounts(
         os.close(root_fd)
 
 
-def pivot_into(rootfs: str, no_pivot: bool) -> None:
-    """Make rootfs the container's /. pivot_root(".", ".") stacks the old root on top; detach it right away."""
+def pivot_into(rootfs: str, no_pivot: bool, propagation: int = 0) -> None:
+    """Make rootfs the container's /. pivot_root(".", ".") stacks the old root on top; detach it right away.
+    Then give it `propagation` (what set_root_propagation returned for linux.rootfsPropagation)."""
     os.chdir(rootfs)
     if no_pivot:
         detach_host_mounts(rootfs)
@@ -355,9 +352,9 @@ def pivot_into(rootfs: str, no_pivot: bool) -> None:
         sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
         sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
-    if _root_propagation:
+    if propagation:
         try:
-            sc.mount(None, "/", None, _root_propagation)
+            sc.mount(None, "/", None, propagation)
         except OSError as err:
             raise MountError(f"linux.rootfsPropagation: {err.strerror}") from None
 
