@@ -173,7 +173,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 # runtime.md: a failing create hook stops the container and goes on at step 12: destroy it
                 # (the undo list, just unwound), then step 13, the poststop hooks.
                 _poststop(hooks, record, log)
-            if isinstance(err, channel.ChannelClosed):
+            if isinstance(err, channel.ChannelError):
                 raise EngineError(f"create {options.container_id!r}: {err}") from None
             raise
         undo.discard()
@@ -194,26 +194,28 @@ def _launch(
 ) -> None:
     from engine.cgroups import CgroupError
 
-    parent_end, child_end = channel.pair()
+    to_intermediate, intermediate_end = channel.pair("engine create", "the intermediate child")
+    to_init, init_end = channel.pair("engine create", "the container's init")
     pid = os.fork()
     if pid == 0:
-        parent_end.close()
-        intermediate(child_end, plan)  # never returns
-    child_end.close()
+        to_intermediate.close()
+        to_init.close()
+        intermediate(intermediate_end, init_end, plan)  # never returns
+    intermediate_end.close()
+    init_end.close()
     undo.push("reap the intermediate child", lambda: _reap(pid))
-    with parent_end:
+    with to_intermediate, to_init:  # the protocol: engine/channel.py
         try:
             if cgroups is not None:  # before any cgroup namespace: its root is to be the container's cgroup
                 cgroups.add(pid)
         except CgroupError as err:
             raise EngineError(str(err)) from None
-        channel.send(parent_end, {"type": "go"})
-        early: list[dict[str, Any]] = []
+        to_intermediate.send(channel.InCgroup())
         if plan.namespace_flags & sc.CLONE_NEWUSER:
-            channel.expect(parent_end, "userns", early)
+            to_intermediate.receive(channel.UserNsMade)
             write_id_maps(pid, plan.config["linux"])
-            channel.send(parent_end, {"type": "mapped"})
-        init_pid = channel.expect(parent_end, "pid", early)["pid"]
+            to_intermediate.send(channel.IdsMapped())
+        init_pid = to_intermediate.receive(channel.InitForked).pid
         log.debug(f"create {record.id}: forked the init, pid {init_pid} (through pid {pid})")
         _reap(pid)
         record.pid = init_pid
@@ -221,19 +223,19 @@ def _launch(
         if record.pid_start_time is None:  # gone already: without its start time no later command could tell
             raise EngineError(f"create {record.id!r}: the container's init exited during setup")
         undo.push("kill the container init", lambda: _kill(init_pid, record.pid_start_time))
-        channel.expect(parent_end, "hooks", early)
+        to_init.receive(channel.MountsDone)
         state = record.public_state("creating")
         for stage in ("prestart", "createRuntime"):  # runtime namespace, after the mounts, before pivot_root
             hookpoints.run(stage, plan.hooks, state, log, cwd=plan.bundle)
         log.debug(f"create {record.id}: the init set up its filesystem; prestart and createRuntime hooks ran")
-        channel.send(parent_end, {"type": "continue", "state": state})
-        channel.expect(parent_end, "ready")
+        to_init.send(channel.HooksDone(state))
+        to_init.receive(channel.Ready)
         if options.pid_file:
             _write_pid_file(options.pid_file, init_pid)
             undo.push("remove pid file", lambda: os.unlink(options.pid_file))
-        # state.json must say "created" before the init may go on waiting: see engine/channel.py.
+        # state.json must say "created" before the init may go on waiting for `engine start`.
         life.fire("finish_create")
-        channel.send(parent_end, {"type": "go"})
+        to_init.send(channel.Created())
         log.debug(f"create {record.id}: created; the init (pid {init_pid}) waits for start")
 
 

@@ -1,13 +1,15 @@
 """`engine exec`: run a new process inside a created or running container (runc exec).
 
-    engine exec ─fork─> joiner: non-dumpable, fds closed ─[parent: execCPUAffinity.initial, cgroup]─ "go"
+    engine exec ─fork─> joiner: non-dumpable, fds closed ─[parent: execCPUAffinity.initial, cgroup]─ InCgroup
        │                 open /proc/<init>/ns/*, then setns: user first ... mnt last
        │                 fork ─> process (pid ns applies to children only, so this one is in the container's)
        │                 report its host pid, exit: the process re-parents to us (we are a child subreaper)
-       │<─ "pid" ─┘
-       ├─ "go" + host pid ─> process: cwd, env, console, rlimits, LSM labels, fds, seccomp, user, caps; execve
-       └─ channel EOF (its end is close-on-exec): exec'd. An "error" message instead: one line, exit 255.
+       │<─ ProcessForked(pid) ─┘
+       ├─ Adopted(pid) ─> process: cwd, env, console, rlimits, LSM labels, fds, seccomp, user, caps; execve
+       └─ its channel ends (close-on-exec): exec'd. Failed(message) instead: one line, exit 255.
           Then: --detach returns; otherwise forward signals, wait, exit with its status (128+n if killed by n).
+
+The messages, and why each child has a channel of its own, are drawn in engine/channel.py.
 
 CVE-2019-5736: while the engine is inside a container it is still the host's interpreter, so a container
 process that could open /proc/<pid>/exe of it would hold the host's binary. Both children are made
@@ -33,7 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import channel
-from engine.errors import EngineError
+from engine.channel import Channel
+from engine.errors import EngineError, one_line
 from engine.linux import capabilities, process_attrs, trampoline
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
@@ -368,28 +371,34 @@ def _launch(plan: ExecPlan, record: ContainerRecord, options: ExecOptions, log: 
         launched.relay_socket = _prepare_console(plan, options)
     except (OSError, ValueError, SetupError) as err:
         _close_relay(launched)
-        raise ExecError(f"exec: {_describe(err)}") from None
+        raise ExecError(f"exec: {one_line(err)}") from None
     # The joiner's child (the process) must become ours when the joiner exits, so that we can wait for it.
     sc.set_child_subreaper()
-    parent_end, child_end = channel.pair()
+    to_joiner, joiner_end = channel.pair("engine exec", "engine exec's joining child")
+    to_process, process_end = channel.pair("engine exec", "the process")
     joiner = os.fork()
     if joiner == 0:
-        parent_end.close()
-        _joiner(child_end, plan)  # never returns
-    child_end.close()
+        to_joiner.close()
+        to_process.close()
+        _joiner(joiner_end, process_end, plan)  # never returns
+    joiner_end.close()
+    process_end.close()
     # The children have their copies: ours would keep the seccomp agent (which may wait for EOF) and the console
     # receiver from seeing the process's end close.
     _close_sockets(plan)
     try:
-        with parent_end:
+        with to_joiner, to_process:  # the protocol: engine/channel.py
             _apply_initial_affinity(joiner, plan.process)
             _join_cgroup(record, joiner, options.cgroup, log)
-            channel.send(parent_end, {"type": "go"})
-            launched.pid = _expect(parent_end, "pid", plan)["pid"]
+            to_joiner.send(channel.InCgroup())
+            launched.pid = to_joiner.receive(channel.ProcessForked).pid
             _reap(joiner)
             joiner = 0
-            channel.send(parent_end, {"type": "go", "pid": launched.pid})
-            _wait_for_exec(parent_end, plan)
+            to_process.send(channel.Adopted(launched.pid))
+            try:
+                to_process.wait_for_end()  # its end is close-on-exec
+            except channel.PeerFailed as err:  # why it did not exec; the trampoline's errno turned into words
+                raise ExecError(f"exec in container {plan.container_id!r}: {trampoline.describe(str(err))}") from None
     except BaseException as err:
         for pid in (joiner, launched.pid):
             if pid:
@@ -397,10 +406,10 @@ def _launch(plan: ExecPlan, record: ContainerRecord, options: ExecOptions, log: 
                     os.kill(pid, signal.SIGKILL)
                 _reap(pid)
         _close_relay(launched)
-        if isinstance(err, OSError | channel.ChannelClosed):
+        if isinstance(err, OSError | channel.ChannelError):
             if not proc.is_alive(plan.init_pid, plan.init_start_time):  # e.g. fork: ENOMEM in a dead pid ns
                 raise ExecError(f"cannot exec in container {plan.container_id!r}: it is stopped") from None
-            raise ExecError(f"exec in container {plan.container_id!r}: {_describe(err)}") from None
+            raise ExecError(f"exec in container {plan.container_id!r}: {one_line(err)}") from None
         raise
     return launched
 
@@ -466,33 +475,6 @@ def _join_cgroup(record: ContainerRecord, pid: int, sub_cgroups: list[str], log:
     load_manager(record.cgroups, warn=log.warning).join_exec(pid, sub_cgroups, init_pid=record.pid)
 
 
-def _expect(sock: socket.socket, kind: str, plan: ExecPlan) -> dict[str, Any]:
-    try:
-        return channel.expect(sock, kind)
-    except channel.ChannelClosed as err:
-        if str(err).startswith("the other side"):  # died without a word: the init is the likely reason
-            raise ExecError(_gone_message(plan)) from None
-        raise
-
-
-def _wait_for_exec(sock: socket.socket, plan: ExecPlan) -> None:
-    """EOF: the process exec'd (its end is close-on-exec). A message: it failed and is exiting."""
-    while True:
-        data = sock.recv(channel.MAX_MESSAGE)
-        if not data:
-            return
-        message = json.loads(data)
-        if message.get("type") == "error":
-            text = trampoline.describe(str(message.get("message", "unknown error")))
-            raise ExecError(f"exec in container {plan.container_id!r}: {text}")
-
-
-def _gone_message(plan: ExecPlan) -> str:
-    if not proc.is_alive(plan.init_pid, plan.init_start_time):
-        return f"cannot exec in container {plan.container_id!r}: it is stopped"
-    return f"exec in container {plan.container_id!r}: the engine's child exited unexpectedly"
-
-
 def _wait(launched: Launched) -> int:
     """Forward signals to the process and wait for it: its exit status, 128+n if signal n killed it."""
     pid = launched.pid
@@ -532,21 +514,12 @@ def _write_pid_file(path: str, pid: int) -> None:
         raise ExecError(f"--pid-file {os.path.abspath(path)}: {err.strerror}") from None
 
 
-def _describe(err: BaseException) -> str:
-    """One line for an error raised in the engine or in a child."""
-    if isinstance(err, OSError):
-        text = err.strerror or str(err)
-        return f"{text}: {err.filename}" if err.filename and str(err.filename) not in text else text
-    if isinstance(err, SetupError | ValueError | EngineError | channel.ChannelClosed):
-        return str(err)
-    return repr(err)
-
-
 # --- The children ---------------------------------------------------------------------------------------------
 
 
-def _joiner(chan: socket.socket, plan: ExecPlan) -> None:
-    """First child: enter the container's namespaces and fork the process into them. Never returns."""
+def _joiner(chan: Channel, process_chan: Channel, plan: ExecPlan) -> None:
+    """First child: enter the container's namespaces and fork the process into them. Never returns. `chan` is
+    ours to talk to `engine exec`; `process_chan` is the process's, only passed on."""
     try:
         # Inherited by the process; set while our /proc/self is still ours to write (engine/rootless/hooks.py).
         rootless_hooks.apply_oom_score_adj_early(plan.process)
@@ -556,22 +529,25 @@ def _joiner(chan: socket.socket, plan: ExecPlan) -> None:
         sc.set_parent_death_signal(signal.SIGKILL)  # `engine exec` killed: no half-joined child lingers
         if os.getppid() != plan.parent_pid:
             os._exit(1)
-        keep = {chan.fileno()} | {s.fileno() for s in (plan.notify_sock, plan.console_sock) if s is not None}
+        keep = {chan.fileno(), process_chan.fileno()}
+        keep |= {s.fileno() for s in (plan.notify_sock, plan.console_sock) if s is not None}
         close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
         # Our own procfs, made while we are still the host's: the process's writes into /proc (an LSM exec
         # label) go through it, never through the container's /proc (engine.linux.procfs).
         plan.proc = ProcFS.open()
-        channel.expect(chan, "go")  # we are in the container's cgroup now
+        chan.receive(channel.InCgroup)
         joined_user = join_namespaces(plan.init_pid, plan.init_start_time)
         if joined_user:
             _become_namespace_root()
         pid = os.fork()
         if pid == 0:
-            _the_process(chan, plan)  # never returns
-        channel.send(chan, {"type": "pid", "pid": pid})
+            chan.close()
+            _the_process(process_chan, plan)  # never returns
+        process_chan.close()
+        chan.send(channel.ProcessForked(pid))
         os._exit(0)
     except BaseException as err:
-        _report(chan, err)
+        chan.fail(err)
         os._exit(1)
 
 
@@ -633,10 +609,10 @@ def _become_namespace_root() -> None:
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # a uid change resets it to fs.suid_dumpable: say it again
 
 
-def _the_process(chan: socket.socket, plan: ExecPlan) -> None:
+def _the_process(chan: Channel, plan: ExecPlan) -> None:
     """Second child, in the container's pid namespace: finish the process and exec it. Never returns."""
     try:
-        go = channel.expect(chan, "go")  # the joiner is reaped: our parent is now `engine exec`
+        adopted = chan.receive(channel.Adopted)  # the joiner is reaped: our parent is now `engine exec`
         sc.set_parent_death_signal(signal.SIGKILL)
         process = plan.process
         args = process["args"]
@@ -661,7 +637,7 @@ def _the_process(chan: socket.socket, plan: ExecPlan) -> None:
             _write_proc_attr(proc, ["exec"], plan.selinux_label, "SELinux label")
         proc.close()
         # Built before seccomp and the user switch; the exec goes through it (engine.linux.trampoline).
-        tramp = trampoline.Trampoline(executable, chan.fileno(), report="json")
+        tramp = trampoline.Trampoline(executable, chan.fileno(), frame=channel.failure_frame)
         # Cleared before the user switch (which would restore it): the process must outlive `exec --detach`.
         sc.set_parent_death_signal(0)
         become_the_process(
@@ -669,7 +645,7 @@ def _the_process(chan: socket.socket, plan: ExecPlan) -> None:
             plan.state,
             plan.seccomp_plan,
             plan.notify_sock,
-            process_pid=go.get("pid"),
+            process_pid=adopted.pid,
             cpu_affinity="final",
             warn=_warn,
         )
@@ -680,7 +656,7 @@ def _the_process(chan: socket.socket, plan: ExecPlan) -> None:
         restore_signals()
         tramp.execve(args, env)
     except BaseException as err:
-        _report(chan, err)
+        chan.fail(err)
         os._exit(1)
 
 
@@ -702,8 +678,3 @@ def _write_proc_attr(proc: ProcFS, names: list[str], value: str, what: str) -> N
             raise SetupError(f"{what} {value!r}: /proc/thread-self/attr/{name}: {err.strerror}") from None
         return
     raise SetupError(f"{what}: /proc/thread-self/attr is missing")
-
-
-def _report(chan: socket.socket, err: BaseException) -> None:
-    with contextlib.suppress(OSError):
-        channel.send(chan, {"type": "error", "message": _describe(err)})

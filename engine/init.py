@@ -15,13 +15,11 @@ import gc
 import json
 import os
 import signal
-import socket
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine import channel, console
-from engine.errors import EngineError
+from engine.channel import Channel
 from engine.linux import process_attrs, proctitle
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
@@ -65,32 +63,25 @@ class InitPlan:
     bind_source_fds: dict[int, int] = field(default_factory=dict)  # mounts[i] -> O_PATH fd on its source
 
 
-def _fail(chan: socket.socket, err: BaseException) -> None:
-    message = str(err) if isinstance(err, SetupError | OSError | ValueError | EngineError) else repr(err)
-    if os.environ.get("ENGINE_DEBUG_INIT"):
-        message += " | " + " ".join(traceback.format_exception(err)).replace("\n", " ")
-    with contextlib.suppress(OSError):
-        channel.send(chan, {"type": "error", "message": message})
-
-
-def intermediate(chan: socket.socket, plan: InitPlan) -> None:
-    """First child: enter the namespaces, fork the init into them, report its pid, exit."""
+def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
+    """First child: enter the namespaces, fork the init into them, report its pid, exit. `chan` is ours to talk
+    to `engine create`; `init_chan` is the init's, only passed on."""
     try:
         rootless_hooks.apply_oom_score_adj_early(plan.config["process"])  # while /proc/self is still ours
         sc.prctl(sc.PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or read us while we are engine
-        _close_inherited_fds(chan, plan)
+        _close_inherited_fds({chan.fileno(), init_chan.fileno()}, plan)
         flags = plan.namespace_flags
         # timens_offsets is written after unshare, where the host's /proc may no longer be ours to open.
         proc = ProcFS.open() if flags & sc.CLONE_NEWTIME and plan.time_offsets else None
-        channel.expect(chan, "go")  # the engine has placed us in the container's cgroup
+        chan.receive(channel.InCgroup)
         join_namespaces(plan.namespace_paths)
         if flags & sc.CLONE_NEWUSER:
             # The user namespace first, alone: the engine writes our uid/gid maps from outside, then we become
             # its root, and every namespace unshared after this is owned by it.
             rootless_hooks.before_id_maps()
             sc.unshare(sc.CLONE_NEWUSER)
-            channel.send(chan, {"type": "userns"})
-            channel.expect(chan, "mapped")
+            chan.send(channel.UserNsMade())
+            chan.receive(channel.IdsMapped)
             rootless_hooks.after_id_maps()
             _become_namespace_root()
             flags &= ~sc.CLONE_NEWUSER
@@ -102,20 +93,22 @@ def intermediate(chan: socket.socket, plan: InitPlan) -> None:
             proc.close()
         pid = os.fork()
         if pid == 0:
-            container_init(chan, plan)
-        channel.send(chan, {"type": "pid", "pid": pid})
+            chan.close()
+            container_init(init_chan, plan)
+        init_chan.close()
+        chan.send(channel.InitForked(pid))
         os._exit(0)
     except BaseException as err:
-        _fail(chan, err)
+        chan.fail(err)
         os._exit(1)
 
 
-def _close_inherited_fds(chan: socket.socket, plan: InitPlan) -> None:
+def _close_inherited_fds(channels: set[int], plan: InitPlan) -> None:
     """First thing in the container's processes: close every fd `engine create` had open (the state directory,
     cgroup files, the log...) but the few we need, so nothing of the host's is open while the container's
     paths are resolved (CVE-2024-21626: a cwd of /proc/self/fd/N reached the host through such an fd)."""
     gc.freeze()  # objects from before the fork must never be collected here: they would close reused fd numbers
-    keep = {chan.fileno(), plan.fifo_fd, *plan.bind_source_fds.values()}
+    keep = {*channels, plan.fifo_fd, *plan.bind_source_fds.values()}
     _close_fds(keep_below=3 + plan.preserve_fds, keep={fd for fd in keep if fd >= 0})
 
 
@@ -167,7 +160,7 @@ def join_namespaces(paths: list[tuple[str, str]]) -> None:
             os.close(fd)
 
 
-def container_init(chan: socket.socket, plan: InitPlan) -> None:
+def container_init(chan: Channel, plan: InitPlan) -> None:
     """pid 1 of the container: set up, wait for start, exec. Never returns."""
     fifo_fd = -1
     try:
@@ -195,8 +188,8 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
             console.setup_console(console_sock, process.get("consoleSize"), uid=(process.get("user") or {}).get("uid"))
         env, executable = _finish_setup(cfg, proc)
 
-        channel.send(chan, {"type": "ready"})
-        channel.expect(chan, "go")
+        chan.send(channel.Ready())
+        chan.receive(channel.Created)
         chan.close()
         keep = {plan.fifo_fd, proc.fd} | ({notify_sock.fileno()} if notify_sock else set())
         _close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
@@ -230,11 +223,11 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
             with contextlib.suppress(OSError):
                 os.write(fifo_fd, str(err).encode()[:4000])
         else:
-            _fail(chan, err)
+            chan.fail(err)
         os._exit(127 if fifo_fd >= 0 else 1)
 
 
-def _set_up_filesystem(chan: socket.socket, plan: InitPlan, proc: ProcFS) -> tuple[dict[str, Any], int]:
+def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dict[str, Any], int]:
     """Mounts, then the runtime-namespace hooks (run by `engine create`), then createContainer hooks. Returns the
     state for the hooks and the propagation the rootfs gets once it is the root."""
     cfg = plan.config
@@ -255,8 +248,8 @@ def _set_up_filesystem(chan: socket.socket, plan: InitPlan, proc: ProcFS) -> tup
         )
     for fd in plan.bind_source_fds.values():
         os.close(fd)
-    channel.send(chan, {"type": "hooks"})
-    state = channel.expect(chan, "continue")["state"]
+    chan.send(channel.MountsDone())
+    state = chan.receive(channel.HooksDone).state
     # config.md: createContainer hooks run in the container namespace, before pivot_root, path resolved in
     # the runtime namespace (our mount namespace still sees the host's paths here).
     _run_hooks(plan, "createContainer", dict(state, pid=os.getpid()))

@@ -27,6 +27,7 @@ import stat
 from collections.abc import Callable
 from typing import Any, Literal
 
+from engine.errors import EngineError
 from engine.linux import capabilities, process_attrs
 from engine.linux import seccomp as libseccomp
 from engine.linux.paths import O_PATH, RESOLVE_NO_MAGICLINKS, mkdir_all_in_root, open_in_root, openat2
@@ -35,7 +36,7 @@ from engine.linux.syscalls import AT_FDCWD
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class SetupError(Exception):
+class SetupError(EngineError):
     """A setup step failed; the message is what the user sees."""
 
 
