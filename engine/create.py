@@ -15,11 +15,12 @@ import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine import channel, console, hookpoints
+from engine import channel, console, hookpoints, lsm
 from engine.errors import ConfigError, EngineError
 from engine.init import InitPlan, intermediate
 from engine.linux import syscalls as sc
 from engine.log import Log
+from engine.pidfile import write_pid_file
 from engine.rootless import checks as rootless_checks
 from engine.rootless import hooks as rootless_hooks
 from engine.rootless.idmap import write_id_maps
@@ -27,7 +28,7 @@ from engine.setup.rootfs import open_bind_sources
 from state import process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
-from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_atomically, write_file_atomically
+from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_atomically
 
 if TYPE_CHECKING:
     from engine.cgroups import Manager
@@ -98,6 +99,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     config, rootfs = load_bundle(bundle)
     _drop_unknown_capabilities(config["process"], log)
     _check_unsupported(config, log)
+    labels = lsm.check(config["process"], log.warning)
     check_sysctls(config)
     # create always detaches; `engine run` in the foreground passes its own socket (console.ConsoleSocket).
     console.check_terminal(bool(config["process"].get("terminal")), options.console_socket, detach=True)
@@ -162,6 +164,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 time_offsets=(config.get("linux") or {}).get("timeOffsets") or {},
                 fifo_fd=fifo_fd,
                 bind_source_fds=source_fds,
+                labels=labels,
             )
             _launch(plan, record, cgroups, life, undo, options, log)
         except BaseException as err:
@@ -203,7 +206,7 @@ def _launch(
         intermediate(intermediate_end, init_end, plan)  # never returns
     intermediate_end.close()
     init_end.close()
-    undo.push("reap the intermediate child", lambda: _reap(pid))
+    undo.push("reap the intermediate child", lambda: process.reap(pid))
     with to_intermediate, to_init:  # the protocol: engine/channel.py
         try:
             if cgroups is not None:  # before any cgroup namespace: its root is to be the container's cgroup
@@ -217,7 +220,7 @@ def _launch(
             to_intermediate.send(channel.IdsMapped())
         init_pid = to_intermediate.receive(channel.InitForked).pid
         log.debug(f"create {record.id}: forked the init, pid {init_pid} (through pid {pid})")
-        _reap(pid)
+        process.reap(pid)
         record.pid = init_pid
         record.pid_start_time = process.start_time(init_pid)
         if record.pid_start_time is None:  # gone already: without its start time no later command could tell
@@ -231,7 +234,7 @@ def _launch(
         to_init.send(channel.HooksDone(state))
         to_init.receive(channel.Ready)
         if options.pid_file:
-            _write_pid_file(options.pid_file, init_pid)
+            write_pid_file(options.pid_file, init_pid)
             undo.push("remove pid file", lambda: os.unlink(options.pid_file))
         # state.json must say "created" before the init may go on waiting for `engine start`.
         life.fire("finish_create")
@@ -257,10 +260,6 @@ def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, 
     undo.push("remove the cgroups", cgroups.destroy)
     record.cgroups = cgroups.to_json()
     return cgroups
-
-
-APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
-SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
 
 
 def save_config(directory: str, config: dict[str, Any]) -> None:
@@ -335,22 +334,10 @@ def _check_unsupported(config: dict[str, Any], log: Log) -> None:
     for i, mount in enumerate(config.get("mounts") or []):
         if "tmpcopyup" in (mount.get("options") or []):
             raise ConfigError(f"config.json: mounts[{i}].options: tmpcopyup is not supported by engine yet")
-    process = config["process"]
-    if process.get("apparmorProfile"):
-        try:
-            with open(APPARMOR_ENABLED) as f:
-                enabled = f.read().strip() == "Y"
-        except OSError:
-            enabled = False
-        if not enabled:
-            raise ConfigError("config.json: process.apparmorProfile: AppArmor is not enabled on this host")
-    if not os.path.exists(SELINUX_ENFORCE):
-        for where, label in (
-            ("process.selinuxLabel", process.get("selinuxLabel")),
-            ("linux.mountLabel", linux.get("mountLabel")),
-        ):
-            if label:
-                log.warning(f"{where}: SELinux is not enabled on this host; the label {label!r} is not applied")
+    if linux.get("mountLabel") and not lsm.selinux_enabled():
+        log.warning(
+            f"linux.mountLabel: SELinux is not enabled on this host; the label {linux['mountLabel']!r} is not applied"
+        )
 
 
 def _drop_unknown_capabilities(process: dict[str, Any], log: Log) -> None:
@@ -403,19 +390,6 @@ def _poststop(hooks: hookpoints.Hooks, record: ContainerRecord, log: Log) -> Non
     hookpoints.run("poststop", hooks, record.public_state("stopped"), log, warn_only=True, cwd=record.bundle)
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
 def _kill(pid: int, start_time: int | None) -> None:
     if process.is_alive(pid, start_time):
         os.kill(pid, signal.SIGKILL)
-
-
-def _write_pid_file(path: str, pid: int) -> None:
-    """The host pid, written atomically (a reader never sees a half-written file)."""
-    try:
-        write_file_atomically(path, str(pid).encode())
-    except OSError as err:
-        raise EngineError(f"--pid-file {os.path.abspath(path)}: {err.strerror}") from None

@@ -34,55 +34,31 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import channel
+from engine import channel, lsm
 from engine.channel import Channel
-from engine.errors import EngineError, one_line
+from engine.errors import ConfigError, EngineError, one_line
 from engine.linux import capabilities, process_attrs, trampoline
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.linux.procfs import ProcFS
 from engine.log import Log
+from engine.pidfile import write_pid_file
 from engine.process_setup import (
-    DEFAULT_PATH,
+    JOIN_ORDER,
     SetupError,
-    become_the_process,
+    become_namespace_root,
+    begin_child,
     close_fds,
     connect_seccomp_listener,
-    enter_cwd,
-    environment,
-    find_executable,
-    restore_signals,
+    enter_namespaces,
+    exec_as_the_process,
+    prepare_exec,
 )
-from engine.rootless import hooks as rootless_hooks
+from engine.signals import FORWARDED
 from state import process as proc
 from state.record import ContainerRecord
 from state.rules import CREATED, PAUSED, RUNNING
-from state.store import CONFIG_FILE, Store, write_file_atomically
-
-# Joined in this order. The user namespace first: once in it we hold every capability over the namespaces
-# it owns (and none over the host's). The mount namespace last: setns(mnt) moves our root and cwd into the
-# container; the fds are all open by then, so nothing later needs a host path.
-NAMESPACE_ORDER: tuple[tuple[str, int], ...] = (
-    ("user", sc.CLONE_NEWUSER),
-    ("ipc", sc.CLONE_NEWIPC),
-    ("uts", sc.CLONE_NEWUTS),
-    ("net", sc.CLONE_NEWNET),
-    ("pid", sc.CLONE_NEWPID),
-    ("cgroup", sc.CLONE_NEWCGROUP),
-    ("time", sc.CLONE_NEWTIME),
-    ("mnt", sc.CLONE_NEWNS),
-)
-
-# What `engine exec` passes on to the process while it waits for it (as `engine run` does for the init).
-FORWARDED = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-)
+from state.store import CONFIG_FILE, Store
 
 # With --process, runc takes the whole process from the file: these flags only shape the config-based one.
 _FLAGS_IGNORED_WITH_PROCESS = {
@@ -95,9 +71,6 @@ _FLAGS_IGNORED_WITH_PROCESS = {
     "apparmor": "--apparmor",
     "process_label": "--process-label",
 }
-
-APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
-SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
 
 
 class ExecError(EngineError):
@@ -146,8 +119,7 @@ class ExecPlan:
     seccomp_plan: Any = None
     notify_sock: socket.socket | None = None
     console_sock: socket.socket | None = None
-    apparmor_profile: str | None = None
-    selinux_label: str | None = None
+    labels: lsm.Labels = field(default_factory=lsm.Labels)  # AppArmor/SELinux, as the host can apply them
     proc: ProcFS | None = None  # the joiner's own procfs (host side), used by the process before it execs
 
 
@@ -189,14 +161,17 @@ def exec_process(store: Store, options: ExecOptions, log: Log) -> int:
         parent_pid=os.getpid(),
         preserve_fds=options.preserve_fds,
     )
-    _check_security_labels(plan, log)
+    try:
+        plan.labels = lsm.check(process, log.warning, where="exec: ")
+    except ConfigError as err:
+        raise ExecError(str(err)) from None
     try:
         launched = _launch(plan, record, options, log)
     finally:
         _close_sockets(plan)
     try:
         if options.pid_file:
-            _write_pid_file(options.pid_file, launched.pid)
+            write_pid_file(options.pid_file, launched.pid, error=ExecError)
         if options.detach:
             return 0
         return _wait(launched)
@@ -323,31 +298,6 @@ def _check_preserved_fds(count: int) -> None:
             raise ExecError(f"--preserve-fds {count}: fd {fd} is not open") from None
 
 
-def _check_security_labels(plan: ExecPlan, log: Log) -> None:
-    profile = plan.process.get("apparmorProfile")
-    if profile:
-        if not _apparmor_enabled():
-            raise ExecError(
-                f"exec: AppArmor profile {profile!r} requested, but AppArmor is not enabled on this host"
-                f" ({APPARMOR_ENABLED} is not Y)"
-            )
-        plan.apparmor_profile = profile
-    label = plan.process.get("selinuxLabel")
-    if label:
-        if os.path.exists(SELINUX_ENFORCE):
-            plan.selinux_label = label
-        else:
-            log.warning(f"process label {label!r} ignored: SELinux is not enabled on this host")
-
-
-def _apparmor_enabled() -> bool:
-    try:
-        with open(APPARMOR_ENABLED) as f:
-            return f.read().strip() == "Y"
-    except OSError:
-        return False
-
-
 def _read_config(dir_fd: int, container_id: str) -> dict[str, Any]:
     """The config `engine create` validated and saved in the state directory (never the bundle's: it may have
     changed, or been swapped, since)."""
@@ -392,7 +342,7 @@ def _launch(plan: ExecPlan, record: ContainerRecord, options: ExecOptions, log: 
             _join_cgroup(record, joiner, options.cgroup, log)
             to_joiner.send(channel.InCgroup())
             launched.pid = to_joiner.receive(channel.ProcessForked).pid
-            _reap(joiner)
+            proc.reap(joiner)
             joiner = 0
             to_process.send(channel.Adopted(launched.pid))
             try:
@@ -404,7 +354,7 @@ def _launch(plan: ExecPlan, record: ContainerRecord, options: ExecOptions, log: 
             if pid:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                _reap(pid)
+                proc.reap(pid)
         _close_relay(launched)
         if isinstance(err, OSError | channel.ChannelError):
             if not proc.is_alive(plan.init_pid, plan.init_start_time):  # e.g. fork: ENOMEM in a dead pid ns
@@ -501,19 +451,6 @@ def _wait(launched: Launched) -> int:
     return 128 - code if code < 0 else code
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-def _write_pid_file(path: str, pid: int) -> None:
-    """The host pid, written atomically (a reader never sees a half-written file)."""
-    try:
-        write_file_atomically(path, str(pid).encode())
-    except OSError as err:
-        raise ExecError(f"--pid-file {os.path.abspath(path)}: {err.strerror}") from None
-
-
 # --- The children ---------------------------------------------------------------------------------------------
 
 
@@ -521,24 +458,16 @@ def _joiner(chan: Channel, process_chan: Channel, plan: ExecPlan) -> None:
     """First child: enter the container's namespaces and fork the process into them. Never returns. `chan` is
     ours to talk to `engine exec`; `process_chan` is the process's, only passed on."""
     try:
-        # Inherited by the process; set while our /proc/self is still ours to write (engine/rootless/hooks.py).
-        rootless_hooks.apply_oom_score_adj_early(plan.process)
-        # Before anything else: while we are the host's interpreter inside the container, no process there may
-        # open our /proc/<pid>/exe (CVE-2019-5736), fds or memory. Kept until execve, which resets it.
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        sc.set_parent_death_signal(signal.SIGKILL)  # `engine exec` killed: no half-joined child lingers
-        if os.getppid() != plan.parent_pid:
-            os._exit(1)
         keep = {chan.fileno(), process_chan.fileno()}
         keep |= {s.fileno() for s in (plan.notify_sock, plan.console_sock) if s is not None}
-        close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
+        # Non-dumpable and killed with `engine exec` from here until the process execs (CVE-2019-5736, CVE-2016-9962).
+        begin_child(plan.process, keep, keep_below=3 + plan.preserve_fds, parent_pid=plan.parent_pid)
         # Our own procfs, made while we are still the host's: the process's writes into /proc (an LSM exec
         # label) go through it, never through the container's /proc (engine.linux.procfs).
         plan.proc = ProcFS.open()
         chan.receive(channel.InCgroup)
-        joined_user = join_namespaces(plan.init_pid, plan.init_start_time)
-        if joined_user:
-            _become_namespace_root()
+        if join_namespaces(plan.init_pid, plan.init_start_time):
+            become_namespace_root()
         pid = os.fork()
         if pid == 0:
             chan.close()
@@ -558,55 +487,40 @@ def join_namespaces(init_pid: int, init_start_time: int | None) -> bool:
     open, and after setns(mnt) no longer in sight. A container that shares the host's mount namespace has its
     root by chroot (engine/setup/host_mount_ns.py): we take the init's, last.
     """
-    fds: list[tuple[str, int, int]] = []
+    fds: list[tuple[str, int]] = []
     root_fd = -1
     try:
-        for name, flag in NAMESPACE_ORDER:
+        for ns_type in JOIN_ORDER:
+            name = sc.NAMESPACES[ns_type][1]
             try:
                 fd = os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 if not os.path.exists(f"/proc/{init_pid}"):
                     raise SetupError("the container's init has exited") from None
                 continue  # a namespace type this kernel does not have
-            fds.append((name, flag, fd))
             theirs = os.fstat(fd)
             ours = os.stat(f"/proc/self/ns/{name}")
-            if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
-                # Shared with the host (no namespace of its own): joining it would be a no-op at best, and
-                # EPERM after setns(user) gave up our privileges over the host's namespaces.
-                fds.pop()
-                os.close(fd)
-                if flag == sc.CLONE_NEWNS:
-                    root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
+                fds.append((ns_type, fd))
+                continue
+            # Shared with the host (no namespace of its own): joining it would be a no-op at best, and EPERM
+            # after setns(user) gave up our privileges over the host's namespaces.
+            os.close(fd)
+            if ns_type == "mount":
+                root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         # The files are the init's only if it still is the init we recorded (the pid was not reused).
         if not proc.is_alive(init_pid, init_start_time):
             raise SetupError("the container's init has exited")
-        joined_user = False
-        for name, flag, fd in fds:
-            try:
-                sc.setns(fd, flag)
-            except OSError as err:
-                raise SetupError(f"cannot join the container's {name} namespace: {err.strerror}") from None
-            joined_user = joined_user or flag == sc.CLONE_NEWUSER
+        joined_user = enter_namespaces(fds, lambda ns_type: f"the container's {ns_type} namespace")
         if root_fd >= 0:
             os.fchdir(root_fd)
             os.chroot(".")
         return joined_user
     finally:
-        for _, _, fd in fds:
+        for _, fd in fds:
             os.close(fd)
         if root_fd >= 0:
             os.close(root_fd)
-
-
-def _become_namespace_root() -> None:
-    """In the container's user namespace, become its root (as its init did): ids that are mapped there."""
-    try:
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
-    except OSError as err:
-        raise SetupError(f"cannot become root in the container's user namespace: {err.strerror}") from None
-    sc.prctl(sc.PR_SET_DUMPABLE, 0)  # a uid change resets it to fs.suid_dumpable: say it again
 
 
 def _the_process(chan: Channel, plan: ExecPlan) -> None:
@@ -615,7 +529,6 @@ def _the_process(chan: Channel, plan: ExecPlan) -> None:
         adopted = chan.receive(channel.Adopted)  # the joiner is reaped: our parent is now `engine exec`
         sc.set_parent_death_signal(signal.SIGKILL)
         process = plan.process
-        args = process["args"]
         if plan.console_sock is not None:
             from engine import console  # already imported by the parent (_prepare_console): no file access
 
@@ -626,55 +539,23 @@ def _the_process(chan: Channel, plan: ExecPlan) -> None:
         keep = {chan.fileno(), proc.fd} | ({plan.notify_sock.fileno()} if plan.notify_sock is not None else set())
         close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
         os.chdir("/")  # setns(mnt) put us at the container's root; cwd is resolved from there
-        env = environment(process)
-        enter_cwd(process.get("cwd") or "/")
-        executable = find_executable(args[0], env.get("PATH", DEFAULT_PATH))
-        if process.get("rlimits"):
-            process_attrs.apply_rlimits(process["rlimits"])
-        if plan.apparmor_profile:
-            _write_proc_attr(proc, ["apparmor/exec", "exec"], f"exec {plan.apparmor_profile}", "AppArmor profile")
-        if plan.selinux_label:
-            _write_proc_attr(proc, ["exec"], plan.selinux_label, "SELinux label")
+        env, executable = prepare_exec(process)
+        lsm.apply(proc, plan.labels)
         proc.close()
         # Built before seccomp and the user switch; the exec goes through it (engine.linux.trampoline).
         tramp = trampoline.Trampoline(executable, chan.fileno(), frame=channel.failure_frame)
         # Cleared before the user switch (which would restore it): the process must outlive `exec --detach`.
         sc.set_parent_death_signal(0)
-        become_the_process(
+        exec_as_the_process(
             {"linux": plan.linux, "process": process},
             plan.state,
             plan.seccomp_plan,
             plan.notify_sock,
+            tramp,
+            env,
             process_pid=adopted.pid,
             cpu_affinity="final",
-            warn=_warn,
         )
-        # The user switch reset dumpable to fs.suid_dumpable (0 or 2 unless an admin chose 1): say it again. A
-        # seccomp filter may forbid prctl by now; then the kernel's reset value stands.
-        with contextlib.suppress(OSError):
-            sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        restore_signals()
-        tramp.execve(args, env)
     except BaseException as err:
         chan.fail(err)
         os._exit(1)
-
-
-def _warn(message: str) -> None:
-    """A warning from inside the container: one line on the caller's stderr."""
-    with contextlib.suppress(OSError):
-        os.write(2, f"engine: warning: {message}\n".encode())
-
-
-def _write_proc_attr(proc: ProcFS, names: list[str], value: str, what: str) -> None:
-    """Label the coming execve (/proc/thread-self/attr/...), only through our own procfs: a container can put
-    anything on its /proc, and a write that lands in a plain file would silently drop the label."""
-    for name in names:
-        try:
-            proc.write_thread_self(f"attr/{name}", value.encode())
-        except FileNotFoundError:
-            continue
-        except OSError as err:
-            raise SetupError(f"{what} {value!r}: /proc/thread-self/attr/{name}: {err.strerror}") from None
-        return
-    raise SetupError(f"{what}: /proc/thread-self/attr is missing")

@@ -5,20 +5,20 @@
 
 The init sets up the filesystem, tells `engine create` it is ready, then blocks opening the exec fifo until
 `engine start` opens the other end; it then runs startContainer hooks, drops privileges and execs the user's
-program. Errors before the fifo go back over the channel; after it, into the fifo for `start` to read.
+program. Errors before the fifo go back over the channel (engine/channel.py draws the messages); after it, into
+the fifo for `start` to read. The steps it shares with `engine exec`'s process are in engine/process_setup.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import channel, console
+from engine import channel, console, lsm
 from engine.channel import Channel
 from engine.linux import process_attrs, proctitle
 from engine.linux import seccomp as libseccomp
@@ -26,14 +26,18 @@ from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH
 from engine.linux.procfs import ProcFS
 from engine.linux.trampoline import Trampoline
-from engine.process_setup import DEFAULT_PATH, SetupError, find_executable
-from engine.process_setup import WAIT_SIGNALS as _WAIT_SIGNALS
-from engine.process_setup import become_the_process as _become_the_process
-from engine.process_setup import close_fds as _close_fds
-from engine.process_setup import connect_seccomp_listener as _connect_seccomp_listener
-from engine.process_setup import enter_cwd as _enter_cwd
-from engine.process_setup import environment as _environment
-from engine.process_setup import restore_signals as _restore_signals
+from engine.process_setup import (
+    WAIT_SIGNALS,
+    SetupError,
+    become_namespace_root,
+    begin_child,
+    close_fds,
+    connect_seccomp_listener,
+    enter_cwd,
+    enter_namespaces,
+    exec_as_the_process,
+    prepare_exec,
+)
 from engine.rootless import hooks as rootless_hooks
 from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
@@ -61,15 +65,15 @@ class InitPlan:
     time_offsets: dict[str, Any] = field(default_factory=dict)
     fifo_fd: int = -1  # O_PATH fd on the exec fifo, opened by `engine create` (the init may not reach the path)
     bind_source_fds: dict[int, int] = field(default_factory=dict)  # mounts[i] -> O_PATH fd on its source
+    labels: lsm.Labels = field(default_factory=lsm.Labels)  # AppArmor/SELinux, as the host can apply them
 
 
 def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
     """First child: enter the namespaces, fork the init into them, report its pid, exit. `chan` is ours to talk
     to `engine create`; `init_chan` is the init's, only passed on."""
     try:
-        rootless_hooks.apply_oom_score_adj_early(plan.config["process"])  # while /proc/self is still ours
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or read us while we are engine
-        _close_inherited_fds({chan.fileno(), init_chan.fileno()}, plan)
+        keep = {chan.fileno(), init_chan.fileno(), plan.fifo_fd, *plan.bind_source_fds.values()}
+        begin_child(plan.config["process"], {fd for fd in keep if fd >= 0}, keep_below=3 + plan.preserve_fds)
         flags = plan.namespace_flags
         # timens_offsets is written after unshare, where the host's /proc may no longer be ours to open.
         proc = ProcFS.open() if flags & sc.CLONE_NEWTIME and plan.time_offsets else None
@@ -83,7 +87,7 @@ def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
             chan.send(channel.UserNsMade())
             chan.receive(channel.IdsMapped)
             rootless_hooks.after_id_maps()
-            _become_namespace_root()
+            become_namespace_root()
             flags &= ~sc.CLONE_NEWUSER
         if flags:
             sc.unshare(flags)
@@ -101,26 +105,6 @@ def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
     except BaseException as err:
         chan.fail(err)
         os._exit(1)
-
-
-def _close_inherited_fds(channels: set[int], plan: InitPlan) -> None:
-    """First thing in the container's processes: close every fd `engine create` had open (the state directory,
-    cgroup files, the log...) but the few we need, so nothing of the host's is open while the container's
-    paths are resolved (CVE-2024-21626: a cwd of /proc/self/fd/N reached the host through such an fd)."""
-    gc.freeze()  # objects from before the fork must never be collected here: they would close reused fd numbers
-    keep = {*channels, plan.fifo_fd, *plan.bind_source_fds.values()}
-    _close_fds(keep_below=3 + plan.preserve_fds, keep={fd for fd in keep if fd >= 0})
-
-
-def _become_namespace_root() -> None:
-    try:
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
-    except OSError as err:
-        raise SetupError(
-            f"linux.uidMappings/gidMappings: cannot become root in the user namespace: {err.strerror}"
-            " (is container id 0 mapped?)"
-        ) from None
 
 
 def _write_time_offsets(offsets: dict[str, Any], proc: ProcFS) -> None:
@@ -142,21 +126,18 @@ def _write_time_offsets(offsets: dict[str, Any], proc: ProcFS) -> None:
 
 
 def join_namespaces(paths: list[tuple[str, str]]) -> None:
-    # A user namespace must be joined first: it decides what we may do in the others.
-    for ns_type, path in sorted(paths, key=lambda item: item[0] != "user"):
-        flag = sc.NAMESPACES[ns_type][0]
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as err:
-            raise SetupError(f"linux.namespaces: {ns_type} path {path}: {err.strerror}") from None
-        try:
-            sc.setns(fd, flag)
-        except OSError as err:
-            raise SetupError(
-                f"linux.namespaces: {ns_type} path {path}: cannot join: {err.strerror}"
-                + (" (is it a namespace of that type?)" if err.errno == 22 else "")
-            ) from None
-        finally:
+    """linux.namespaces entries with a path: every file opened first, then joined (user first, mount last)."""
+    fds: list[tuple[str, int]] = []
+    try:
+        for ns_type, path in paths:
+            try:
+                fds.append((ns_type, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+            except OSError as err:
+                raise SetupError(f"linux.namespaces: {ns_type} path {path}: {err.strerror}") from None
+        where = dict(paths)
+        enter_namespaces(fds, lambda ns_type: f"linux.namespaces: {ns_type} path {where[ns_type]}")
+    finally:
+        for _, fd in fds:
             os.close(fd)
 
 
@@ -175,7 +156,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         # --console-socket is a host path: connect before the mounts and pivot_root hide it.
         console_sock = console.connect_console_socket(plan.console_socket) if terminal and plan.console_socket else None
         state, propagation = _set_up_filesystem(chan, plan, proc)
-        notify_sock = _connect_seccomp_listener(cfg)
+        notify_sock = connect_seccomp_listener(cfg)
         seccomp = linux.get("seccomp")
         # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
         seccomp_plan = libseccomp.compile_profile(seccomp) if seccomp else None
@@ -192,7 +173,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         chan.receive(channel.Created)
         chan.close()
         keep = {plan.fifo_fd, proc.fd} | ({notify_sock.fileno()} if notify_sock else set())
-        _close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
+        close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
         _exit_on_signals()
         # Blocks until `engine start` opens the read end.
         fifo_fd = proc.reopen(plan.fifo_fd, os.O_WRONLY)
@@ -200,8 +181,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         os.write(fifo_fd, b"0")
 
         state.update(status="created", pid=os.getpid())  # the pid as seen in the container's namespace
-        if process.get("apparmorProfile"):
-            _set_apparmor_exec_profile(proc, process["apparmorProfile"])  # create checked AppArmor is enabled
+        lsm.apply(proc, plan.labels)
         proc.close()
         # Built before seccomp and the user switch (memfd_create may be neither allowed nor ours then): the
         # exec of the program and of each startContainer hook goes through one (engine.linux.trampoline).
@@ -210,14 +190,15 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
             Trampoline(str(hook.get("path")), 2, mark_cloexec=False).fd
             for hook in plan.hooks.get("startContainer") or []
         ]
-        _become_the_process(cfg, state, seccomp_plan, notify_sock, warn=_warn)
-        with contextlib.suppress(OSError):  # a user switch resets it; a seccomp filter may forbid prctl by now
-            sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        # runc's order: startContainer hooks run as the container's process, with its user, capabilities and
-        # seccomp filter, right before the exec.
-        _run_hooks(plan, "startContainer", state, hook_trampolines)
-        _restore_signals()
-        trampoline.execve(process["args"], env)
+        exec_as_the_process(
+            cfg,
+            state,
+            seccomp_plan,
+            notify_sock,
+            trampoline,
+            env,
+            before_exec=lambda: _run_hooks(plan, "startContainer", state, hook_trampolines),
+        )
     except BaseException as err:
         if fifo_fd >= 0:
             with contextlib.suppress(OSError):
@@ -279,8 +260,8 @@ def _finish_setup(cfg: dict[str, Any], proc: ProcFS) -> tuple[dict[str, str], st
     process = cfg["process"]
     if (cfg.get("root") or {}).get("readonly"):
         # runc creates a missing cwd, even in a read-only root: enter it (making it) before the root turns
-        # read-only. _enter_cwd resolves it inside our root, never through a magic link.
-        _enter_cwd(process.get("cwd") or "/")
+        # read-only. enter_cwd resolves it inside our root, never through a magic link.
+        enter_cwd(process.get("cwd") or "/")
         rootfs_setup.make_root_readonly()
     if cfg.get("hostname") is not None:
         _set_name("hostname", cfg["hostname"])
@@ -288,12 +269,7 @@ def _finish_setup(cfg: dict[str, Any], proc: ProcFS) -> tuple[dict[str, str], st
         _set_name("domainname", cfg["domainname"])
     for key, value in (linux.get("sysctl") or {}).items():
         _write_sysctl(proc, key, value)
-    env = _environment(process)
-    _enter_cwd(process.get("cwd") or "/")
-    executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
-    if process.get("rlimits"):
-        process_attrs.apply_rlimits(process["rlimits"])
-    return env, executable
+    return prepare_exec(process)
 
 
 def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any], exec_fds: list[int] | None = None) -> None:
@@ -303,26 +279,6 @@ def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any], exec_fds: list
         cwd = plan.rootfs if stage == "createContainer" else None
         state_json = json.dumps(state).encode()
         run_hooks(stage, hooks, state_json, warn_only=False, warn=lambda m: None, cwd=cwd, exec_fds=exec_fds)
-
-
-def _set_apparmor_exec_profile(proc: ProcFS, profile: str) -> None:
-    """The profile the next execve switches to (as runc's apparmor.ApplyProfile), through our own procfs.
-    AppArmor is not enabled on the machines engine is tested on: this path is untested."""
-    for name in ("attr/apparmor/exec", "attr/exec"):
-        try:
-            proc.write_thread_self(name, f"exec {profile}".encode())
-            return
-        except FileNotFoundError:
-            continue
-        except OSError as err:
-            raise SetupError(f"process.apparmorProfile {profile!r}: {err.strerror}") from None
-    raise SetupError(f"process.apparmorProfile {profile!r}: no /proc/self/attr to write it to")
-
-
-def _warn(message: str) -> None:
-    """A warning from the init after create returned: one line on its stderr (the container's, as runc's)."""
-    with contextlib.suppress(OSError):
-        os.write(2, f"engine: warning: {message}\n".encode())
 
 
 def _set_name(which: str, value: str) -> None:
@@ -347,5 +303,5 @@ def _write_sysctl(proc: ProcFS, key: str, value: str) -> None:
 def _exit_on_signals() -> None:
     # As pid 1 of a pid namespace, a signal with the default action is dropped while we wait for `start`, so
     # install handlers that exit the way the default action would have.
-    for sig in _WAIT_SIGNALS:
+    for sig in WAIT_SIGNALS:
         signal.signal(sig, lambda number, frame: os._exit(128 + number))
