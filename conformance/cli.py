@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,9 +21,16 @@ from conformance.harness import Ctx, Result, Runtime, mounts_under
 from conformance.registry import CHECKS, Check, CheckFailed, CheckSkipped, verify_sentences
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC_DIR = Path("/work/shared/runtime-spec")
 
-PASS, FAIL, SKIP, DEVIATION = "PASS", "FAIL", "SKIP", "DEVIATION"
+
+def spec_dir() -> Path:
+    """CONFORMANCE_SPEC_DIR, or the runtime-spec checkout beside the repository (../shared/runtime-spec)."""
+    return Path(os.environ.get("CONFORMANCE_SPEC_DIR") or REPO.parent / "shared" / "runtime-spec")
+
+
+# STALE: the check passed for a runtime with a recorded deviation: the record is out of date (a failure too).
+PASS, FAIL, SKIP, DEVIATION, STALE = "PASS", "FAIL", "SKIP", "DEVIATION", "STALE"
+FAILING = (FAIL, STALE)
 
 
 @dataclass
@@ -73,10 +81,17 @@ def run_one(chk: Check, runtime: Runtime, rootfs: Path, base: Path, keep: bool) 
         problems.append(f"host mounts left under {ctx.dir}: {', '.join(leaked)}")
     elif not keep:
         shutil.rmtree(ctx.dir, ignore_errors=True)
+    dev = known(runtime.name, chk.name)
     if problems:
-        reason = "; ".join([reason, *problems]) if reason else "; ".join(problems)
-    if status == FAIL and (dev := known(runtime.name, chk.name)) is not None:
-        status, reason = DEVIATION, f"known: {dev.summary} (observed: {reason})"
+        # Whatever the check concluded, the runtime left something behind: that is never excused.
+        status, reason = FAIL, "; ".join([f"left behind: {'; '.join(problems)}", *([reason] if reason else [])])
+    elif dev is not None and status == FAIL:
+        if re.search(dev.reason, reason):
+            status, reason = DEVIATION, f"known: {dev.summary} (observed: {reason})"
+        else:
+            reason = f"{reason} (a deviation is recorded for this check, but it fails otherwise: {dev.reason!r})"
+    elif dev is not None and status == PASS:
+        status, reason = STALE, f"recorded deviation did not occur ({dev.summary}): remove it from deviations.py"
     return Outcome(chk, status, reason, time.monotonic() - began, ctx.log)
 
 
@@ -126,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--verify-spec",
         nargs="?",
-        const=str(os.environ.get("CONFORMANCE_SPEC_DIR") or DEFAULT_SPEC_DIR),
+        const=str(spec_dir()),
         metavar="SPEC_DIR",
         help="check that every quoted sentence is verbatim in the spec markdown, then exit",
     )
@@ -176,12 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         for outcome in outcomes:
             if outcome.status != PASS:
                 print(details(outcome, runtime))
-    count = {s: sum(o.status == s for o in outcomes) for s in (PASS, FAIL, SKIP, DEVIATION)}
+    count = {s: sum(o.status == s for o in outcomes) for s in (PASS, FAIL, SKIP, DEVIATION, STALE)}
     print(f"runtime {path}; {len(outcomes)} checks in {time.monotonic() - began:.1f}s; rootfs {rootfs}")
     if count[DEVIATION]:
         print(f"{count[DEVIATION]} known deviations of {runtime.name} (conformance/deviations.py), not failures")
-    summary = f"{count[PASS]} passed, {count[FAIL]} failed"
+    if count[STALE]:
+        print(f"{count[STALE]} recorded deviations of {runtime.name} no longer occur: update conformance/deviations.py")
+    summary = f"{count[PASS]} passed, {count[FAIL] + count[STALE]} failed"
     if count[SKIP]:
         summary += f", {count[SKIP]} skipped"
     print(summary)
-    return 1 if count[FAIL] else 0
+    return 1 if count[FAIL] or count[STALE] else 0

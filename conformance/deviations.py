@@ -1,8 +1,9 @@
 """Known departures of specific runtimes from the spec: reported as DEVIATION, not FAIL, for that runtime only.
 
 Keyed by (runtime basename, check name). Each entry says what the runtime does and why that contradicts the
-quoted sentence, so a reader can judge it without rerunning anything. A recorded deviation that is not
-observed (the check passes) is simply PASS: the runtime was fixed, and the entry can go.
+quoted sentence, so a reader can judge it without rerunning anything, and the failure reason it expects: the
+check becomes DEVIATION only when it fails for exactly that reason, never for another. A recorded deviation that
+is not observed (the check passes) is reported as STALE, a failure: the runtime changed and the entry must go.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from dataclasses import dataclass
 class Deviation:
     summary: str  # one line for the results table
     evidence: str  # what the runtime does, observed how, and the sentence it contradicts
+    # A regular expression the check's failure reason must match (re.search): the deviation excuses only the
+    # failure it records, not any failure of the same check (a crash, a leak, a different wrong behaviour).
+    reason: str
 
 
 DEVIATIONS: dict[tuple[str, str], Deviation] = {
     # These four observed with Debian's runc 1.1.5+ds1 (spec 1.0.2-dev), /usr/sbin/runc.
     ("runc", "delete_created"): Deviation(
+        reason=r"^delete of a created container: `runc delete \S+` succeeded, expected an error$",
         summary="runc deletes a created container without --force",
         evidence=(
             "`runc delete <id>` on a container whose status is 'created' exits 0: runc kills the container "
@@ -28,6 +33,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
         ),
     ),
     ("runc", "hooks_start_phase"): Deviation(
+        reason=r"^\['poststart'\] already ran during create",
         summary="runc runs poststart hooks during create, before the user program",
         evidence=(
             "After `runc create` the hook order file reads: prestart createRuntime createContainer poststart, "
@@ -39,6 +45,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
         ),
     ),
     ("runc", "hooks_start_container_failure"): Deviation(
+        reason=r"^start whose startContainer hook exits 1: `runc start \S+` succeeded, expected an error$",
         summary="runc start exits 0 when a startContainer hook fails",
         evidence=(
             "With a startContainer hook that exits 1, `runc start <id>` exits 0: the hook runs in runc init "
@@ -49,6 +56,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
         ),
     ),
     ("runc", "hooks_poststop_failure"): Deviation(
+        reason=r"^the remaining poststop hook did not run: \[.*'poststopFails'\]$",
         summary="runc skips the remaining poststop hooks after one fails",
         evidence=(
             "With poststop hooks [exit 1, record], `runc delete <id>` exits 0 and logs the hook error, but the "
@@ -60,6 +68,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
     # config.md / config-linux.md checks (config_mounts.py, config_process.py, config_linux_more.py), observed with
     # the same runc 1.1.5+ds1.
     ("runc", "rlimits_duplicate_error"): Deviation(
+        reason=r"^create: `runc create --bundle \S+ \S+` succeeded, expected an error$",
         summary="runc accepts duplicated rlimits entries (the last one wins)",
         evidence=(
             "With process.rlimits [RLIMIT_NOFILE 200/200, RLIMIT_NOFILE 100/100], `runc create` exits 0 and the "
@@ -68,6 +77,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
         ),
     ),
     ("runc", "domainname_inside"): Deviation(
+        reason=r"^the container sees domainname '\(none\)'$",
         summary="runc 1.1.5 ignores domainname",
         evidence=(
             'With "domainname": "inside.example" (and a uts namespace), the program reads \'(none)\' from '
@@ -77,6 +87,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
         ),
     ),
     ("runc", "devices_existing_file_error"): Deviation(
+        reason=r"^create: `runc create --bundle \S+ \S+` succeeded, expected an error$",
         summary="runc keeps an existing non-device file at a linux.devices path",
         evidence=(
             "With a regular file at /tmp/not-a-device and linux.devices [{path: /tmp/not-a-device, type: c, major 1, "
@@ -87,6 +98,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
         ),
     ),
     ("runc", "time_namespace_offsets"): Deviation(
+        reason=r'namespace \{\\"time\\" \\"\\"\} does not exist',
         summary="runc 1.1.5 does not know the time namespace",
         evidence=(
             'With {"type": "time"} in linux.namespaces and linux.timeOffsets, `runc create` exits 1: '
@@ -96,6 +108,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
         ),
     ),
     ("runc", "rootfs_propagation_slave"): Deviation(
+        reason=r"^the host's mount at <rootfs>/home did not appear in the container$",
         summary="with rootfsPropagation slave, runc's rootfs receives nothing from the host",
         evidence=(
             'Rootfs on a shared host mount, rootfsPropagation "slave": a tmpfs mounted on the host at '
@@ -108,6 +121,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
         ),
     ),
     ("runc", "rootfs_propagation_shared"): Deviation(
+        reason=r"^the rootfs mount is in no peer group",
         summary="with rootfsPropagation shared, runc's rootfs mount is in no peer group",
         evidence=(
             'rootfsPropagation "shared": the container\'s / line in /proc/<pid>/mountinfo has no shared:N '
@@ -116,6 +130,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
         ),
     ),
     ("runc", "rootfs_propagation_unbindable"): Deviation(
+        reason=r"^create: `runc create .*` exited 1: .*error mounting",
         summary="with rootfsPropagation unbindable, runc fails to bind-mount anything from the host's root mount",
         evidence=(
             'rootfsPropagation "unbindable": `runc create` exits 1 with \'error mounting <check>/shared to rootfs '

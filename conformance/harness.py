@@ -191,6 +191,9 @@ class Ctx:
     log: list[Result] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # every id passed to create, for cleanup
     pids: dict[int, str] = field(default_factory=dict)  # container pid `state` reported -> its start time
+    cgroups: set[Path] = field(default_factory=set)  # cgroup directories those processes were in
+    pid_namespaces: dict[str, int] = field(default_factory=dict)  # their pid namespaces -> an fd holding each
+    cgroups_paths: set[str] = field(default_factory=set)  # absolute linux.cgroupsPath of the check's bundles
 
     def __post_init__(self) -> None:
         self.root = self.dir / "root"  # the runtime's private --root: the suite never sees other containers
@@ -216,6 +219,9 @@ class Ctx:
         config = base_config(self.rootfs, self.shared, args, annotations=annotations)
         if edit is not None:
             edit(config)
+        path = (config.get("linux") or {}).get("cgroupsPath")
+        if isinstance(path, str) and path.startswith("/") and path.strip("/"):
+            self.cgroups_paths.add(path)
         return write_bundle(self.dir / name, config)
 
     def marker(self, name: str) -> Path:
@@ -261,9 +267,7 @@ class Ctx:
         except ValueError as err:
             raise CheckFailed(f"`{result.shown}` printed invalid JSON: {err}") from None
         expect(isinstance(state, dict), f"`{result.shown}` printed {type(state).__name__}, not an object")
-        pid = state.get("pid")
-        if type(pid) is int and pid > 0 and pid not in self.pids and (began := start_time(pid)):
-            self.pids[pid] = began
+        self.observe(state)
         return state
 
     def exists(self, cid: str) -> bool:
@@ -301,25 +305,48 @@ class Ctx:
             time.sleep(POLL)
         return True
 
-    # -- cleanup --------------------------------------------------------------------------------------
+    # -- what the runtime made, and cleanup -------------------------------------------------------------
+
+    def observe(self, state: dict[str, Any]) -> None:
+        """Note a container process `state` reported: its pid and start time, the cgroups it is in (where the
+        suite is not) and its pid namespace (held open, so that its number cannot be reused meanwhile)."""
+        pid = state.get("pid")
+        if type(pid) is not int or pid <= 0 or pid in self.pids or not (began := start_time(pid)):
+            return
+        self.pids[pid] = began
+        self.cgroups.update(process_cgroup_dirs(pid))
+        with contextlib.suppress(OSError):
+            ns = os.readlink(f"/proc/{pid}/ns/pid")
+            fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            if start_time(pid) == began and in_other_pidns(pid) and ns not in self.pid_namespaces:
+                self.pid_namespaces[ns] = fd
+            else:
+                os.close(fd)
 
     def cleanup(self) -> list[str]:
-        """Force-delete every container this check created; return problems (a leak is worth reporting).
+        """Force-delete every container this check created, then look for whatever the runtime made for them
+        that is still there; return one problem per leftover (each is a failure of the check), after removing
+        what it can. Only this check's own --root, ids, processes and cgroups are looked at: other runtimes'
+        containers may be running on the machine.
 
-        Two commands per container (delete --force, then state to confirm) keep slow runtimes fast.
+        What the runtime made: the container processes `state` reported (pid + start time), any process in
+        their pid namespaces, the cgroup directories they were in and any absolute linux.cgroupsPath the check's
+        bundles named, state entries in --root, and (see cli.run_one) host mounts under the check's directory.
         """
         problems = []
         for cid in dict.fromkeys(self.ids):
-            if self.runtime.run(self.root, "delete", "--force", cid).ok:
-                if not self.runtime.run(self.root, "state", cid).ok:
-                    continue
-            elif not self.runtime.run(self.root, "state", cid).ok:
+            result = self.runtime.run(self.root, "state", cid)  # note its process, cgroups, namespace first
+            if not result.ok:
                 continue  # never created, or already deleted by the check
+            with contextlib.suppress(ValueError, AttributeError):
+                self.observe(json.loads(result.stdout))
+            deleted = self.runtime.run(self.root, "delete", "--force", cid)
+            if not self.runtime.run(self.root, "state", cid).ok:
+                continue
             # Still there: try the long way once.
+            problems.append(f"`delete --force {cid}` left the container behind ({deleted.describe()})")
             self.runtime.run(self.root, "kill", cid, "KILL")
             self.runtime.run(self.root, "delete", "--force", cid)
-            if self.runtime.run(self.root, "state", cid).ok:
-                problems.append(f"`delete --force {cid}` left the container behind")
         # A container the check did not know it made (say, create without an id that still succeeded) shows up
         # as a state entry in --root; runtime-private dot files do not count. Ask the runtime for its ids.
         if self.root.is_dir() and any(not n.startswith(".") for n in os.listdir(self.root)):
@@ -327,6 +354,8 @@ class Ctx:
             for cid in listed.stdout.split() if listed.ok else []:
                 self.runtime.run(self.root, "delete", "--force", cid)
                 problems.append(f"unexpected container {cid!r} left in --root; force-deleted it")
+        if self.root.is_dir() and (entries := sorted(n for n in os.listdir(self.root) if not n.startswith("."))):
+            problems.append(f"state left in --root: {', '.join(entries)}")
         # The container processes were started (through the runtime) by this check: never leak one.
         for pid, began in self.pids.items():
             # Same pid and same start time: the very process `state` reported, not a recycled pid.
@@ -334,4 +363,50 @@ class Ctx:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                 problems.append(f"container process {pid} survived `delete --force`; killed it")
+        for pid, ns in processes_in(self.pid_namespaces):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            problems.append(f"process {pid} of the container's pid namespace {ns} survived; killed it")
+        left = {d for d in self.cgroups if d.is_dir()}
+        left.update(d for path in self.cgroups_paths for d in cgroup_dirs(path))
+        if left:
+            problems.append(f"cgroups left: {', '.join(f'{d} (pids {cgroup_procs(d)})' for d in sorted(left))}")
+            remove_cgroups(left)
+        for fd in self.pid_namespaces.values():
+            os.close(fd)
+        self.pid_namespaces.clear()
         return problems
+
+
+def processes_in(namespaces: dict[str, int]) -> list[tuple[int, str]]:
+    """(pid, namespace) of every living (not zombie) process in one of the given pid namespaces."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                ns = os.readlink(f"/proc/{name}/ns/pid")
+                if ns in namespaces and pid_alive(int(name)):
+                    found.append((int(name), ns))
+    return found
+
+
+def cgroup_procs(directory: Path) -> list[int]:
+    try:
+        return [int(p) for p in (directory / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def remove_cgroups(dirs: set[Path]) -> None:
+    """Kill what is in them and remove them, deepest first (after a leak was recorded: the next check starts
+    clean)."""
+    for directory in dirs:
+        for pid in cgroup_procs(directory):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
+        while directory.is_dir() and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+            time.sleep(POLL)

@@ -15,7 +15,7 @@ from typing import Any
 from conformance.bundle import SHARED_IN_CONTAINER, SLEEP_FOREVER, shell
 from conformance.harness import SETTLE, WAIT_TIMEOUT, Ctx
 from conformance.registry import CheckFailed, check, expect
-from conformance.state_schema import schema_errors
+from conformance.state_schema import schema_problems
 
 # $1 = marker dir as seen from the runtime namespace, $2 = hook name, $3 = exit status to return.
 # Hooks run in the container namespace may not see the host path, hence the /tmp fallback (bind-mounted).
@@ -147,7 +147,7 @@ def hooks_receive_state(ctx: Ctx) -> str | None:
             state = json.loads(raw)
         except ValueError:
             raise CheckFailed(f"{name} hook got stdin that is not JSON: {raw[:80]!r}") from None
-        errors = schema_errors(state)
+        errors = schema_problems(state)
         expect(not errors, f"{name} hook got a state violating state-schema.json: {'; '.join(errors)}")
         expect(state.get("id") == cid, f"{name} hook got id {state.get('id')!r}")
         expect(

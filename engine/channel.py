@@ -19,7 +19,9 @@ on a SOCK_SEQPACKET socketpair per child, so that no message of one child can ov
       │ prestart, createRuntime hooks                                           │
       │── HooksDone(state) ────────────────────────────────────────────────────>│ (runc: procHooksDone)
       │                                                                         │ createContainer hooks, masks,
-      │                                                                         │ pivot_root, console, sysctls
+      │                                                                         │ pivot_root, the pty
+      │<──────────────────────────────────────────── ConsoleMaster + its fd ───│ only with process.terminal
+      │ send it to --console-socket                                             │ sysctls, cwd, rlimits
       │<────────────────────────────────────────────────────────────── Ready ───│ (runc: procReady)
       │ --pid-file; state.json says "created"                                   │
       │── Created ─────────────────────────────────────────────────────────────>│ (runc: procRun)
@@ -46,6 +48,7 @@ ends where a message was due raises PeerGone, naming who went away. Anything els
 
 from __future__ import annotations
 
+import array
 import contextlib
 import json
 import os
@@ -110,7 +113,7 @@ class MountsDone(Message):
 @dataclass(frozen=True)
 class HooksDone(Message):
     """create -> init: the hooks passed; `state` is the container's state, for the createContainer hooks.
-    Answer: Ready."""
+    Answer: ConsoleMaster (only with process.terminal), then Ready."""
 
     state: dict[str, Any]
 
@@ -118,6 +121,13 @@ class HooksDone(Message):
 @dataclass(frozen=True)
 class Ready(Message):
     """init -> create: set up; about to wait on the exec fifo. Answer: Created."""
+
+
+@dataclass(frozen=True)
+class ConsoleMaster(Message):
+    """init -> create, with one fd (SCM_RIGHTS): the pty master of process.terminal, allocated in the container's
+    devpts after pivot_root. create holds the connection to --console-socket (a host path the init, maybe a user
+    namespace's root, may not reach) and forwards it there. Only with process.terminal; no answer: Ready follows."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +246,38 @@ class Channel:
         if not isinstance(message, kind):
             raise ProtocolError(f"expected {kind.__name__} from {self.peer}, got {type(message).__name__}")
         return message
+
+    def send_with_fd(self, message: Message, fd: int) -> None:
+        """`message` with one file descriptor riding along (SCM_RIGHTS); the receiver takes it with receive_with_fd."""
+        self.sock.sendmsg([encode(message)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+
+    def receive_with_fd(self, kind: type[M]) -> tuple[M, int]:
+        """The next message, which must be a `kind` carrying exactly one fd (close-on-exec here; the caller owns
+        it). Any fd that came with anything else is closed, so none leaks either way."""
+        fds = array.array("i")
+        data, ancillary, flags, _ = self.sock.recvmsg(
+            MAX_MESSAGE, socket.CMSG_SPACE(2 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+        )
+        for level, cmsg_type, cdata in ancillary:
+            if level == socket.SOL_SOCKET and cmsg_type == socket.SCM_RIGHTS:
+                fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
+        try:
+            if not data:
+                raise PeerGone(self.peer)
+            message = decode(data)
+            if isinstance(message, Failed):
+                raise PeerFailed(message.message)
+            if not isinstance(message, kind):
+                raise ProtocolError(f"expected {kind.__name__} from {self.peer}, got {type(message).__name__}")
+            if len(fds) != 1 or flags & socket.MSG_CTRUNC:
+                raise ProtocolError(
+                    f"expected {kind.__name__} with one file descriptor from {self.peer}, got {len(fds)}"
+                )
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return message, fds[0]
 
     def wait_for_end(self) -> None:
         """The channel ends: the other side exec'd (its end is close-on-exec), or sent Failed (PeerFailed)."""

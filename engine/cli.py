@@ -62,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log", help="write log messages to this file")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--debug", action="store_true", help="log debug messages")
-    parser.add_argument("--systemd-cgroup", action="store_true", help="use systemd for cgroups (unsupported)")
+    parser.add_argument(
+        "--systemd-cgroup",
+        action="store_true",
+        help="create the container's cgroup as a systemd scope (cgroupsPath slice:prefix:name)",
+    )
     parser.add_argument("--hooks-dir", action="append", default=[], help="OCI hooks.d directory (repeatable)")
     parser.add_argument("--rootless", default="auto", help=argparse.SUPPRESS)  # accepted for runc compatibility
     parser.add_argument("--criu", help=argparse.SUPPRESS)
@@ -171,8 +175,8 @@ def parse_hot(argv: list[str]) -> SimpleNamespace | None:
                 i += 1
                 value = argv[i]
             values[flag[2:].replace("-", "_")] = value
-        elif flag == "--debug" and not eq:
-            values["debug"] = True
+        elif flag in ("--debug", "--systemd-cgroup") and not eq:
+            values[flag[2:].replace("-", "_")] = True  # podman passes --systemd-cgroup to every command
         else:
             return None
         i += 1
@@ -207,8 +211,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ctx = Context(root=args.root, log=log, systemd_cgroup=args.systemd_cgroup, hooks_dirs=args.hooks_dir)
     try:
-        if args.systemd_cgroup:
-            raise EngineError("--systemd-cgroup is not supported yet: drop the flag to use cgroupfs")
         module = importlib.import_module(f"engine.commands.{args.command}")
         return module.run(ctx, args)
     except EngineError as err:

@@ -4,10 +4,14 @@ With `"terminal": true` the container's process gets a pseudoterminal, allocated
 its own devpts instance (so `tty` says /dev/pts/0 and the pty is scoped to the container, runc#814), and
 the master end goes out over a UNIX socket with SCM_RIGHTS to whoever holds the terminal on the host:
 
-    engine create --console-socket S        the init connects to S (host path, before pivot_root),
+    engine create --console-socket S        connects to S itself, on the host, as the caller (runc does the
+                                            same): the init may not reach S (a user namespace's root and a
+                                            0700 directory), and never holds a connection to it
       init, after pivot_root:               opens /dev/pts/ptmx, sizes the pty, binds it on /dev/console,
-                                            sends the master over S, makes the slave its controlling
-                                            terminal and its fds 0, 1, 2, then waits for `start` as usual
+                                            passes the master back over the create channel, makes the slave
+                                            its controlling terminal and its fds 0, 1, 2, then waits for
+                                            `start` as usual
+      engine create:                        checks it is a pty master and sends it over S (forward_master)
     receiver (conmon, containerd's shim,    gets one message: payload = the master's name, one fd
       runc's recvtty, tests/console_receiver.py, or `engine run` itself through ConsoleSocket)
 
@@ -44,6 +48,7 @@ import tempfile
 import termios
 import threading
 import tty
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -101,11 +106,8 @@ def terminal_requested(bundle: str) -> bool:
 
 
 def connect_console_socket(path: str) -> socket.socket:
-    """Connect to --console-socket. Call in the init before pivot_root: the path is the host's.
-
-    A relative path is taken from the current directory, as runc's net.Dial does (the init has not
-    changed directory before pivot_root).
-    """
+    """Connect to --console-socket, on the host, as the caller: `engine create` and `engine exec` before they
+    fork (a relative path is taken from the current directory, as runc's net.Dial does)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
@@ -131,6 +133,16 @@ def send_master(sock: socket.socket, master: int, name: str = MASTER_NAME) -> No
             sock.sendall(payload[sent:])
     except OSError as err:
         raise ConsoleError(f"console socket: cannot send the pty master: {err.strerror or err}") from None
+
+
+def forward_master(sock: socket.socket, master: int) -> None:
+    """`engine create`'s half of the hand-off: the master the init allocated, and passed back over the create
+    channel, goes to --console-socket in runc's format, once it is known to be a pty master (a character device
+    5:2, the multiplexer's number) and not some other file of the container's."""
+    st = os.fstat(master)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != PTMX_RDEV:
+        raise ConsoleError("process.terminal: the container's init passed back something that is not a pty master")
+    send_master(sock, master)
 
 
 def receive_fd(sock: socket.socket) -> tuple[int, str]:
@@ -392,16 +404,18 @@ def make_controlling_terminal(slave: int) -> None:
 
 
 def setup_console(
-    sock: socket.socket | None,
+    hand_off: socket.socket | Callable[[int], None] | None,
     console_size: dict[str, Any] | None,
     *,
     uid: int | None = None,
     mount: bool = True,
     pts: str = "/dev/pts",
 ) -> None:
-    """The init's half of process.terminal; call after pivot_root, before the root is made read-only.
+    """The container's half of process.terminal; call after pivot_root, before the root is made read-only.
 
-    sock:         from connect_console_socket() (before pivot_root); closed here.
+    hand_off:     where the master goes: a connected --console-socket (`exec`: connect_console_socket() on
+                  the host before forking; runc's format, then closed here), or a function given the master
+                  (the init: back over the create channel, and `engine create` forwards it, forward_master).
     console_size: process.consoleSize ({"height": H, "width": W}); applied when both are non-zero (runc).
     uid:          process.user.uid: the slave is chowned to it (runc's fixStdioPermissions).
     mount:        bind the slave on /dev/console (the container's init; `exec --tty` passes False).
@@ -410,8 +424,9 @@ def setup_console(
     On return fds 0, 1 and 2 are the slave, which is our controlling terminal; the master is on its way
     to the receiver and no longer open here.
     """
-    if sock is None:
+    if hand_off is None:
         raise ConsoleError(CONSOLE_SOCKET_REQUIRED)
+    sock = hand_off if isinstance(hand_off, socket.socket) else None
     try:
         master, slave, slave_path = open_pty(pts)
         try:
@@ -422,14 +437,19 @@ def setup_console(
                 mount_console(slave, slave_path)
             if uid is not None:
                 chown_console(slave, uid)
-            send_master(sock, master)
+            if sock is not None:
+                send_master(sock, master)
+            else:
+                assert callable(hand_off)
+                hand_off(master)
         except BaseException:
             os.close(slave)
             raise
         finally:
             os.close(master)  # the receiver's copy is in flight; ours would keep the pty alive for nothing
     finally:
-        sock.close()
+        if sock is not None:
+            sock.close()
     make_controlling_terminal(slave)
 
 

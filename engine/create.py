@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ class CreateOptions:
     sync_socket: str | None = None
     hooks_dirs: list[str] = field(default_factory=list)
     reaper: bool = False  # the caller (`engine run`) waits for the init and records its exit status
+    systemd_cgroup: bool = False  # --systemd-cgroup: the cgroup is a systemd scope (engine/cgroups/systemd.py)
 
 
 def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
@@ -125,6 +127,12 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             record.reaper_pid, record.reaper_start_time = me, record.creator_start_time
         life = Lifecycle.new(record, store, warn=log.warning)
         try:
+            console_sock = None
+            if options.console_socket:  # check_terminal: given exactly when process.terminal is
+                # As runc: connected here, on the host, as the caller; the init may not reach the path (a user
+                # namespace's root, a 0700 directory). The init passes the pty master back; _launch forwards it.
+                console_sock = console.connect_console_socket(options.console_socket)
+                undo.push("close the console socket", console_sock.close)
             # The config exactly as validated: `exec` reads this, never the bundle again (which may have changed).
             save_config(store.path(record.id), config)
             hookpoints.save(store.path(record.id), hooks)
@@ -143,7 +151,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
-            cgroups = _create_cgroups(config, record, undo, log)
+            cgroups = _create_cgroups(config, record, undo, options, log)
             if cgroups is not None:
                 log.debug(f"create {record.id}: made the cgroups (cgroupsPath {cgroups.cgroups_path})")
             # The first state.json already names the cgroups: if this process is killed from here on,
@@ -157,7 +165,6 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 fifo_path=fifo,
                 no_pivot=options.no_pivot,
                 preserve_fds=options.preserve_fds + _socket_activation(config),
-                console_socket=os.path.abspath(options.console_socket) if options.console_socket else None,
                 namespace_flags=ns_flags,
                 namespace_paths=ns_paths,
                 hooks=hooks,
@@ -166,7 +173,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 bind_source_fds=source_fds,
                 labels=labels,
             )
-            _launch(plan, record, cgroups, life, undo, options, log)
+            _launch(plan, record, cgroups, life, undo, options, log, console_sock)
         except BaseException as err:
             if life.state != "new":
                 with contextlib.suppress(Exception):  # the unwind below matters more
@@ -194,6 +201,7 @@ def _launch(
     undo: Any,
     options: CreateOptions,
     log: Log,
+    console_sock: socket.socket | None = None,
 ) -> None:
     from engine.cgroups import CgroupError
 
@@ -211,6 +219,7 @@ def _launch(
         try:
             if cgroups is not None:  # before any cgroup namespace: its root is to be the container's cgroup
                 cgroups.add(pid)
+                record.cgroups = cgroups.to_json()  # the systemd driver makes its cgroups only now (with a pid)
         except CgroupError as err:
             raise EngineError(str(err)) from None
         to_intermediate.send(channel.InCgroup())
@@ -232,6 +241,14 @@ def _launch(
             hookpoints.run(stage, plan.hooks, state, log, cwd=plan.bundle)
         log.debug(f"create {record.id}: the init set up its filesystem; prestart and createRuntime hooks ran")
         to_init.send(channel.HooksDone(state))
+        if console_sock is not None:  # process.terminal: the init allocated the pty after pivot_root
+            _, master = to_init.receive_with_fd(channel.ConsoleMaster)
+            try:
+                console.forward_master(console_sock, master)
+            finally:
+                os.close(master)
+                console_sock.close()
+            log.debug(f"create {record.id}: sent the pty master to the console socket")
         to_init.receive(channel.Ready)
         if options.pid_file:
             write_pid_file(options.pid_file, init_pid)
@@ -242,11 +259,15 @@ def _launch(
         log.debug(f"create {record.id}: created; the init (pid {init_pid}) waits for start")
 
 
-def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> Manager | None:
+def _create_cgroups(
+    config: dict[str, Any], record: ContainerRecord, undo: Any, options: CreateOptions, log: Log
+) -> Manager | None:
     from engine.cgroups import CgroupError, manager_for
     from engine.rootless import cgroups as rootless_cgroups
 
     linux = config.get("linux") or {}
+    if options.systemd_cgroup:
+        return _create_systemd_cgroups(linux, record, undo, log)
     if not rootless_cgroups.use_cgroups(linux, record.id):
         log.debug(f"create {record.id}: rootless without a delegated cgroup: the container stays in ours")
         return None
@@ -255,6 +276,23 @@ def _create_cgroups(config: dict[str, Any], record: ContainerRecord, undo: Any, 
     cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning)
     try:
         cgroups.create(resources, linux_devices=devices, device_rules=rootless_cgroups.device_rules())
+    except CgroupError as err:
+        raise EngineError(f"config.json: {err}") from None
+    undo.push("remove the cgroups", cgroups.destroy)
+    record.cgroups = cgroups.to_json()
+    return cgroups
+
+
+def _create_systemd_cgroups(linux: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> Manager:
+    """--systemd-cgroup: a scope that systemd makes at the first add(pid) (engine/cgroups/systemd.py)."""
+    from engine.cgroups import CgroupError, manager_for
+    from engine.rootless import rootless
+
+    if rootless():
+        raise EngineError("--systemd-cgroup: not supported for a rootless engine (systemd's user instance is not used)")
+    try:
+        cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning, systemd=True)
+        cgroups.create(linux.get("resources"), linux_devices=linux.get("devices"))
     except CgroupError as err:
         raise EngineError(f"config.json: {err}") from None
     undo.push("remove the cgroups", cgroups.destroy)

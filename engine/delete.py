@@ -18,7 +18,7 @@ from state.store import CONFIG_FILE, STATE_FILE, Store
 KILL_TIMEOUT = 10.0
 
 
-def delete(store: Store, container_id: str, force: bool, log: Log) -> None:
+def delete(store: Store, container_id: str, force: bool, log: Log, systemd_cgroup: bool = False) -> None:
     if force and not os.path.exists(store.path(container_id, STATE_FILE)):
         # As runc: --force on an unknown id succeeds, and clears a directory that a create killed before
         # its first state.json left behind. (Supervisors call delete --force during cleanup, maybe twice.)
@@ -35,7 +35,7 @@ def delete(store: Store, container_id: str, force: bool, log: Log) -> None:
             reason = str(err) if isinstance(err, EngineError) else f"container {container_id!r}: corrupt {STATE_FILE}"
             if not force:
                 raise EngineError(f"{reason} (delete --force removes what it can find)") from None
-            _delete_without_state(store, container_id, dir_fd, reason, log)
+            _delete_without_state(store, container_id, dir_fd, reason, log, systemd_cgroup)
             return
         require_deletable(container_id, status, force)
         if status != STOPPED or record.cgroups:
@@ -68,16 +68,21 @@ def _remove_cgroups(record: ContainerRecord, log: Log) -> None:
         raise EngineError(f"delete {record.id!r}: {err}") from None
 
 
-def _delete_without_state(store: Store, container_id: str, dir_fd: int, reason: str, log: Log) -> None:
+def _delete_without_state(
+    store: Store, container_id: str, dir_fd: int, reason: str, log: Log, systemd_cgroup: bool = False
+) -> None:
     """delete --force of a container whose state.json cannot be read (runc fails there): kill what its cgroups
     hold and remove them and the state directory. The cgroups are found by their path, as create placed them:
-    linux.cgroupsPath from the config.json saved at create, or the default engine/<id>."""
+    linux.cgroupsPath from the config.json saved at create, or the default engine/<id> (with --systemd-cgroup,
+    which podman passes to every command: the scope that path names, stopped)."""
     log.warning(f"{reason}: killing what the container's cgroups hold, removing them and its state (no poststop hooks)")
     from engine.cgroups import CgroupError
     from engine.cgroups.orphan import remove_orphan_cgroups
 
     try:
-        remove_orphan_cgroups(_saved_cgroups_path(dir_fd, log), container_id, KILL_TIMEOUT, warn=log.warning)
+        remove_orphan_cgroups(
+            _saved_cgroups_path(dir_fd, log), container_id, KILL_TIMEOUT, warn=log.warning, systemd=systemd_cgroup
+        )
     except CgroupError as err:
         raise EngineError(f"delete {container_id!r}: {err}") from None
     store.remove(container_id)

@@ -58,7 +58,6 @@ class InitPlan:
     fifo_path: str
     no_pivot: bool = False
     preserve_fds: int = 0
-    console_socket: str | None = None
     namespace_flags: int = 0
     namespace_paths: list[tuple[str, str]] = field(default_factory=list)  # (type, path) to setns into
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # config's + drop-ins', by stage
@@ -153,9 +152,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         # A procfs of our own (the container's pid namespace), made before any mount of the container exists:
         # every write into /proc goes through it (engine.linux.procfs).
         proc = ProcFS.open()
-        # --console-socket is a host path: connect before the mounts and pivot_root hide it.
-        console_sock = console.connect_console_socket(plan.console_socket) if terminal and plan.console_socket else None
-        state, propagation = _set_up_filesystem(chan, plan, proc)
+        state, propagation, readonly_later = _set_up_filesystem(chan, plan, proc)
         notify_sock = connect_seccomp_listener(cfg)
         seccomp = linux.get("seccomp")
         # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
@@ -165,9 +162,15 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         else:
             _mask_and_protect(plan.rootfs, linux)
             rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot, propagation)
-        if terminal:  # the container's /dev/pts is our /dev/pts now; before the root may go read-only
-            console.setup_console(console_sock, process.get("consoleSize"), uid=(process.get("user") or {}).get("uid"))
-        env, executable = _finish_setup(cfg, proc)
+        if terminal:  # the container's /dev/pts is our /dev/pts now; before anything is made read-only
+            # The master goes back to `engine create`, which holds the connection to --console-socket: a host path
+            # that we, maybe a user namespace's root, may not reach.
+            console.setup_console(
+                lambda master: chan.send_with_fd(channel.ConsoleMaster(), master),
+                process.get("consoleSize"),
+                uid=(process.get("user") or {}).get("uid"),
+            )
+        env, executable = _finish_setup(cfg, proc, readonly_later)
 
         chan.send(channel.Ready())
         chan.receive(channel.Created)
@@ -208,17 +211,19 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         os._exit(127 if fifo_fd >= 0 else 1)
 
 
-def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dict[str, Any], int]:
+def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dict[str, Any], int, list[int]]:
     """Mounts, then the runtime-namespace hooks (run by `engine create`), then createContainer hooks. Returns the
-    state for the hooks and the propagation the rootfs gets once it is the root."""
+    state for the hooks, the propagation the rootfs gets once it is the root, and the fds of the mounts still to
+    be made read-only (rootfs_setup.make_readonly)."""
     cfg = plan.config
     linux = cfg.get("linux") or {}
     propagation = 0
+    readonly_later: list[int] = []
     if not host_mount_ns.shares_host_mounts(cfg):  # in the host's mount namespace, nothing is mounted
         propagation = rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
         rootfs_setup.bind_rootfs(plan.rootfs)
         own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
-        rootfs_setup.setup_mounts(
+        readonly_later = rootfs_setup.setup_mounts(
             plan.rootfs,
             cfg.get("mounts") or [],
             plan.bundle,
@@ -234,7 +239,7 @@ def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dic
     # config.md: createContainer hooks run in the container namespace, before pivot_root, path resolved in
     # the runtime namespace (our mount namespace still sees the host's paths here).
     _run_hooks(plan, "createContainer", dict(state, pid=os.getpid()))
-    return state, propagation
+    return state, propagation, readonly_later
 
 
 def _mask_and_protect(rootfs: str, linux: dict[str, Any]) -> None:
@@ -254,14 +259,18 @@ def _mask_and_protect(rootfs: str, linux: dict[str, Any]) -> None:
             os.close(dev_null)
 
 
-def _finish_setup(cfg: dict[str, Any], proc: ProcFS) -> tuple[dict[str, str], str]:
-    """After pivot_root: the remaining config, and the checks that must fail create, not start."""
+def _finish_setup(cfg: dict[str, Any], proc: ProcFS, readonly_later: list[int]) -> tuple[dict[str, str], str]:
+    """After pivot_root and /dev/console: the remaining config, and the checks that must fail create, not start."""
     linux = cfg.get("linux") or {}
     process = cfg["process"]
-    if (cfg.get("root") or {}).get("readonly"):
-        # runc creates a missing cwd, even in a read-only root: enter it (making it) before the root turns
+    readonly_root = bool((cfg.get("root") or {}).get("readonly"))
+    if readonly_root or readonly_later:
+        # runc creates a missing cwd, even in a read-only root: enter it (making it) before anything turns
         # read-only. enter_cwd resolves it inside our root, never through a magic link.
         enter_cwd(process.get("cwd") or "/")
+    # runc's finalizeRootfs: the read-only tmpfs and /dev mounts (everything beneath them exists now), then "/".
+    rootfs_setup.make_readonly(readonly_later)
+    if readonly_root:
         rootfs_setup.make_root_readonly()
     if cfg.get("hostname") is not None:
         _set_name("hostname", cfg["hostname"])

@@ -1,6 +1,7 @@
 """The state store: one directory per container under --root, state.json written atomically, a lock per id.
 
 Layout:  <root>/<id>/state.json   the record (written only by state transitions)
+         <root>/<id>/events.jsonl every record state.json has held, one line each, in order (for `engine events`)
          <root>/<id>/config.json  the config as it was at create (later edits must not affect the container)
          <root>/<id>/exec.fifo    while created: `start` opens it to let the init exec the user's program
 """
@@ -20,6 +21,7 @@ DEFAULT_ROOT = "/run/engine"
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
 EXEC_FIFO = "exec.fifo"
+EVENTS_FILE = "events.jsonl"
 
 
 class ContainerExists(EngineError):
@@ -49,6 +51,15 @@ def write_atomically(dir_fd: int, name: str, data: bytes) -> None:
             pass
         raise
     os.fsync(dir_fd)
+
+
+def append_line(dir_fd: int, name: str, data: bytes) -> None:
+    """One line at the end of `name` (O_APPEND: a single write, never interleaved with another writer's)."""
+    fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    try:
+        os.write(fd, data + b"\n")
+    finally:
+        os.close(fd)
 
 
 def write_file_atomically(path: str, data: bytes) -> None:
@@ -156,10 +167,16 @@ class Store:
         return record
 
     def save(self, record: ContainerRecord) -> None:
-        """Write state.json. Only state transitions call this (state/machine.py)."""
+        """Write state.json. Only state transitions call this (state/machine.py).
+
+        The record is appended to events.jsonl first: state.json keeps only the latest status, so a follower
+        that reads it after a change can find a short-lived status already overwritten (running, between
+        start and a quick exit); the log keeps every one, and since it is written first, whatever status a
+        reader sees in state.json is already in the log (state/events.py replays it)."""
         data = jsonio.dumps(record.to_json()).encode()
         dir_fd = os.open(self.path(record.id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            append_line(dir_fd, EVENTS_FILE, data)
             write_atomically(dir_fd, STATE_FILE, data)
         finally:
             os.close(dir_fd)

@@ -3,6 +3,7 @@ and bring its result back as JSON: shared by the unit tests of engine/linux and 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
@@ -37,3 +38,27 @@ def run_in_child_with_status(fn: Callable[[], Any]) -> tuple[dict[str, Any], int
 
 def run_in_child(fn: Callable[[], Any]) -> dict[str, Any]:
     return run_in_child_with_status(fn)[0]
+
+
+CAP_SYS_RESOURCE = 24  # capabilities(7)
+_PR_CAPBSET_DROP = 24
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_LOWER = 47, 3
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def drop_capability(number: int = CAP_SYS_RESOURCE) -> None:
+    """In a child (forked, or a subprocess's preexec_fn): lose one capability from every set, so that a machine
+    whose root holds it behaves like one whose root does not (this one lacks CAP_SYS_RESOURCE; most do not).
+    Done with raw prctl/capset: not with the engine code that the tests judge."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_CAPBSET_DROP, number, 0, 0, 0) != 0 and ctypes.get_errno() != 22:  # EINVAL: not known
+        raise OSError(ctypes.get_errno(), f"PR_CAPBSET_DROP {number}")
+    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_LOWER, number, 0, 0)
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # two struct __user_cap_data_struct: effective, permitted, inheritable
+    if libc.capget(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    for field in range(3):
+        data[number // 32 * 3 + field] &= ~(1 << number % 32)
+    if libc.capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")

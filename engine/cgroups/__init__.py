@@ -56,16 +56,22 @@ def manager_for(
     *,
     warn: Callable[[str], None] | None = None,
     layout: Layout | None = None,
+    systemd: bool = False,
 ) -> Manager:
     """The manager for a container's cgroup(s), not created yet (create() does that).
 
     cgroups_path: linux.cgroupsPath; None or "" means engine/<container_id> (relative). layout: the host's hierarchies,
     detected from /proc/self/mountinfo when not given (tests pass one to aim at a particular mount).
+    systemd: the --systemd-cgroup driver (cgroups_path is then "slice:prefix:name"; engine/cgroups/systemd.py).
     """
     from engine.cgroups import layout as layout_mod
     from engine.cgroups.manager import UNIFIED
 
     host = layout or layout_mod.detect()
+    if systemd:
+        from engine.cgroups.systemd import SystemdManager
+
+        return SystemdManager.for_container(cgroups_path, container_id, host, warn=warn)  # type: ignore[return-value]
     path = layout_mod.clean_cgroups_path(cgroups_path, container_id)
     dirs = {h.name: layout_mod.directory_in(h, path) for h in host.v1}
     if host.unified is not None:

@@ -24,14 +24,19 @@ SIGKILL = 9
 
 
 def remove_orphan_cgroups(
-    cgroups_path: str | None, container_id: str, timeout: float, warn: Callable[[str], None] | None = None
+    cgroups_path: str | None,
+    container_id: str,
+    timeout: float,
+    warn: Callable[[str], None] | None = None,
+    systemd: bool = False,
 ) -> list[str]:
-    """Kill and remove the container's cgroups; the directories removed."""
+    """Kill and remove the container's cgroups; the directories removed. systemd: the path is the systemd
+    driver's "slice:prefix:name", and removing means stopping that scope too."""
     from engine.cgroups import layout, manager_for
 
     host = layout.detect()
     try:
-        mgr = manager_for(cgroups_path, container_id, warn=warn, layout=host)
+        mgr = manager_for(cgroups_path, container_id, warn=warn, layout=host, systemd=systemd)
     except CgroupError as err:
         if warn is not None:
             warn(f"no cgroups to look for: {err}")

@@ -19,6 +19,7 @@ def options_from(ctx: Context, args: argparse.Namespace) -> CreateOptions:
         preserve_fds=args.preserve_fds,
         sync_socket=args.sync_socket,
         hooks_dirs=ctx.hooks_dirs,
+        systemd_cgroup=ctx.systemd_cgroup,
     )
 
 

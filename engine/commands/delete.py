@@ -12,5 +12,5 @@ if TYPE_CHECKING:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    delete(Store(ctx.root), args.container_id, args.force, ctx.log)
+    delete(Store(ctx.root), args.container_id, args.force, ctx.log, systemd_cgroup=ctx.systemd_cgroup)
     return 0

@@ -26,19 +26,22 @@ class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
+# RESOLVE_IN_ROOT/RESOLVE_BENEATH fail with EAGAIN when a rename or a mount anywhere on the host raced a ".."
+# step of the walk (the kernel cannot prove the walk stayed inside); retrying is what the kernel asks for.
+# Bounded, so a host that mounts without pause cannot hang a create.
+_EAGAIN_RETRIES = 128
+
+
 def openat2(dir_fd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    return check(
-        libc.syscall(
-            SYS_OPENAT2,
-            ctypes.c_int(dir_fd),
-            os.fsencode(path),
-            ctypes.byref(how),
-            ctypes.c_size_t(ctypes.sizeof(how)),
-        ),
-        f"open {path} in rootfs",
-        path,
-    )
+    encoded = os.fsencode(path)
+    for _ in range(_EAGAIN_RETRIES):
+        ret = libc.syscall(
+            SYS_OPENAT2, ctypes.c_int(dir_fd), encoded, ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))
+        )
+        if ret >= 0 or ctypes.get_errno() != errno.EAGAIN:
+            break
+    return check(ret, f"open {path} in rootfs", path)
 
 
 def open_in_root(root_fd: int, path: str, flags: int = O_PATH, mode: int = 0, *, no_symlinks: bool = False) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import posixpath
 import stat
 from typing import Any
 
@@ -32,6 +33,7 @@ DEV_SYMLINKS = [
     ("/proc/self/fd/1", "stdout"),
     ("/proc/self/fd/2", "stderr"),
 ]
+PTMX = "/dev/ptmx"
 TYPE_BITS = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
@@ -113,14 +115,23 @@ def in_user_namespace() -> bool:
         return f.read().split() != ["0", "0", "4294967295"]
 
 
+def is_ptmx(device: dict[str, Any]) -> bool:
+    return "/" + posixpath.normpath(str(device.get("path", ""))).lstrip("/") == PTMX
+
+
 def populate_dev(root_fd: int, devices: list[dict[str, Any]], has_dev_mount: bool) -> None:
-    """The default devices (when /dev is the container's own, e.g. a tmpfs), then linux.devices."""
+    """The default devices (when /dev is the container's own, e.g. a tmpfs), then linux.devices.
+
+    /dev/ptmx in linux.devices is skipped, as runc does: /dev/ptmx is always the symlink to the container's own
+    devpts (pts/ptmx), which a terminal needs. A node made from the list would be the host's multiplexer (or, in
+    a user namespace, a bind of the host's /dev/ptmx): ptys from the host's devpts instance."""
     use_bind = in_user_namespace()
     if has_dev_mount:
         for device in DEFAULT_DEVICES:
             make_device(root_fd, device, f"default device {device['path']}", use_bind=use_bind)
     for i, device in enumerate(devices):
-        make_device(root_fd, device, f"linux.devices[{i}]", use_bind=use_bind)
+        if not is_ptmx(device):
+            make_device(root_fd, device, f"linux.devices[{i}]", use_bind=use_bind)
     if not has_dev_mount:
         return
     dev_fd = open_in_root(root_fd, "/dev", O_PATH | os.O_DIRECTORY)

@@ -8,6 +8,8 @@ attached onto that fd: nothing is looked up twice.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import errno
 import os
 import posixpath
@@ -191,16 +193,23 @@ def mount_one(
     *,
     rootfs: str = "",
     proc: ProcFS | None = None,
+    readonly_later: list[int] | None = None,
 ) -> None:
     """One entry of config.json "mounts", at its destination resolved inside the rootfs.
 
     The mount is made detached first (a clone of the bind source, or a new filesystem), gets every flag its
     options ask for while nobody can see it, and is then attached onto the destination's fd (move_mount):
-    there is no remount and no second lookup of the destination (CVE-2021-30465)."""
+    there is no remount and no second lookup of the destination (CVE-2021-30465).
+
+    With `readonly_later`, a read-only tmpfs or /dev is attached read-write and its mount fd appended there
+    instead: make_readonly() finishes it once the mounts, devices and /dev/console beneath it exist."""
     destination = mount["destination"]
     fstype = mount.get("type")
     source = mount.get("source")
     plan = parse_mount_options(mount.get("options") or [])
+    deferred = readonly_later is not None and is_readonly_later(mount, plan.flags)
+    if deferred:
+        plan = dataclasses.replace(plan, flags=plan.flags & ~sc.MS_RDONLY)
     if plan.idmap:
         # Refused rather than silently mounted without the mapping the config asked for.
         raise MountError(f"mounts: {destination}: idmap/ridmap mounts are not supported yet")
@@ -264,6 +273,9 @@ def mount_one(
             for propagation in plan.propagations:
                 recursive = bool(propagation & sc.MS_REC)
                 mountfd.set_attrs(tree, propagation=propagation & ~sc.MS_REC, recursive=recursive)
+            if deferred and readonly_later is not None:
+                readonly_later.append(tree)  # ours now: make_readonly() sets the flag on this mount and closes it
+                own_tree = False
         except OSError as err:
             raise MountError(
                 f"mounts: mounting {source or fstype} on {destination} (type {fstype}): {err.strerror or err}"
@@ -297,6 +309,35 @@ def _refuse_symlinks(root_fd: int, destination: str, target_fd: int, fstype: str
 _EXPECTED_FS = {"proc": sc.PROC_SUPER_MAGIC, "sysfs": sc.SYSFS_MAGIC}
 
 
+def is_readonly_later(mount: dict[str, Any], flags: int) -> bool:
+    """runc's rule (finalizeRootfs): a tmpfs, or whatever new filesystem is mounted on /dev, asked to be read-only
+    is mounted read-write and turned read-only at the end, so that what goes beneath it (mount points, devices,
+    the /dev symlinks, /dev/console) can be made first. The superblock stays read-write, as under runc: only the
+    mount is read-only. A bind gets its flags at once (runc remounts a bind right away too)."""
+    if not flags & sc.MS_RDONLY or _is_bind(mount) or mount.get("type") == "cgroup":
+        return False
+    return mount.get("type") == "tmpfs" or "/" + posixpath.normpath(mount["destination"]).lstrip("/") == "/dev"
+
+
+def make_readonly(mount_fds: list[int]) -> None:
+    """The second half of is_readonly_later: set MOUNT_ATTR_RDONLY on each mount by its own fd (the mount
+    itself, wherever pivot_root put it: no path is looked up again), then close the fds."""
+    try:
+        for fd in mount_fds:
+            mountfd.set_attrs(fd, mountfd.MOUNT_ATTR_RDONLY)
+    except OSError as err:
+        raise MountError(f"mounts: making a tmpfs or /dev read-only: {err.strerror or err}") from None
+    finally:
+        close_all(mount_fds)
+
+
+def close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
+
+
 def check_kernel_fs(root_fd: int, destination: str, fstype: str) -> None:
     """After mounting proc or sysfs, make sure that what the destination now resolves to really is that
     filesystem: maskedPaths, readonlyPaths and sysctl writes trust /proc and /sys to be the kernel's."""
@@ -316,18 +357,35 @@ def setup_mounts(
     devices: list[dict[str, Any]],
     source_fds: dict[int, int] | None = None,
     proc: ProcFS | None = None,
-) -> None:
+) -> list[int]:
+    """Mount config.json's mounts in order, then /dev's devices. Returns the fds of the mounts that are still to
+    be made read-only (is_readonly_later): the caller passes them to make_readonly() after /dev/console."""
     root_fd = os.open(rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     hierarchies = host_hierarchies() if any(m.get("type") == "cgroup" for m in mounts) else []
     source_fds = source_fds or {}
+    readonly_later: list[int] = []
     try:
         for i, mount in enumerate(mounts):
-            mount_one(root_fd, mount, bundle, own_cgroup_ns, hierarchies, source_fds.get(i), rootfs=rootfs, proc=proc)
+            mount_one(
+                root_fd,
+                mount,
+                bundle,
+                own_cgroup_ns,
+                hierarchies,
+                source_fds.get(i),
+                rootfs=rootfs,
+                proc=proc,
+                readonly_later=readonly_later,
+            )
         # runc makes the default devices only when /dev is not bind-mounted from the host.
         has_dev_mount = any(m["destination"].rstrip("/") == "/dev" and not _is_bind(m) for m in mounts)
         populate_dev(root_fd, devices, has_dev_mount)
+    except BaseException:
+        close_all(readonly_later)
+        raise
     finally:
         os.close(root_fd)
+    return readonly_later
 
 
 def pivot_into(rootfs: str, no_pivot: bool, propagation: int = 0) -> None:

@@ -46,7 +46,7 @@ def features_document() -> dict[str, Any]:
         "linux": {
             "namespaces": list(FEATURE_NAMESPACES),
             "capabilities": list(CAPABILITIES),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True},
             "seccomp": {
                 "enabled": True,
                 "actions": list(SECCOMP_ACTIONS),

@@ -5,8 +5,7 @@ Two layers:
   newinstance and /proc inside the busybox rootfs, chroots there and calls engine.console.setup_console
   exactly as the init does after pivot_root, then execs sh. This needs nothing but engine/console.py.
 - the whole runtime: `engine create --console-socket` + `engine start`, `engine run` relaying the caller's
-  stdio or terminal. These run once engine/init.py, engine/create.py and engine/commands/run.py call into
-  engine.console (see docs/console.md, "Wiring"); until then they are skipped, saying so.
+  stdio or terminal.
 
 Inside the container the same script checks what a terminal means: `tty` names /dev/pts/0, `stty size` is
 consoleSize, stdin and stdout are terminals, the shell is a session leader whose controlling terminal is
@@ -53,24 +52,6 @@ while :; do sleep 0.1; done
 """
 
 SIZE = {"height": 33, "width": 101}
-
-
-def wired(path: str, name: str) -> bool:
-    return name in (REPO / path).read_text()
-
-
-needs_init_wiring = pytest.mark.skipif(
-    not wired("engine/init.py", "setup_console"),
-    reason="engine/init.py does not call engine.console.setup_console yet (docs/console.md, Wiring)",
-)
-needs_create_check = pytest.mark.skipif(
-    not (wired("engine/create.py", "check_terminal") or wired("engine/commands/create.py", "check_terminal")),
-    reason="engine create does not call engine.console.check_terminal yet (docs/console.md, Wiring)",
-)
-needs_run_wiring = pytest.mark.skipif(
-    not (wired("engine/init.py", "setup_console") and wired("engine/commands/run.py", "ConsoleRelay")),
-    reason="engine run does not relay the console yet (docs/console.md, Wiring)",
-)
 
 
 def parse(output: bytes) -> dict[str, str]:
@@ -170,7 +151,6 @@ def terminal_bundle(engine: Engine, args: list[str], size: dict[str, int] | None
     return bundle
 
 
-@needs_init_wiring
 def test_create_start_with_console_socket(engine: Engine, tmp_path: Path) -> None:
     bundle = terminal_bundle(engine, ["sh", "-c", SCRIPT])
     container_id = engine.new_id()
@@ -187,7 +167,6 @@ def test_create_start_with_console_socket(engine: Engine, tmp_path: Path) -> Non
     engine("delete", container_id, check=True)
 
 
-@needs_create_check
 def test_create_with_terminal_needs_a_console_socket(engine: Engine) -> None:
     bundle = terminal_bundle(engine, ["true"])
     result = engine("create", "--bundle", str(bundle), engine.new_id())
@@ -196,7 +175,6 @@ def test_create_with_terminal_needs_a_console_socket(engine: Engine) -> None:
     assert result.stderr.count("\n") == 1, result.stderr
 
 
-@needs_create_check
 def test_console_socket_without_terminal_is_refused(engine: Engine, tmp_path: Path) -> None:
     bundle = engine.bundle(["true"])
     with ConsoleReceiver(tmp_path / "console.sock") as receiver:
@@ -205,7 +183,6 @@ def test_console_socket_without_terminal_is_refused(engine: Engine, tmp_path: Pa
     assert console.CONSOLE_SOCKET_UNUSED in result.stderr
 
 
-@needs_run_wiring
 def test_run_relays_stdio_that_is_not_a_terminal(engine: Engine) -> None:
     """stdin and stdout are files: copied as they are, no raw mode, and consoleSize stays."""
     bundle = terminal_bundle(engine, ["sh", "-c", 'tty; stty size; read line; echo "GOT=$line"; exit 7'])
@@ -215,7 +192,6 @@ def test_run_relays_stdio_that_is_not_a_terminal(engine: Engine) -> None:
     assert result.returncode == 7, result.stderr
 
 
-@needs_run_wiring
 def test_run_attaches_the_callers_terminal(engine: Engine) -> None:
     """The caller's terminal is a pty we hold: raw while the container runs, its size wins over consoleSize,
     typing reaches the container, and the terminal is restored afterwards."""

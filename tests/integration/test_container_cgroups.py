@@ -4,18 +4,22 @@ kill --all over the cgroup, and nothing left after delete or a failed create."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Engine
+from engine.spec.default import default_mounts
+from tests.integration.conftest import Engine, cgroup_candidates
 from tests.integration.test_lifecycle import wait_for
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def leftover_cgroups(cid: str) -> list[str]:
-    return [str(p) for p in CGROUP_ROOT.glob(f"**/engine/{cid}")]
+    """The container's default cgroup (engine/<id>) where it would be in each hierarchy, if it still exists. Not
+    a walk of /sys/fs/cgroup: other people's cgroups come and go there meanwhile."""
+    return sorted(d for d in cgroup_candidates(f"engine/{cid}") if Path(d).exists())
 
 
 def own_cgroup(controller: str) -> Path:
@@ -51,23 +55,68 @@ def test_limits_are_visible_inside_and_removed_by_delete(engine: Engine) -> None
     assert leftover_cgroups(cid) == []
 
 
-def test_pause_and_resume(engine: Engine) -> None:
+COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /mnt/count; sleep 0.05; done"
+
+
+def counting_container(engine: Engine, tmp_path: Path) -> tuple[str, Path]:
+    """A running container that counts in /mnt/count (a host directory), every 50 ms."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    mounts = [*default_mounts(), {"destination": "/mnt", "type": "bind", "source": str(shared), "options": ["rbind"]}]
     cid = engine.new_id()
-    engine(
-        "run", "--detach", "--bundle", str(engine.bundle(["sh", "-c", "while :; do sleep 0.05; done"])), cid, check=True
+    engine("run", "--detach", "--bundle", str(engine.bundle(["sh", "-c", COUNTER], mounts=mounts)), cid, check=True)
+    count = shared / "count"
+    assert wait_for(lambda: count.exists() and count.read_text().strip() != "")
+    return cid, count
+
+
+def counted(count: Path) -> int:
+    text = count.read_text().strip()
+    return int(text) if text else -1  # caught between the truncate and the write
+
+
+def makes_progress(count: Path, within: float = 5.0) -> bool:
+    before = counted(count)
+    return wait_for(lambda: counted(count) > before + 1, timeout=within)
+
+
+def freezer_says(engine: Engine, cid: str) -> str:
+    """What the container's freezer files say, from the cgroups state.json records: v1's freezer.state
+    (FROZEN, THAWED), or cgroup v2's cgroup.freeze and the kernel's "frozen" in cgroup.events."""
+    dirs = json.loads((engine.root / cid / "state.json").read_text())["cgroups"]["dirs"]
+    if "freezer" in dirs:
+        return Path(dirs["freezer"], "freezer.state").read_text().strip()
+    unified = Path(dirs["unified"])
+    events = dict(line.split() for line in (unified / "cgroup.events").read_text().splitlines())
+    return {("1", "1"): "FROZEN", ("0", "0"): "THAWED"}.get(
+        ((unified / "cgroup.freeze").read_text().strip(), events["frozen"]), "FREEZING"
     )
+
+
+def check_pause_and_resume(engine: Engine, tmp_path: Path) -> None:
+    """pause freezes every process of the container (the freezer says FROZEN, the count stops), resume thaws
+    them (THAWED, the count goes on); a second pause is an error; a paused container can be force-deleted."""
+    cid, count = counting_container(engine, tmp_path)
+    assert makes_progress(count)
     engine("pause", cid, check=True)
     assert engine.state(cid)["status"] == "paused"
-    pid = engine.state(cid)["pid"]
-    assert wait_for(lambda: "FROZEN" in (own_cgroup("freezer") / "engine" / cid / "freezer.state").read_text())
+    assert wait_for(lambda: freezer_says(engine, cid) == "FROZEN"), freezer_says(engine, cid)
+    frozen_at = counted(count)
+    time.sleep(0.5)  # ten counts' worth
+    assert counted(count) == frozen_at, "the container made progress while paused"
     again = engine("pause", cid)
     assert again.returncode != 0 and "paused" in again.stderr
     engine("resume", cid, check=True)
     assert engine.state(cid)["status"] == "running"
-    assert Path(f"/proc/{pid}").exists()
+    assert freezer_says(engine, cid) == "THAWED"
+    assert makes_progress(count), "the container made no progress after resume"
     engine("pause", cid, check=True)
     engine("delete", "--force", cid, check=True)  # a paused container can still be force-deleted
     assert leftover_cgroups(cid) == []
+
+
+def test_pause_and_resume(engine: Engine, tmp_path: Path) -> None:
+    check_pause_and_resume(engine, tmp_path)
 
 
 def test_kill_all_reaches_processes_outside_the_pid_namespace_too(engine: Engine) -> None:

@@ -1,12 +1,16 @@
 """containerd drives engine through its runc shim (containerd-shim-runc-v2 with --runc-binary), the path
 Kubernetes takes: run, exit status, detached task, ps, kill.
 
-The test starts its own containerd (private root, state and socket; the CRI plugin off) and imports the
-busybox test rootfs as an image (built with podman, saved as a docker archive): no registry, no network.
+The test starts its own containerd (private root, state and socket; the CRI plugin off) in a containerd
+namespace of its own, and imports the busybox test rootfs as an image (built with podman, saved as a docker
+archive): no registry, no network. The shim gives its runc binary --root /run/containerd/runc/<namespace>: a
+running task's state.json there, in engine's own format with the pid ctr reports, proves that engine (not a
+runc the shim could fall back to) runs it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +18,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +26,9 @@ import pytest
 
 ENGINE = str(Path(sys.executable).with_name("engine"))
 IMAGE = "localhost/engine-ctr-busybox:latest"
+# Unique per run: the shim's state under /run/containerd/runc/<namespace> is shared by every containerd here.
+NAMESPACE = f"engine-test-{uuid.uuid4().hex[:10]}"
+SHIM_ROOT = Path("/run/containerd/runc") / NAMESPACE
 
 pytestmark = pytest.mark.skipif(
     shutil.which("containerd") is None or shutil.which("podman") is None,
@@ -41,7 +49,7 @@ def ctr(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Iterator[list
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    base = ["ctr", "--address", str(sock), "--namespace", "engine-test"]
+    base = ["ctr", "--address", str(sock), "--namespace", NAMESPACE]
     podman: list[str] = []
     runroot = ""
     try:
@@ -72,6 +80,9 @@ def ctr(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Iterator[list
         subprocess.run(["umount", "-R", str(work / "root")], capture_output=True)
         subprocess.run([*podman, "rmi", "--all", "--force"], capture_output=True, timeout=120)
         shutil.rmtree(runroot, ignore_errors=True)
+        # engine's --root for this namespace: nothing but its monitor's lock once every task is deleted
+        if SHIM_ROOT.is_dir() and all(name.startswith(".") for name in os.listdir(SHIM_ROOT)):
+            shutil.rmtree(SHIM_ROOT)
 
 
 def ctr_run(ctr: list[str], name: str, *args: str) -> subprocess.CompletedProcess:
@@ -98,6 +109,9 @@ def test_detached_task_ps_and_kill(ctr: list[str]) -> None:
         tasks = subprocess.run([*ctr, "task", "ls"], capture_output=True, text=True, timeout=30).stdout
         assert any(line.split()[:1] == [name] and "RUNNING" in line for line in tasks.splitlines())
         pid = next(line.split()[1] for line in tasks.splitlines() if line.startswith(name))
+        record = json.loads((SHIM_ROOT / name / "state.json").read_text())
+        assert record["id"] == name and record["status"] == "running", record
+        assert record["pid"] == int(pid) and {"creator_pid", "pid_start_time", "cgroups"} <= set(record), record
         ps = subprocess.run([*ctr, "task", "ps", name], capture_output=True, text=True, timeout=30).stdout
         assert pid in ps
         subprocess.run([*ctr, "task", "kill", "--signal", "KILL", name], check=True, capture_output=True, timeout=30)

@@ -21,26 +21,15 @@ from typing import Any
 
 import pytest
 
-from engine.cli import build_parser
+from engine import console
 from engine.linux import seccomp
 from engine.linux.capabilities import names_to_mask
 from engine.spec.default import default_mounts
+from tests import host
 from tests.integration.conftest import ENGINE, Engine
 
 NAMESPACES = ("user", "ipc", "uts", "net", "pid", "mnt", "cgroup", "time")
 DEFAULT_CAPS = ("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")  # `engine spec`'s, as runc's
-
-
-def _cli_dispatches_exec() -> bool:
-    args = build_parser().parse_args(["exec", "some-id", "true"])
-    return args.command == "exec" and getattr(args, "exec_args", None) == ["true"]
-
-
-pytestmark = pytest.mark.skipif(
-    not _cli_dispatches_exec(),
-    reason="engine/cli.py: the exec parser's positional `command` has dest 'command', which overwrites the "
-    "subcommand's name, so `engine exec` is never dispatched; it needs dest 'exec_args' (docs/exec.md, Wiring)",
-)
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
@@ -266,15 +255,16 @@ def test_a_failing_exec_is_one_line_and_leaves_nothing(engine: Engine) -> None:
     assert processes_in_pid_ns_of(init_pid) == []
 
 
-def test_apparmor_and_selinux_when_disabled(engine: Engine) -> None:
-    apparmor = Path("/sys/module/apparmor/parameters/enabled")
-    if apparmor.exists() and apparmor.read_text().strip() == "Y":
-        pytest.skip("AppArmor is enabled here")
-    if Path("/sys/fs/selinux/enforce").exists():
-        pytest.skip("SELinux is enabled here")
+@pytest.mark.skipif(host.apparmor_enabled(), reason=f"{host.APPARMOR_ON}: exec --apparmor can apply a profile")
+def test_apparmor_when_disabled(engine: Engine) -> None:
     container_id, _ = started(engine)
     error = one_line_error(engine("exec", "--apparmor", "some-profile", container_id, "true"))
     assert "AppArmor is not enabled" in error
+
+
+@pytest.mark.skipif(host.selinux_enabled(), reason=f"{host.SELINUX_ON}: a process label is applied")
+def test_selinux_label_when_disabled(engine: Engine) -> None:
+    container_id, _ = started(engine)
     result = engine("exec", "--process-label", "system_u:system_r:container_t:s0", container_id, "echo", "ran")
     assert result.returncode == 0 and result.stdout == "ran\n"
     assert "SELinux is not enabled" in result.stderr and result.stderr.count("\n") == 1
@@ -319,7 +309,6 @@ def test_preserve_fds(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_tty_relays_the_pty(engine: Engine) -> None:
-    pytest.importorskip("engine.console")
     container_id, _ = started(engine)
     result = engine(
         "exec", "-t", container_id, "sh", "-c", "tty; test -t 0 && echo stdin-tty", stdin=subprocess.DEVNULL
@@ -330,7 +319,6 @@ def test_tty_relays_the_pty(engine: Engine) -> None:
 
 
 def test_tty_with_console_socket(engine: Engine, tmp_path: Path) -> None:
-    console = pytest.importorskip("engine.console")
     container_id, _ = started(engine)
     with console.ConsoleSocket(str(tmp_path / "console.sock")) as listener:
         engine(

@@ -72,7 +72,11 @@ def test_all_six_stages_in_order_and_in_the_right_namespaces(engine: Engine, tmp
     container_net = os.readlink(f"/proc/{init_pid}/ns/net")
     assert [row[0] for row in read_log(shared / "hooks.log")] == ["prestart", "createRuntime", "createContainer"]
     engine("start", cid, check=True)
-    # poststart ran before start returned, after the program was executed.
+    # config.md: poststart "MUST be called after the user-specified process is executed but before the start
+    # operation returns": read at once, no waiting, the log has it (and its state says the process runs).
+    at_return = read_log_lines([line for line in (shared / "hooks.log").read_text().splitlines() if line != "ran"])
+    assert [row[0] for row in at_return] == STAGES[:5], at_return
+    assert at_return[-1][3]["status"] == "running" and at_return[-1][3]["pid"] == init_pid
     assert wait_for(lambda: "ran" in (shared / "hooks.log").read_text())
     engine("kill", cid, "KILL", check=True)
     assert wait_for(lambda: engine.state(cid)["status"] == "stopped")

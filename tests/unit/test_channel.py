@@ -40,6 +40,7 @@ def test_the_protocol_names_each_message_once_with_its_direction() -> None:
         "InitForked",
         "MountsDone",
         "HooksDone",
+        "ConsoleMaster",
         "Ready",
         "Created",
         "ProcessForked",

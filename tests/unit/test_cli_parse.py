@@ -17,6 +17,8 @@ SAME = [
     ["delete", "c1"],
     ["delete", "--force", "c1"],
     ["--log-format=text", "delete", "-f", "c1"],
+    ["--systemd-cgroup", "state", "c"],  # podman with the systemd cgroup manager passes it to every command
+    ["--root", "/r", "--systemd-cgroup", "kill", "--all", "c", "KILL"],
 ]
 
 
@@ -41,7 +43,7 @@ def test_fast_path_matches_argparse(argv: list[str]) -> None:
         ["--root"],
         ["--log-format", "xml", "state", "c1"],
         ["state", "a", "b"],
-        ["--systemd-cgroup", "state", "c"],
+        ["--systemd-cgroup=1", "state", "c"],
     ],
     ids=" ".join,
 )

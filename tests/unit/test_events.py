@@ -1,4 +1,5 @@
-"""state.events.follow: a fake state root written the way the store writes it (temp file + rename)."""
+"""state.events.follow: a fake state root written the way the store writes it (the record appended to
+events.jsonl, then state.json replaced by temp file + rename), and one written by an older engine (no log)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,24 @@ from pathlib import Path
 import pytest
 
 from state.events import follow
+from state.store import EVENTS_FILE, append_line
 
 WAIT = 5.0  # seconds to wait for an expected event
 QUIET = 0.4  # seconds of silence that count as "no event"
 
 
-def write_state(root: Path, cid: str, status: str, **fields: object) -> dict:
-    """What the store does: write a temp file in the container's directory, then rename it over state.json."""
+def write_state(root: Path, cid: str, status: str, *, log: bool = True, **fields: object) -> dict:
+    """What the store does: append the record to events.jsonl (the store's own helper), then write a temp file
+    in the container's directory and rename it over state.json. log=False: an older engine's directory."""
     directory = root / cid
     directory.mkdir(exist_ok=True)
     state = {"ociVersion": "1.3.0", "id": cid, "status": status, **fields}
+    if log:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            append_line(dir_fd, EVENTS_FILE, json.dumps(state).encode())
+        finally:
+            os.close(dir_fd)
     tmp = directory / f".state.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(state))
     os.rename(tmp, directory / "state.json")
@@ -105,6 +114,29 @@ def test_a_lifecycle_through_atomic_renames(root: Path, follower: Follower) -> N
     follower.assert_quiet()
 
 
+def test_statuses_overwritten_before_any_look_are_all_reported(root: Path, follower: Follower) -> None:
+    # The flake this log fixes: `start` wrote running and the monitor wrote stopped a millisecond later; a
+    # follower reading state.json after inotify spoke saw only stopped. Here a whole burst, and the delete
+    # right behind it, all land before the follower can look; every record comes out, in order.
+    expect_state(follower, "c1", "creating", write_state(root, "c1", "creating"))
+    written = [write_state(root, "c1", status, pid=42) for status in ("created", "running", "paused", "running")]
+    written.append(write_state(root, "c1", "stopped", pid=0, exitStatus=0))
+    delete_container(root, "c1")
+    for state in written:
+        expect_state(follower, "c1", state["status"], state)
+    assert follower.next()["type"] == "deleted"
+    follower.assert_quiet()
+
+
+def test_a_directory_without_a_log_is_followed_through_state_json(root: Path, follower: Follower) -> None:
+    for status in ("creating", "created", "running"):
+        state = write_state(root, "old", status, log=False, pid=7)
+        expect_state(follower, "old", status, state)
+    delete_container(root, "old")
+    assert follower.next()["type"] == "deleted"
+    follower.assert_quiet()
+
+
 def test_rewriting_the_same_content_is_not_an_event(root: Path, follower: Follower) -> None:
     state = write_state(root, "c1", "created", pid=7)
     expect_state(follower, "c1", "created", state)
@@ -146,7 +178,8 @@ def test_temp_files_and_hidden_entries_are_not_containers(root: Path, follower: 
 
 def test_emit_existing(root: Path) -> None:
     root.mkdir(parents=True)
-    existing = write_state(root, "old", "running", pid=3)
+    write_state(root, "old", "created", pid=3)
+    existing = write_state(root, "old", "running", pid=3)  # only the current record, not the history
     f = Follower(root, emit_existing=True)
     try:
         expect_state(f, "old", "running", existing)
@@ -166,23 +199,38 @@ def test_without_emit_existing_only_changes(root: Path) -> None:
         f.close()
 
 
-def test_rescan_catches_what_inotify_did_not_report(root: Path) -> None:
-    # A rewrite in place whose file stays open makes only IN_MODIFY, which is not watched (it would wake us for
-    # every write): the periodic rescan sees the new size and mtime.
+@pytest.mark.parametrize("log", [True, False], ids=["log", "state.json only"])
+def test_rescan_catches_what_inotify_did_not_report(root: Path, log: bool) -> None:
+    # A write whose file stays open makes only IN_MODIFY, which is not watched (it would wake us for every
+    # write): the periodic rescan finds the new line in the log (or, without a log, state.json's new size).
     f = Follower(root, rescan_interval=0.3)
     try:
-        expect_state(f, "c1", "created", write_state(root, "c1", "created"))
-        fd = os.open(root / "c1" / "state.json", os.O_RDWR)
+        expect_state(f, "c1", "created", write_state(root, "c1", "created", log=log))
+        running = {"id": "c1", "status": "running", "pid": 12345}
+        fd = os.open(root / "c1" / (EVENTS_FILE if log else "state.json"), os.O_RDWR | (os.O_APPEND if log else 0))
         try:
-            running = {"id": "c1", "status": "running", "pid": 12345}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(running).encode(), 0)
+            if log:
+                os.write(fd, json.dumps(running).encode() + b"\n")
+            else:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(running).encode(), 0)
             expect_state(f, "c1", "running", running)
         finally:
             os.close(fd)
         f.assert_quiet()  # the close after writing is an event, but the content is the one already reported
     finally:
         f.close()
+
+
+def test_a_line_still_being_written_waits_for_its_end(root: Path, follower: Follower) -> None:
+    expect_state(follower, "c1", "created", write_state(root, "c1", "created"))
+    line = json.dumps({"id": "c1", "status": "running"}).encode() + b"\n"
+    with open(root / "c1" / EVENTS_FILE, "ab", buffering=0) as log:
+        log.write(line[:10])
+    follower.assert_quiet()
+    with open(root / "c1" / EVENTS_FILE, "ab", buffering=0) as log:
+        log.write(line[10:])
+    assert follower.next()["status"] == "running"
 
 
 def test_stop_and_close_end_the_watch_thread(root: Path) -> None:

@@ -166,7 +166,11 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
     for _ in range(5):
         if life.state != "stopped":
             life.fire("stop")
-    assert sorted(os.listdir(tmp_path / "c1")) == ["state.json"]
+    assert sorted(os.listdir(tmp_path / "c1")) == ["events.jsonl", "state.json"]
+    # The log (for `engine events`) holds every record state.json held, in order, the last one being it.
+    log = (tmp_path / "c1" / "events.jsonl").read_text().splitlines()
+    assert [json.loads(line)["status"] for line in log] == ["creating", "stopped"]
+    assert json.loads(log[-1]) == json.loads((tmp_path / "c1" / "state.json").read_text())
 
 
 def test_a_reused_pid_is_not_our_container() -> None:
