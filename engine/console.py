@@ -53,7 +53,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from engine.errors import EngineError
-from engine.linux import mountfd
+from engine.linux import kernel
 from engine.linux.syscalls import DEVPTS_SUPER_MAGIC, TIOCGPTN, TIOCGPTPEER, TIOCSPTLCK, fs_type
 
 # The error texts runc prints (utils_linux.go checkTerminal), with our name in runc's place.
@@ -356,7 +356,7 @@ def mount_console(slave: int, slave_path: str, target: str = "/dev/console") -> 
     try:
         # By fd both ways (open_tree + move_mount): no path of the container's, /proc/self/fd included, is
         # looked up, so nothing can swap the pty or the target for a procfs file (CVE-2025-52565).
-        mountfd.bind_fd(slave, fd)
+        kernel.KERNEL.bind_fd(slave, fd)
     except OSError as err:
         raise ConsoleError(f"process.terminal: bind mounting the console on {target}: {err.strerror}") from None
     finally:
@@ -373,7 +373,7 @@ def chown_console(slave: int, uid: int) -> None:
     if os.fstat(slave).st_uid == uid:
         return
     try:
-        os.fchown(slave, uid, -1)
+        kernel.KERNEL.chown_fd(slave, uid, -1)
     except OSError as err:
         if err.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
             raise ConsoleError(f"process.terminal: cannot give the console to uid {uid}: {err.strerror}") from None

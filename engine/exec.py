@@ -37,7 +37,7 @@ from typing import Any
 from engine import channel, lsm
 from engine.channel import Channel
 from engine.errors import ConfigError, EngineError, one_line
-from engine.linux import capabilities, process_attrs, trampoline
+from engine.linux import capabilities, kernel, process_attrs, trampoline
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.linux.procfs import ProcFS
@@ -514,7 +514,7 @@ def join_namespaces(init_pid: int, init_start_time: int | None) -> bool:
         joined_user = enter_namespaces(fds, lambda ns_type: f"the container's {ns_type} namespace")
         if root_fd >= 0:
             os.fchdir(root_fd)
-            os.chroot(".")
+            kernel.KERNEL.chroot(".")
         return joined_user
     finally:
         for _, fd in fds:
@@ -527,7 +527,7 @@ def _the_process(chan: Channel, plan: ExecPlan) -> None:
     """Second child, in the container's pid namespace: finish the process and exec it. Never returns."""
     try:
         adopted = chan.receive(channel.Adopted)  # the joiner is reaped: our parent is now `engine exec`
-        sc.set_parent_death_signal(signal.SIGKILL)
+        kernel.KERNEL.set_parent_death_signal(signal.SIGKILL)
         process = plan.process
         if plan.console_sock is not None:
             from engine import console  # already imported by the parent (_prepare_console): no file access
@@ -545,7 +545,7 @@ def _the_process(chan: Channel, plan: ExecPlan) -> None:
         # Built before seccomp and the user switch; the exec goes through it (engine.linux.trampoline).
         tramp = trampoline.Trampoline(executable, chan.fileno(), frame=channel.failure_frame)
         # Cleared before the user switch (which would restore it): the process must outlive `exec --detach`.
-        sc.set_parent_death_signal(0)
+        kernel.KERNEL.set_parent_death_signal(0)
         exec_as_the_process(
             {"linux": plan.linux, "process": process},
             plan.state,

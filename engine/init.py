@@ -20,7 +20,7 @@ from typing import Any
 
 from engine import channel, console, lsm
 from engine.channel import Channel
-from engine.linux import process_attrs, proctitle
+from engine.linux import kernel, proctitle
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH
@@ -82,14 +82,14 @@ def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
             # The user namespace first, alone: the engine writes our uid/gid maps from outside, then we become
             # its root, and every namespace unshared after this is owned by it.
             rootless_hooks.before_id_maps()
-            sc.unshare(sc.CLONE_NEWUSER)
+            kernel.KERNEL.unshare(sc.CLONE_NEWUSER)
             chan.send(channel.UserNsMade())
             chan.receive(channel.IdsMapped)
             rootless_hooks.after_id_maps()
             become_namespace_root()
             flags &= ~sc.CLONE_NEWUSER
         if flags:
-            sc.unshare(flags)
+            kernel.KERNEL.unshare(flags)
         rootless_hooks.open_bind_sources_in_user_namespace(plan)
         if proc is not None:
             _write_time_offsets(plan.time_offsets, proc)
@@ -115,13 +115,13 @@ def _write_time_offsets(offsets: dict[str, Any], proc: ProcFS) -> None:
             lines.append(f"{clock} {int(entry.get('secs', 0))} {int(entry.get('nanosecs', 0))}\n")
     # Non-dumpable, our /proc files belong to the host's root, whom a user namespace does not map: be dumpable
     # for this one write (no process of the container exists yet to take advantage).
-    sc.prctl(sc.PR_SET_DUMPABLE, 1)
+    kernel.KERNEL.set_dumpable(True)
     try:
         proc.write_self("timens_offsets", "".join(lines).encode())
     except OSError as err:
         raise SetupError(f"linux.timeOffsets: {err.strerror}") from None
     finally:
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        kernel.KERNEL.set_dumpable(False)
 
 
 def join_namespaces(paths: list[tuple[str, str]]) -> None:
@@ -291,7 +291,7 @@ def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any], exec_fds: list
 
 
 def _set_name(which: str, value: str) -> None:
-    setter = process_attrs.set_hostname if which == "hostname" else process_attrs.set_domainname
+    setter = kernel.KERNEL.set_hostname if which == "hostname" else kernel.KERNEL.set_domainname
     try:
         setter(value)
     except OSError as err:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from engine.errors import EngineError
-from engine.linux import capabilities, process_attrs
+from engine.linux import kernel
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH, RESOLVE_NO_MAGICLINKS, mkdir_all_in_root, open_in_root, openat2
@@ -71,9 +71,9 @@ def begin_child(process: dict[str, Any], keep: set[int], keep_below: int, parent
     - every fd of the engine's closed but stdio, --preserve-fds (below keep_below) and `keep`, before anything
       resolves a container path (CVE-2024-21626)."""
     rootless_hooks.apply_oom_score_adj_early(process)
-    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    kernel.KERNEL.set_dumpable(False)
     if parent_pid is not None:
-        sc.set_parent_death_signal(signal.SIGKILL)
+        kernel.KERNEL.set_parent_death_signal(signal.SIGKILL)
         if os.getppid() != parent_pid:
             os._exit(1)
     gc.freeze()  # objects from before the fork must never be collected here: they would close reused fd numbers
@@ -87,7 +87,7 @@ def enter_namespaces(fds: list[tuple[str, int]], where: Callable[[str], str]) ->
     joined_user = False
     for ns_type, fd in sorted(fds, key=lambda entry: JOIN_ORDER.index(entry[0])):
         try:
-            sc.setns(fd, sc.NAMESPACES[ns_type][0])
+            kernel.KERNEL.setns(fd, sc.NAMESPACES[ns_type][0])
         except OSError as err:
             hint = " (is it a namespace of that type?)" if err.errno == errno.EINVAL else ""
             raise SetupError(f"{where(ns_type)}: cannot join: {err.strerror}{hint}") from None
@@ -98,14 +98,13 @@ def enter_namespaces(fds: list[tuple[str, int]], where: Callable[[str], str]) ->
 def become_namespace_root() -> None:
     """Root of the user namespace we just made or joined: ids that are mapped there."""
     try:
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
+        kernel.KERNEL.set_ids(0, 0)
     except OSError as err:
         raise SetupError(
             f"cannot become root in the container's user namespace: {err.strerror}"
             " (is container id 0 mapped in linux.uidMappings/gidMappings?)"
         ) from None
-    sc.prctl(sc.PR_SET_DUMPABLE, 0)  # a uid change resets it to fs.suid_dumpable: say it again
+    kernel.KERNEL.set_dumpable(False)  # a uid change resets it to fs.suid_dumpable: say it again
 
 
 def prepare_exec(process: dict[str, Any]) -> tuple[dict[str, str], str]:
@@ -115,7 +114,7 @@ def prepare_exec(process: dict[str, Any]) -> tuple[dict[str, str], str]:
     enter_cwd(process.get("cwd") or "/")
     executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
     if process.get("rlimits"):
-        process_attrs.apply_rlimits(process["rlimits"])
+        kernel.KERNEL.apply_rlimits(process["rlimits"])
     return env, executable
 
 
@@ -136,7 +135,7 @@ def exec_as_the_process(
     the trampoline. Returns only by raising."""
     become_the_process(cfg, state, seccomp_plan, notify_sock, process_pid=process_pid, cpu_affinity=cpu_affinity)
     with contextlib.suppress(OSError):  # a user switch resets it; a seccomp filter may forbid prctl by now
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        kernel.KERNEL.set_dumpable(False)
     if before_exec is not None:
         before_exec()
     restore_signals()
@@ -164,24 +163,22 @@ def become_the_process(
     linux = cfg.get("linux") or {}
     process = cfg["process"]
     if linux.get("personality"):
-        process_attrs.apply_personality(linux["personality"], warn=warn)
+        kernel.KERNEL.apply_personality(linux["personality"], warn)
     if process.get("scheduler"):
-        process_attrs.apply_scheduler(process["scheduler"])
+        kernel.KERNEL.apply_scheduler(process["scheduler"])
     if process.get("ioPriority"):
-        process_attrs.apply_io_priority(process["ioPriority"])
+        kernel.KERNEL.apply_io_priority(process["ioPriority"])
     if process.get("execCPUAffinity"):
-        process_attrs.apply_exec_cpu_affinity(process["execCPUAffinity"], initial=cpu_affinity == "initial")
+        kernel.KERNEL.apply_cpu_affinity(process["execCPUAffinity"], cpu_affinity == "initial")
     no_new_privs = bool(process.get("noNewPrivileges"))
     # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (as runc).
     if seccomp_plan is not None and not no_new_privs:
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
     # config.md: a capability that "cannot be mapped to a relevant kernel interface, or cannot be granted
     # otherwise MUST be logged as a warning": an unknown name warns, as runc does.
-    capabilities.apply_user_and_capabilities(
-        process.get("user") or {}, process.get("capabilities"), warn=warn, unknown="warn"
-    )
+    kernel.KERNEL.apply_user_and_capabilities(process.get("user") or {}, process.get("capabilities"), warn)
     if no_new_privs:
-        capabilities.set_no_new_privileges()
+        kernel.KERNEL.set_no_new_privileges()
     if seccomp_plan is not None and no_new_privs:
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
 
@@ -208,7 +205,7 @@ def load_seccomp(
     notify_sock: socket.socket | None,
     process_pid: int | None = None,
 ) -> None:
-    fd = libseccomp.load_plan(plan)
+    fd = kernel.KERNEL.load_seccomp(plan)
     if fd is None:
         return
     if notify_sock is None:
