@@ -237,7 +237,9 @@ class Channel:
 
     def receive(self, kind: type[M]) -> M:
         """The next message, which must be a `kind`."""
-        data = self.sock.recv(MAX_MESSAGE)
+        return self._expect(self.sock.recv(MAX_MESSAGE), kind)
+
+    def _expect(self, data: bytes, kind: type[M]) -> M:
         if not data:
             raise PeerGone(self.peer)
         message = decode(data)
@@ -262,13 +264,7 @@ class Channel:
             if level == socket.SOL_SOCKET and cmsg_type == socket.SCM_RIGHTS:
                 fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
         try:
-            if not data:
-                raise PeerGone(self.peer)
-            message = decode(data)
-            if isinstance(message, Failed):
-                raise PeerFailed(message.message)
-            if not isinstance(message, kind):
-                raise ProtocolError(f"expected {kind.__name__} from {self.peer}, got {type(message).__name__}")
+            message = self._expect(data, kind)
             if len(fds) != 1 or flags & socket.MSG_CTRUNC:
                 raise ProtocolError(
                     f"expected {kind.__name__} with one file descriptor from {self.peer}, got {len(fds)}"
