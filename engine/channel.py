@@ -54,6 +54,7 @@ import json
 import os
 import socket
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
@@ -73,6 +74,7 @@ class Message:
 
 
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 
 
 # --- create and its intermediate child -------------------------------------------------------------------
@@ -237,7 +239,7 @@ class Channel:
 
     def receive(self, kind: type[M]) -> M:
         """The next message, which must be a `kind`."""
-        return self._expect(self.sock.recv(MAX_MESSAGE), kind)
+        return self._expect(_past_a_reset(self.sock.recv, MAX_MESSAGE), kind)
 
     def _expect(self, data: bytes, kind: type[M]) -> M:
         if not data:
@@ -257,8 +259,8 @@ class Channel:
         """The next message, which must be a `kind` carrying exactly one fd (close-on-exec here; the caller owns
         it). Any fd that came with anything else is closed, so none leaks either way."""
         fds = array.array("i")
-        data, ancillary, flags, _ = self.sock.recvmsg(
-            MAX_MESSAGE, socket.CMSG_SPACE(2 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+        data, ancillary, flags, _ = _past_a_reset(
+            self.sock.recvmsg, MAX_MESSAGE, socket.CMSG_SPACE(2 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
         )
         for level, cmsg_type, cdata in ancillary:
             if level == socket.SOL_SOCKET and cmsg_type == socket.SCM_RIGHTS:
@@ -277,7 +279,7 @@ class Channel:
 
     def wait_for_end(self) -> None:
         """The channel ends: the other side exec'd (its end is close-on-exec), or sent Failed (PeerFailed)."""
-        data = self.sock.recv(MAX_MESSAGE)
+        data = _past_a_reset(self.sock.recv, MAX_MESSAGE)
         if data:
             message = decode(data)
             if isinstance(message, Failed):
@@ -291,6 +293,16 @@ class Channel:
             message += " | " + " ".join(traceback.format_exception(err)).replace("\n", " ")
         with contextlib.suppress(OSError):
             self.send(Failed(message))
+
+
+def _past_a_reset(call: Callable[..., T], *args: Any) -> T:
+    """sock.recv/recvmsg, reading past a reset. A peer that exits while a packet we sent it is still unread makes
+    the kernel report ECONNRESET once, BEFORE the packets the peer queued for us (its Failed among them): the
+    error is consumed by that report, so the next call reads them, then the end of the channel."""
+    try:
+        return call(*args)
+    except ConnectionResetError:
+        return call(*args)
 
 
 def pair(parent: str, child: str) -> tuple[Channel, Channel]:
