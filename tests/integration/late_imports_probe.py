@@ -70,12 +70,17 @@ def _checked_execve(self: Trampoline, args: list[str], env: dict[str, str]) -> N
     _execve(self, args, env)
 
 
-sys.meta_path.insert(0, _Watch())
-rootfs_setup.pivot_into = _arming(rootfs_setup.pivot_into, "pivot_into")
-host_mount_ns.enter_root = _arming(host_mount_ns.enter_root, "enter_root")
-Trampoline.execve = _checked_execve  # type: ignore[method-assign]
+def install() -> None:
+    """Only in the process that runs engine under the probe: never on import (a test importing this module must
+    not leave the watch in pytest)."""
+    sys.meta_path.insert(0, _Watch())
+    rootfs_setup.pivot_into = _arming(rootfs_setup.pivot_into, "pivot_into")
+    host_mount_ns.enter_root = _arming(host_mount_ns.enter_root, "enter_root")
+    Trampoline.execve = _checked_execve  # type: ignore[method-assign]
+
 
 if __name__ == "__main__":
+    install()
     given = int(os.environ.pop("LATE_IMPORTS_REPORT_FD"))
     if given != REPORT_FD:
         os.dup2(given, REPORT_FD)
