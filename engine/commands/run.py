@@ -14,6 +14,7 @@ from engine.create import create
 from engine.delete import delete
 from engine.errors import EngineError
 from engine.linux.syscalls import set_child_subreaper
+from engine.signals import FORWARDED
 from engine.start import start
 from state.machine import Lifecycle
 from state.store import Store
@@ -21,16 +22,6 @@ from state.store import Store
 TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
 if TYPE_CHECKING:
     import argparse
-
-FORWARDED = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-)
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
