@@ -9,7 +9,7 @@ The copy (the repo's tracked and untracked-but-not-ignored files, so uncommitted
 virtualenv of its own whose only paths are the copy and the repo venv's site-packages (the dependencies): its
 `.venv/bin/engine` is the copy's engine, and tests/integration/conftest.py finds the engine binary beside
 sys.executable, so every engine command a test runs, and every engine podman, conmon or containerd-shim starts,
-is the planted copy. The copy's .cache is the repo's (the busybox rootfs) and its ../shared the repo's.
+is the planted copy. The copy gets the repo's busybox rootfs (.cache/rootfs, copied) and ../shared (a symlink).
 
 First the copy runs every selection with no fault planted (the baseline: a red baseline proves nothing); then,
 for each fault, the file is rewritten, the selection run (stopping at the first failure) and the file restored.
@@ -57,6 +57,7 @@ def tracked_files(repo: Path) -> list[str]:
 def make_copy(repo: Path, work: Path) -> Path:
     """work/tree: a copy of the repo with a venv whose engine is the copy's; work/shared: the repo's ../shared."""
     tree = work / "tree"
+    (tree / ".cache").mkdir(parents=True)
     for name in tracked_files(repo):
         source = repo / name
         if not os.path.lexists(source):
@@ -67,10 +68,11 @@ def make_copy(repo: Path, work: Path) -> Path:
     shared = repo.parent / "shared"
     if shared.exists():
         (work / "shared").symlink_to(shared.resolve())
-    cache = repo / ".cache"
-    if not (cache / "rootfs" / "bin" / "busybox").exists():
-        raise SystemExit(f"{cache}/rootfs is missing: run ./setup.sh first")
-    (tree / ".cache").symlink_to(cache.resolve())
+    rootfs = repo / ".cache" / "rootfs"
+    if not (rootfs / "bin" / "busybox").exists():
+        raise SystemExit(f"{rootfs} is missing: run ./setup.sh first")
+    # A copy (2 MB), not a symlink: runc refuses a rootfs path that goes through one.
+    subprocess.run(["cp", "-a", str(rootfs), str(tree / ".cache" / "rootfs")], check=True)
 
     venv = tree / ".venv"
     base = getattr(sys, "_base_executable", sys.executable)
