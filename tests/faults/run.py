@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="engine-faults-"))
+    work.chmod(0o755)  # as a checkout: a container's mapped root (a user namespace) must reach the rootfs
     logs = work / "logs"
     logs.mkdir()
     failures = 0
