@@ -18,13 +18,17 @@ import array
 import json
 import os
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 MAX_MESSAGE = 1 << 20
 
 
 class ChannelClosed(Exception):
     pass
+
+
+T = TypeVar("T")
 
 
 def pair() -> tuple[socket.socket, socket.socket]:
@@ -45,7 +49,9 @@ def expect_fd(sock: socket.socket, kind: str) -> tuple[dict[str, Any], int]:
     it). Only for a message nothing can overtake: no `early` list. A plain recv() of a message that carries
     fds makes the kernel close them, so none leaks either way."""
     fds = array.array("i")
-    data, ancillary, flags, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(2 * fds.itemsize), socket.MSG_CMSG_CLOEXEC)
+    data, ancillary, flags, _ = receive(
+        sock.recvmsg, MAX_MESSAGE, socket.CMSG_SPACE(2 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+    )
     for level, cmsg_type, cdata in ancillary:
         if level == socket.SOL_SOCKET and cmsg_type == socket.SCM_RIGHTS:
             fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
@@ -67,8 +73,19 @@ def expect_fd(sock: socket.socket, kind: str) -> tuple[dict[str, Any], int]:
     return message, fds[0]
 
 
+def receive(call: Callable[..., T], *args: Any) -> T:
+    """sock.recv/recvmsg on a SOCK_SEQPACKET channel, reading past a reset. A peer that exits while a packet
+    we sent it is still unread makes the kernel report ECONNRESET once, BEFORE the packets the peer queued
+    for us (its error message among them): the error is consumed by that report, so the next call reads
+    them, then EOF."""
+    try:
+        return call(*args)
+    except ConnectionResetError:
+        return call(*args)
+
+
 def recv(sock: socket.socket) -> dict[str, Any]:
-    data = sock.recv(MAX_MESSAGE)
+    data = receive(sock.recv, MAX_MESSAGE)
     if not data:
         raise ChannelClosed("the container's init died during setup")
     return json.loads(data)

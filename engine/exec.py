@@ -479,7 +479,7 @@ def _expect(sock: socket.socket, kind: str, plan: ExecPlan) -> dict[str, Any]:
 def _wait_for_exec(sock: socket.socket, plan: ExecPlan) -> None:
     """EOF: the process exec'd (its end is close-on-exec). A message: it failed and is exiting."""
     while True:
-        data = sock.recv(channel.MAX_MESSAGE)
+        data = channel.receive(sock.recv, channel.MAX_MESSAGE)
         if not data:
             return
         message = json.loads(data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from engine.cli import Context
 from engine.errors import EngineError
 from state import jsonio
@@ -12,14 +14,29 @@ if TYPE_CHECKING:
     import argparse
 
 
+def _owner_name(uid: int, names: dict[int, str]) -> str:
+    """runc's OWNER: the user owning the container's state directory, "#<uid>" when it has no name."""
+    if uid not in names:
+        import pwd
+
+        try:
+            names[uid] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            names[uid] = f"#{uid}"
+    return names[uid]
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     store = Store(ctx.root)
     states = []
+    names: dict[int, str] = {}
     for container_id in store.ids():
         try:
-            states.append(store.load(container_id).public_state())
-        except EngineError:
+            state = store.load(container_id).public_state()
+            state["owner"] = _owner_name(os.stat(store.path(container_id)).st_uid, names)
+        except (EngineError, FileNotFoundError):
             continue  # deleted while we listed, or still being claimed
+        states.append(state)
     if args.quiet:
         for state in states:
             print(state["id"])

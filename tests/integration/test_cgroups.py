@@ -86,6 +86,13 @@ class Cgroups:
                 top = directory[: directory.index(self.top) + len(self.top)]
                 if os.path.exists(top):
                     left.append(top)
+        # A hybrid host's cgroup2 mount holds no controller of ours but engine still places the container
+        # there (hugetlb, and what `cat /proc/self/cgroup` shows): look there too, by name.
+        unified = detect().unified
+        if unified is not None:
+            top = os.path.join(unified.mount_point, self.top)
+            if os.path.exists(top) and top not in left:
+                left.append(top)
         return left
 
 

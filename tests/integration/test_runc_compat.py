@@ -141,6 +141,22 @@ def test_kill_with_signal_zero_asks_whether_the_init_is_alive(runtimes: list[Run
     assert seen["engine"] == seen["runc"] == (0, "created", 1, True)
 
 
+def test_list_names_the_owner_of_each_container(runtimes: list[Runtime]) -> None:
+    # runc's OWNER (table and --format json) is the user owning the container's state directory; containerd
+    # and scripts read it from `list --format json`. runc's `state` leaves it empty, and so does engine's.
+    seen = {}
+    for rt in runtimes:
+        cid = rt.new_id()
+        rt.check("create", "--bundle", str(rt.bundle(["sleep", "60"])), cid)
+        listed = {c["id"]: c for c in json.loads(rt.check("list", "--format", "json").stdout)}
+        table = rt.check("list").stdout.splitlines()
+        state_owner = json.loads(rt.check("state", cid).stdout).get("owner", "")
+        rt.check("delete", "--force", cid)
+        row = next(line.split() for line in table if line.startswith(cid))
+        seen[rt.name] = (listed[cid]["owner"], row[-1], state_owner)
+    assert seen["engine"] == seen["runc"] == ("root", "root", "")
+
+
 # -- --log and --debug ---------------------------------------------------------------------------------------
 
 
