@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         print("no fault selected")
         return 2
 
+    if sys.prefix == sys.base_prefix:
+        print("run it with the project's venv: .venv/bin/python -m tests.faults (its site-packages are the copy's)")
+        return 2
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="engine-faults-"))
     work.chmod(0o755)  # as a checkout: a container's mapped root (a user namespace) must reach the rootfs
