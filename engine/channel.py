@@ -1,110 +1,311 @@
-"""The create-time channel between `engine create` and the container's init: JSON messages on a
-SOCK_SEQPACKET socketpair (one message per packet, and EOF when the other side dies).
+"""The protocol between engine's processes while a container is made or joined: typed messages, one per packet,
+on a SOCK_SEQPACKET socketpair per child, so that no message of one child can overtake another's.
 
-Messages, in order:
-  init -> engine  {"type": "pid", "pid": N}          the init's host pid (sent by the intermediate child)
-  init -> engine  {"type": "hooks"}                  mounts are done: run prestart + createRuntime hooks
-  engine -> init  {"type": "continue", "state": ..}  hooks passed; the state is for createContainer hooks
-  init -> engine  {"type": "console"} + one fd       process.terminal: the pty master (SCM_RIGHTS), which
-                                                     engine forwards to --console-socket (engine.console)
-  init -> engine  {"type": "ready"}                  set up, about to wait on the exec fifo
-  engine -> init  {"type": "go"}                     state.json says created: wait for `start`
-  either way      {"type": "error", "message": ".."} the sender gives up
+`engine create` (engine/create.py) and its two children (engine/init.py):
+
+    engine create                      intermediate child                     container init
+      │ fork ───────────────────────────>│
+      │ put it in the cgroups            │
+      │── InCgroup ─────────────────────>│ setns(linux.namespaces paths)
+      │                                  │ unshare(user)              ┐ only with a new
+      │<───────────────── UserNsMade ────│                            │ user namespace
+      │ write uid_map, gid_map           │                            │
+      │── IdsMapped ────────────────────>│ become its root            ┘
+      │                                  │ unshare(the others), time offsets
+      │                                  │ fork ───────────────────────────────>│
+      │<─────────────── InitForked(pid) ─│                                      │
+      │ reap it                         exit                                    │ mounts, /dev
+      │<───────────────────────────────────────────────────────── MountsDone ───│ (runc: procHooks)
+      │ prestart, createRuntime hooks                                           │
+      │── HooksDone(state) ────────────────────────────────────────────────────>│ (runc: procHooksDone)
+      │                                                                         │ createContainer hooks, masks,
+      │                                                                         │ pivot_root, the pty
+      │<──────────────────────────────────────────── ConsoleMaster + its fd ───│ only with process.terminal
+      │ send it to --console-socket                                             │ sysctls, cwd, rlimits
+      │<────────────────────────────────────────────────────────────── Ready ───│ (runc: procReady)
+      │ --pid-file; state.json says "created"                                   │
+      │── Created ─────────────────────────────────────────────────────────────>│ (runc: procRun)
+      │                                                                        closes its end; waits on the
+      │                                                                        exec fifo for `engine start`
+
+`engine exec` (engine/exec.py) and its two children:
+
+    engine exec                        joiner                                 process
+      │ fork ───────────────────────────>│
+      │ execCPUAffinity.initial, cgroups │
+      │── InCgroup ─────────────────────>│ setns(the init's namespaces)
+      │                                  │ fork ───────────────────────────────>│
+      │<──────────── ProcessForked(pid) ─│                                      │
+      │ reap it                         exit                                    │
+      │── Adopted(pid) ────────────────────────────────────────────────────────>│ our child now: finish, execve
+      │<──────────────────────────────────────────── end of the channel ────────│ (its end is close-on-exec)
+
+Each child talks on a channel of its own: create reads the init's channel only once the intermediate's has
+given the init's pid, so the order above holds whatever the scheduler does. Instead of any message it owes, a
+side may send Failed(message) and give up: the receiver raises PeerFailed with that one line. A channel that
+ends where a message was due raises PeerGone, naming who went away. Anything else is a ProtocolError (a bug).
 """
 
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import os
 import socket
+import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, TypeVar
+
+from engine.errors import EngineError, one_line
 
 MAX_MESSAGE = 1 << 20
 
 
-class ChannelClosed(Exception):
-    pass
+class Message:
+    """A message of the protocol: its class name is its type on the wire, its fields the rest of the JSON."""
+
+    registry: ClassVar[dict[str, type[Message]]] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        Message.registry[cls.__name__] = cls
 
 
+M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 
-def pair() -> tuple[socket.socket, socket.socket]:
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+# --- create and its intermediate child -------------------------------------------------------------------
 
 
-def send(sock: socket.socket, message: dict[str, Any]) -> None:
-    sock.send(json.dumps(message).encode())
+@dataclass(frozen=True)
+class InCgroup(Message):
+    """create/exec -> first child: you are in the container's cgroups; enter the namespaces. Answer: UserNsMade
+    (create, with a new user namespace), InitForked (create) or ProcessForked (exec)."""
 
 
-def send_fd(sock: socket.socket, message: dict[str, Any], fd: int) -> None:
-    """A message with one file descriptor riding along (SCM_RIGHTS); the receiver takes it with expect_fd."""
-    sock.sendmsg([json.dumps(message).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+@dataclass(frozen=True)
+class UserNsMade(Message):
+    """intermediate -> create: I unshared the user namespace and wait for its id maps. Answer: IdsMapped."""
 
 
-def expect_fd(sock: socket.socket, kind: str) -> tuple[dict[str, Any], int]:
-    """The next message, which must be `kind` and carry exactly one fd (close-on-exec here; the caller owns
-    it). Only for a message nothing can overtake: no `early` list. A plain recv() of a message that carries
-    fds makes the kernel close them, so none leaks either way."""
-    fds = array.array("i")
-    data, ancillary, flags, _ = receive(
-        sock.recvmsg, MAX_MESSAGE, socket.CMSG_SPACE(2 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
-    )
-    for level, cmsg_type, cdata in ancillary:
-        if level == socket.SOL_SOCKET and cmsg_type == socket.SCM_RIGHTS:
-            fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
+@dataclass(frozen=True)
+class IdsMapped(Message):
+    """create -> intermediate: uid_map and gid_map are written. Answer: InitForked."""
+
+
+@dataclass(frozen=True)
+class InitForked(Message):
+    """intermediate -> create: the init runs, pid as the host sees it; the intermediate exits next. No answer:
+    create reads the init's own channel from here."""
+
+    pid: int
+
+
+# --- create and the container's init ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MountsDone(Message):
+    """init -> create: the mounts exist; run prestart and createRuntime hooks. Answer: HooksDone."""
+
+
+@dataclass(frozen=True)
+class HooksDone(Message):
+    """create -> init: the hooks passed; `state` is the container's state, for the createContainer hooks.
+    Answer: ConsoleMaster (only with process.terminal), then Ready."""
+
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Ready(Message):
+    """init -> create: set up; about to wait on the exec fifo. Answer: Created."""
+
+
+@dataclass(frozen=True)
+class ConsoleMaster(Message):
+    """init -> create, with one fd (SCM_RIGHTS): the pty master of process.terminal, allocated in the container's
+    devpts after pivot_root. create holds the connection to --console-socket (a host path the init, maybe a user
+    namespace's root, may not reach) and forwards it there. Only with process.terminal; no answer: Ready follows."""
+
+
+@dataclass(frozen=True)
+class Created(Message):
+    """create -> init: state.json says "created"; wait for `engine start`. No answer: the init closes its end."""
+
+
+# --- exec and its children ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessForked(Message):
+    """joiner -> exec: the process runs in the container's namespaces, pid as the host sees it; the joiner exits
+    next. No answer: exec talks to the process on its own channel from here."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Adopted(Message):
+    """exec -> process: the joiner is reaped, so we are your parent; `pid` is yours as the host sees it (for a
+    seccomp agent). No answer: the channel ends when the process execs (Failed if it cannot)."""
+
+    pid: int
+
+
+# --- either way --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failed(Message):
+    """either side -> the other, instead of the message it owes: the sender gives up, `message` says why in one
+    line. No answer."""
+
+    message: str
+
+
+def encode(message: Message) -> bytes:
+    body = {field.name: getattr(message, field.name) for field in fields(message)}  # type: ignore[arg-type]
+    return json.dumps({"type": type(message).__name__, **body}).encode()
+
+
+def decode(data: bytes) -> Message:
     try:
+        raw = json.loads(data)
+        cls = Message.registry[raw.pop("type")]
+        return cls(**raw)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ProtocolError(f"a message engine cannot read: {data[:200]!r} ({err})") from None
+
+
+def failure_frame(head: str) -> tuple[bytes, bytes]:
+    """What goes before and after a text appended to `head` so that the bytes are a Failed message: the exec
+    trampoline (engine/linux/trampoline.py) writes its errno digits between the two."""
+    text = encode(Failed(head + "\0"))
+    before, _, after = text.partition(b"\\u0000")
+    return before, after
+
+
+# --- errors ----------------------------------------------------------------------------------------------
+
+
+class ChannelError(EngineError):
+    """The protocol did not go as drawn above; str() is one line."""
+
+
+class PeerGone(ChannelError):
+    """The channel ended where a message was due: the other side exited (or died) without a word."""
+
+    def __init__(self, peer: str) -> None:
+        super().__init__(f"{peer} exited unexpectedly")
+        self.peer = peer
+
+
+class PeerFailed(ChannelError):
+    """The other side sent Failed: str() is its message."""
+
+
+class ProtocolError(ChannelError):
+    """A message that is not the one the protocol has next: a bug in engine."""
+
+
+# --- the channel -----------------------------------------------------------------------------------------
+
+
+class Channel:
+    """One end of a socketpair between two of engine's processes. `peer` names the other side in errors."""
+
+    def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.sock = sock
+        self.peer = peer
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Channel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, message: Message) -> None:
+        self.sock.send(encode(message))
+
+    def receive(self, kind: type[M]) -> M:
+        """The next message, which must be a `kind`."""
+        return self._expect(_past_a_reset(self.sock.recv, MAX_MESSAGE), kind)
+
+    def _expect(self, data: bytes, kind: type[M]) -> M:
         if not data:
-            raise ChannelClosed("the container's init died during setup")
-        message = json.loads(data)
-        if message.get("type") == "error":
-            raise ChannelClosed(message.get("message", "unknown error"))
-        if message.get("type") != kind or len(fds) != 1 or flags & socket.MSG_CTRUNC:
-            raise ChannelClosed(
-                f"expected {kind!r} with one file descriptor on the create channel, "
-                f"got {message.get('type')!r} with {len(fds)}"
-            )
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    return message, fds[0]
+            raise PeerGone(self.peer)
+        message = decode(data)
+        if isinstance(message, Failed):
+            raise PeerFailed(message.message)
+        if not isinstance(message, kind):
+            raise ProtocolError(f"expected {kind.__name__} from {self.peer}, got {type(message).__name__}")
+        return message
+
+    def send_with_fd(self, message: Message, fd: int) -> None:
+        """`message` with one file descriptor riding along (SCM_RIGHTS); the receiver takes it with receive_with_fd."""
+        self.sock.sendmsg([encode(message)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+
+    def receive_with_fd(self, kind: type[M]) -> tuple[M, int]:
+        """The next message, which must be a `kind` carrying exactly one fd (close-on-exec here; the caller owns
+        it). Any fd that came with anything else is closed, so none leaks either way."""
+        fds = array.array("i")
+        data, ancillary, flags, _ = _past_a_reset(
+            self.sock.recvmsg, MAX_MESSAGE, socket.CMSG_SPACE(2 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+        )
+        for level, cmsg_type, cdata in ancillary:
+            if level == socket.SOL_SOCKET and cmsg_type == socket.SCM_RIGHTS:
+                fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
+        try:
+            message = self._expect(data, kind)
+            if len(fds) != 1 or flags & socket.MSG_CTRUNC:
+                raise ProtocolError(
+                    f"expected {kind.__name__} with one file descriptor from {self.peer}, got {len(fds)}"
+                )
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return message, fds[0]
+
+    def wait_for_end(self) -> None:
+        """The channel ends: the other side exec'd (its end is close-on-exec), or sent Failed (PeerFailed)."""
+        data = _past_a_reset(self.sock.recv, MAX_MESSAGE)
+        if data:
+            message = decode(data)
+            if isinstance(message, Failed):
+                raise PeerFailed(message.message)
+            raise ProtocolError(f"expected the end of the channel from {self.peer}, got {type(message).__name__}")
+
+    def fail(self, err: BaseException) -> None:
+        """Best effort, from a child about to exit: tell the other side why, in one line."""
+        message = one_line(err)
+        if os.environ.get("ENGINE_DEBUG_INIT"):
+            message += " | " + " ".join(traceback.format_exception(err)).replace("\n", " ")
+        with contextlib.suppress(OSError):
+            self.send(Failed(message))
 
 
-def receive(call: Callable[..., T], *args: Any) -> T:
-    """sock.recv/recvmsg on a SOCK_SEQPACKET channel, reading past a reset. A peer that exits while a packet
-    we sent it is still unread makes the kernel report ECONNRESET once, BEFORE the packets the peer queued
-    for us (its error message among them): the error is consumed by that report, so the next call reads
-    them, then EOF."""
+def _past_a_reset(call: Callable[..., T], *args: Any) -> T:
+    """sock.recv/recvmsg, reading past a reset. A peer that exits while a packet we sent it is still unread makes
+    the kernel report ECONNRESET once, BEFORE the packets the peer queued for us (its Failed among them): the
+    error is consumed by that report, so the next call reads them, then the end of the channel."""
     try:
         return call(*args)
     except ConnectionResetError:
         return call(*args)
 
 
-def recv(sock: socket.socket) -> dict[str, Any]:
-    data = receive(sock.recv, MAX_MESSAGE)
-    if not data:
-        raise ChannelClosed("the container's init died during setup")
-    return json.loads(data)
-
-
-def expect(sock: socket.socket, kind: str, early: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The next message of `kind`. The intermediate child and the init share the channel, so the init's
-    "hooks" can overtake the intermediate's "pid": with `early`, other messages are kept there for later."""
-    if early:
-        for message in early:
-            if message.get("type") == kind:
-                early.remove(message)
-                return message
-    while True:
-        message = recv(sock)
-        if message.get("type") == "error":
-            raise ChannelClosed(message.get("message", "unknown error"))
-        if message.get("type") == kind:
-            return message
-        if early is None:
-            raise ChannelClosed(f"expected {kind!r} on the create channel, got {message.get('type')!r}")
-        early.append(message)
+def pair(parent: str, child: str) -> tuple[Channel, Channel]:
+    """(the parent's end, which names the child in errors; the child's end, which names the parent)."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    return Channel(a, child), Channel(b, parent)

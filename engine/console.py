@@ -34,7 +34,6 @@ from __future__ import annotations
 import array
 import atexit
 import contextlib
-import ctypes
 import errno
 import fcntl
 import json
@@ -54,8 +53,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from engine.errors import EngineError
-from engine.linux import mountfd
-from engine.linux.libc import check
+from engine.linux import kernel
+from engine.linux.syscalls import DEVPTS_SUPER_MAGIC, TIOCGPTN, TIOCGPTPEER, TIOCSPTLCK, fs_type
 
 # The error texts runc prints (utils_linux.go checkTerminal), with our name in runc's place.
 CONSOLE_SOCKET_REQUIRED = "cannot allocate tty if engine will detach without setting console socket"
@@ -66,19 +65,10 @@ CONSOLE_SOCKET_UNUSED = "cannot use console socket if engine will not detach or 
 MASTER_NAME = "/dev/pts/ptmx"
 MAX_NAME_LEN = 4096  # runc's utils.MaxNameLen, conmon's TAG_BUFFER: a longer name is an error there
 
-# ioctl numbers from <asm-generic/ioctls.h> (x86_64, arm64; the engine is x86_64-only, see syscalls.py).
-TIOCGPTN = 0x80045430  # _IOR('T', 0x30, unsigned int): the pty's number N, as in /dev/pts/N
-TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): (un)lock the slave; unlockpt(3)
-TIOCGPTPEER = 0x5441  # _IO('T', 0x41): open the slave from the master, no path lookup (Linux 4.13)
-
-DEVPTS_SUPER_MAGIC = 0x1CD1
 PTMX_RDEV = os.makedev(5, 2)  # TTYAUX_MAJOR, minor 2
 PTMX_INO = 2  # devpts creates its ptmx node with inode number 2 (fs/devpts/inode.c mknod_ptmx)
 PTY_SLAVE_MAJOR = 136  # UNIX98_PTY_SLAVE_MAJOR: /dev/pts/N is char 136:N
 MAX_WINSIZE = 0xFFFF  # struct winsize holds unsigned shorts
-
-_libc = ctypes.CDLL(None, use_errno=True)  # our own handle: argtypes set here stay here
-_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
 
 
 class ConsoleError(EngineError):
@@ -251,12 +241,6 @@ class ConsoleSocket:
 # --- The container side ---------------------------------------------------------------------------------
 
 
-def _fstatfs_type(fd: int) -> int:
-    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on x86_64; f_type comes first
-    check(_libc.fstatfs(fd, buf), "fstatfs")
-    return ctypes.c_long.from_buffer(buf).value
-
-
 def _reopen(handle: int, path: str, flags: int) -> int:
     """Open the inode an O_PATH handle names. Through /proc/self/fd when /proc is there, so that what we
     checked is what we open (the path could be swapped in between); otherwise by path, checked after."""
@@ -274,7 +258,7 @@ def _reopen(handle: int, path: str, flags: int) -> int:
 
 def _check_devpts_node(fd: int, path: str, rdev: int, ino: int | None) -> None:
     st = os.fstat(fd)
-    if _fstatfs_type(fd) != DEVPTS_SUPER_MAGIC:
+    if fs_type(fd) != DEVPTS_SUPER_MAGIC:
         raise ConsoleError(
             f"process.terminal: {path} is not on a devpts mount (does config.json mount devpts at /dev/pts?)"
         )
@@ -372,7 +356,7 @@ def mount_console(slave: int, slave_path: str, target: str = "/dev/console") -> 
     try:
         # By fd both ways (open_tree + move_mount): no path of the container's, /proc/self/fd included, is
         # looked up, so nothing can swap the pty or the target for a procfs file (CVE-2025-52565).
-        mountfd.bind_fd(slave, fd)
+        kernel.KERNEL.bind_fd(slave, fd)
     except OSError as err:
         raise ConsoleError(f"process.terminal: bind mounting the console on {target}: {err.strerror}") from None
     finally:
@@ -389,7 +373,7 @@ def chown_console(slave: int, uid: int) -> None:
     if os.fstat(slave).st_uid == uid:
         return
     try:
-        os.fchown(slave, uid, -1)
+        kernel.KERNEL.chown_fd(slave, uid, -1)
     except OSError as err:
         if err.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
             raise ConsoleError(f"process.terminal: cannot give the console to uid {uid}: {err.strerror}") from None

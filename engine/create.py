@@ -16,11 +16,12 @@ import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine import channel, console, hookpoints
+from engine import channel, console, hookpoints, lsm
 from engine.errors import ConfigError, EngineError
 from engine.init import InitPlan, intermediate
 from engine.linux import syscalls as sc
 from engine.log import Log
+from engine.pidfile import write_pid_file
 from engine.rootless import checks as rootless_checks
 from engine.rootless import hooks as rootless_hooks
 from engine.rootless.idmap import write_id_maps
@@ -28,7 +29,7 @@ from engine.setup.rootfs import open_bind_sources
 from state import process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
-from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_atomically, write_file_atomically
+from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_atomically
 
 if TYPE_CHECKING:
     from engine.cgroups import Manager
@@ -100,6 +101,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     config, rootfs = load_bundle(bundle)
     _drop_unknown_capabilities(config["process"], log)
     _check_unsupported(config, log)
+    labels = lsm.check(config["process"], log.warning)
     check_sysctls(config)
     # create always detaches; `engine run` in the foreground passes its own socket (console.ConsoleSocket).
     console.check_terminal(bool(config["process"].get("terminal")), options.console_socket, detach=True)
@@ -169,6 +171,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 time_offsets=(config.get("linux") or {}).get("timeOffsets") or {},
                 fifo_fd=fifo_fd,
                 bind_source_fds=source_fds,
+                labels=labels,
             )
             _launch(plan, record, cgroups, life, undo, options, log, console_sock)
         except BaseException as err:
@@ -180,7 +183,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 # runtime.md: a failing create hook stops the container and goes on at step 12: destroy it
                 # (the undo list, just unwound), then step 13, the poststop hooks.
                 _poststop(hooks, record, log)
-            if isinstance(err, channel.ChannelClosed):
+            if isinstance(err, channel.ChannelError):
                 raise EngineError(f"create {options.container_id!r}: {err}") from None
             raise
         undo.discard()
@@ -202,55 +205,57 @@ def _launch(
 ) -> None:
     from engine.cgroups import CgroupError
 
-    parent_end, child_end = channel.pair()
+    to_intermediate, intermediate_end = channel.pair("engine create", "the intermediate child")
+    to_init, init_end = channel.pair("engine create", "the container's init")
     pid = os.fork()
     if pid == 0:
-        parent_end.close()
-        intermediate(child_end, plan)  # never returns
-    child_end.close()
-    undo.push("reap the intermediate child", lambda: _reap(pid))
-    with parent_end:
+        to_intermediate.close()
+        to_init.close()
+        intermediate(intermediate_end, init_end, plan)  # never returns
+    intermediate_end.close()
+    init_end.close()
+    undo.push("reap the intermediate child", lambda: process.reap(pid))
+    with to_intermediate, to_init:  # the protocol: engine/channel.py
         try:
             if cgroups is not None:  # before any cgroup namespace: its root is to be the container's cgroup
                 cgroups.add(pid)
                 record.cgroups = cgroups.to_json()  # the systemd driver makes its cgroups only now (with a pid)
         except CgroupError as err:
             raise EngineError(str(err)) from None
-        channel.send(parent_end, {"type": "go"})
-        early: list[dict[str, Any]] = []
+        to_intermediate.send(channel.InCgroup())
         if plan.namespace_flags & sc.CLONE_NEWUSER:
-            channel.expect(parent_end, "userns", early)
+            to_intermediate.receive(channel.UserNsMade)
             write_id_maps(pid, plan.config["linux"])
-            channel.send(parent_end, {"type": "mapped"})
-        init_pid = channel.expect(parent_end, "pid", early)["pid"]
+            to_intermediate.send(channel.IdsMapped())
+        init_pid = to_intermediate.receive(channel.InitForked).pid
         log.debug(f"create {record.id}: forked the init, pid {init_pid} (through pid {pid})")
-        _reap(pid)
+        process.reap(pid)
         record.pid = init_pid
         record.pid_start_time = process.start_time(init_pid)
         if record.pid_start_time is None:  # gone already: without its start time no later command could tell
             raise EngineError(f"create {record.id!r}: the container's init exited during setup")
         undo.push("kill the container init", lambda: _kill(init_pid, record.pid_start_time))
-        channel.expect(parent_end, "hooks", early)
+        to_init.receive(channel.MountsDone)
         state = record.public_state("creating")
         for stage in ("prestart", "createRuntime"):  # runtime namespace, after the mounts, before pivot_root
             hookpoints.run(stage, plan.hooks, state, log, cwd=plan.bundle)
         log.debug(f"create {record.id}: the init set up its filesystem; prestart and createRuntime hooks ran")
-        channel.send(parent_end, {"type": "continue", "state": state})
+        to_init.send(channel.HooksDone(state))
         if console_sock is not None:  # process.terminal: the init allocated the pty after pivot_root
-            _, master = channel.expect_fd(parent_end, "console")
+            _, master = to_init.receive_with_fd(channel.ConsoleMaster)
             try:
                 console.forward_master(console_sock, master)
             finally:
                 os.close(master)
                 console_sock.close()
             log.debug(f"create {record.id}: sent the pty master to the console socket")
-        channel.expect(parent_end, "ready")
+        to_init.receive(channel.Ready)
         if options.pid_file:
-            _write_pid_file(options.pid_file, init_pid)
+            write_pid_file(options.pid_file, init_pid)
             undo.push("remove pid file", lambda: os.unlink(options.pid_file))
-        # state.json must say "created" before the init may go on waiting: see engine/channel.py.
+        # state.json must say "created" before the init may go on waiting for `engine start`.
         life.fire("finish_create")
-        channel.send(parent_end, {"type": "go"})
+        to_init.send(channel.Created())
         log.debug(f"create {record.id}: created; the init (pid {init_pid}) waits for start")
 
 
@@ -293,10 +298,6 @@ def _create_systemd_cgroups(linux: dict[str, Any], record: ContainerRecord, undo
     undo.push("remove the cgroups", cgroups.destroy)
     record.cgroups = cgroups.to_json()
     return cgroups
-
-
-APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
-SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
 
 
 def save_config(directory: str, config: dict[str, Any]) -> None:
@@ -371,22 +372,10 @@ def _check_unsupported(config: dict[str, Any], log: Log) -> None:
     for i, mount in enumerate(config.get("mounts") or []):
         if "tmpcopyup" in (mount.get("options") or []):
             raise ConfigError(f"config.json: mounts[{i}].options: tmpcopyup is not supported by engine yet")
-    process = config["process"]
-    if process.get("apparmorProfile"):
-        try:
-            with open(APPARMOR_ENABLED) as f:
-                enabled = f.read().strip() == "Y"
-        except OSError:
-            enabled = False
-        if not enabled:
-            raise ConfigError("config.json: process.apparmorProfile: AppArmor is not enabled on this host")
-    if not os.path.exists(SELINUX_ENFORCE):
-        for where, label in (
-            ("process.selinuxLabel", process.get("selinuxLabel")),
-            ("linux.mountLabel", linux.get("mountLabel")),
-        ):
-            if label:
-                log.warning(f"{where}: SELinux is not enabled on this host; the label {label!r} is not applied")
+    if linux.get("mountLabel") and not lsm.selinux_enabled():
+        log.warning(
+            f"linux.mountLabel: SELinux is not enabled on this host; the label {linux['mountLabel']!r} is not applied"
+        )
 
 
 def _drop_unknown_capabilities(process: dict[str, Any], log: Log) -> None:
@@ -439,19 +428,6 @@ def _poststop(hooks: hookpoints.Hooks, record: ContainerRecord, log: Log) -> Non
     hookpoints.run("poststop", hooks, record.public_state("stopped"), log, warn_only=True, cwd=record.bundle)
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
 def _kill(pid: int, start_time: int | None) -> None:
     if process.is_alive(pid, start_time):
         os.kill(pid, signal.SIGKILL)
-
-
-def _write_pid_file(path: str, pid: int) -> None:
-    """The host pid, written atomically (a reader never sees a half-written file)."""
-    try:
-        write_file_atomically(path, str(pid).encode())
-    except OSError as err:
-        raise EngineError(f"--pid-file {os.path.abspath(path)}: {err.strerror}") from None

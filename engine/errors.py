@@ -18,3 +18,14 @@ class ContainerNotFound(EngineError):
 
 class InvalidState(EngineError):
     """An operation that the container's current status does not allow (runtime.md: it has no effect)."""
+
+
+def one_line(err: BaseException) -> str:
+    """The line a user sees for an error raised in engine's own code (its message) or by the kernel (the reason
+    and the file it names); anything else is a bug, shown as such."""
+    if isinstance(err, OSError):
+        text = err.strerror or str(err)
+        return f"{text}: {err.filename}" if err.filename and str(err.filename) not in text else text
+    if isinstance(err, EngineError | ValueError):
+        return str(err)
+    return repr(err)

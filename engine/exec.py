@@ -1,13 +1,15 @@
 """`engine exec`: run a new process inside a created or running container (runc exec).
 
-    engine exec ─fork─> joiner: non-dumpable, fds closed ─[parent: execCPUAffinity.initial, cgroup]─ "go"
+    engine exec ─fork─> joiner: non-dumpable, fds closed ─[parent: execCPUAffinity.initial, cgroup]─ InCgroup
        │                 open /proc/<init>/ns/*, then setns: user first ... mnt last
        │                 fork ─> process (pid ns applies to children only, so this one is in the container's)
        │                 report its host pid, exit: the process re-parents to us (we are a child subreaper)
-       │<─ "pid" ─┘
-       ├─ "go" + host pid ─> process: cwd, env, console, rlimits, LSM labels, fds, seccomp, user, caps; execve
-       └─ channel EOF (its end is close-on-exec): exec'd. An "error" message instead: one line, exit 255.
+       │<─ ProcessForked(pid) ─┘
+       ├─ Adopted(pid) ─> process: cwd, env, console, rlimits, LSM labels, fds, seccomp, user, caps; execve
+       └─ its channel ends (close-on-exec): exec'd. Failed(message) instead: one line, exit 255.
           Then: --detach returns; otherwise forward signals, wait, exit with its status (128+n if killed by n).
+
+The messages, and why each child has a channel of its own, are drawn in engine/channel.py.
 
 CVE-2019-5736: while the engine is inside a container it is still the host's interpreter, so a container
 process that could open /proc/<pid>/exe of it would hold the host's binary. Both children are made
@@ -32,55 +34,31 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import channel
-from engine.errors import EngineError
-from engine.linux import capabilities, process_attrs, trampoline
+from engine import channel, lsm
+from engine.channel import Channel
+from engine.errors import ConfigError, EngineError, one_line
+from engine.linux import capabilities, kernel, process_attrs, trampoline
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.linux.procfs import ProcFS
 from engine.log import Log
+from engine.pidfile import write_pid_file
 from engine.process_setup import (
-    DEFAULT_PATH,
-    PR_SET_DUMPABLE,
+    JOIN_ORDER,
     SetupError,
-    become_the_process,
+    become_namespace_root,
+    begin_child,
     close_fds,
     connect_seccomp_listener,
-    enter_cwd,
-    environment,
-    find_executable,
-    restore_signals,
+    enter_namespaces,
+    exec_as_the_process,
+    prepare_exec,
 )
-from engine.rootless import hooks as rootless_hooks
+from engine.signals import FORWARDED
 from state import process as proc
 from state.record import ContainerRecord
 from state.rules import CREATED, PAUSED, RUNNING
-from state.store import CONFIG_FILE, Store, write_file_atomically
-
-# Joined in this order. The user namespace first: once in it we hold every capability over the namespaces
-# it owns (and none over the host's). The mount namespace last: setns(mnt) moves our root and cwd into the
-# container; the fds are all open by then, so nothing later needs a host path.
-NAMESPACE_ORDER: tuple[tuple[str, int], ...] = (
-    ("user", sc.CLONE_NEWUSER),
-    ("ipc", sc.CLONE_NEWIPC),
-    ("uts", sc.CLONE_NEWUTS),
-    ("net", sc.CLONE_NEWNET),
-    ("pid", sc.CLONE_NEWPID),
-    ("cgroup", sc.CLONE_NEWCGROUP),
-    ("time", sc.CLONE_NEWTIME),
-    ("mnt", sc.CLONE_NEWNS),
-)
-
-# What `engine exec` passes on to the process while it waits for it (as `engine run` does for the init).
-FORWARDED = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-)
+from state.store import CONFIG_FILE, Store
 
 # With --process, runc takes the whole process from the file: these flags only shape the config-based one.
 _FLAGS_IGNORED_WITH_PROCESS = {
@@ -93,9 +71,6 @@ _FLAGS_IGNORED_WITH_PROCESS = {
     "apparmor": "--apparmor",
     "process_label": "--process-label",
 }
-
-APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
-SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
 
 
 class ExecError(EngineError):
@@ -144,8 +119,7 @@ class ExecPlan:
     seccomp_plan: Any = None
     notify_sock: socket.socket | None = None
     console_sock: socket.socket | None = None
-    apparmor_profile: str | None = None
-    selinux_label: str | None = None
+    labels: lsm.Labels = field(default_factory=lsm.Labels)  # AppArmor/SELinux, as the host can apply them
     proc: ProcFS | None = None  # the joiner's own procfs (host side), used by the process before it execs
 
 
@@ -187,14 +161,17 @@ def exec_process(store: Store, options: ExecOptions, log: Log) -> int:
         parent_pid=os.getpid(),
         preserve_fds=options.preserve_fds,
     )
-    _check_security_labels(plan, log)
+    try:
+        plan.labels = lsm.check(process, log.warning, where="exec: ")
+    except ConfigError as err:
+        raise ExecError(str(err)) from None
     try:
         launched = _launch(plan, record, options, log)
     finally:
         _close_sockets(plan)
     try:
         if options.pid_file:
-            _write_pid_file(options.pid_file, launched.pid)
+            write_pid_file(options.pid_file, launched.pid, error=ExecError)
         if options.detach:
             return 0
         return _wait(launched)
@@ -321,31 +298,6 @@ def _check_preserved_fds(count: int) -> None:
             raise ExecError(f"--preserve-fds {count}: fd {fd} is not open") from None
 
 
-def _check_security_labels(plan: ExecPlan, log: Log) -> None:
-    profile = plan.process.get("apparmorProfile")
-    if profile:
-        if not _apparmor_enabled():
-            raise ExecError(
-                f"exec: AppArmor profile {profile!r} requested, but AppArmor is not enabled on this host"
-                f" ({APPARMOR_ENABLED} is not Y)"
-            )
-        plan.apparmor_profile = profile
-    label = plan.process.get("selinuxLabel")
-    if label:
-        if os.path.exists(SELINUX_ENFORCE):
-            plan.selinux_label = label
-        else:
-            log.warning(f"process label {label!r} ignored: SELinux is not enabled on this host")
-
-
-def _apparmor_enabled() -> bool:
-    try:
-        with open(APPARMOR_ENABLED) as f:
-            return f.read().strip() == "Y"
-    except OSError:
-        return False
-
-
 def _read_config(dir_fd: int, container_id: str) -> dict[str, Any]:
     """The config `engine create` validated and saved in the state directory (never the bundle's: it may have
     changed, or been swapped, since)."""
@@ -369,39 +321,45 @@ def _launch(plan: ExecPlan, record: ContainerRecord, options: ExecOptions, log: 
         launched.relay_socket = _prepare_console(plan, options)
     except (OSError, ValueError, SetupError) as err:
         _close_relay(launched)
-        raise ExecError(f"exec: {_describe(err)}") from None
+        raise ExecError(f"exec: {one_line(err)}") from None
     # The joiner's child (the process) must become ours when the joiner exits, so that we can wait for it.
     sc.set_child_subreaper()
-    parent_end, child_end = channel.pair()
+    to_joiner, joiner_end = channel.pair("engine exec", "engine exec's joining child")
+    to_process, process_end = channel.pair("engine exec", "the process")
     joiner = os.fork()
     if joiner == 0:
-        parent_end.close()
-        _joiner(child_end, plan)  # never returns
-    child_end.close()
+        to_joiner.close()
+        to_process.close()
+        _joiner(joiner_end, process_end, plan)  # never returns
+    joiner_end.close()
+    process_end.close()
     # The children have their copies: ours would keep the seccomp agent (which may wait for EOF) and the console
     # receiver from seeing the process's end close.
     _close_sockets(plan)
     try:
-        with parent_end:
+        with to_joiner, to_process:  # the protocol: engine/channel.py
             _apply_initial_affinity(joiner, plan.process)
             _join_cgroup(record, joiner, options.cgroup, log)
-            channel.send(parent_end, {"type": "go"})
-            launched.pid = _expect(parent_end, "pid", plan)["pid"]
-            _reap(joiner)
+            to_joiner.send(channel.InCgroup())
+            launched.pid = to_joiner.receive(channel.ProcessForked).pid
+            proc.reap(joiner)
             joiner = 0
-            channel.send(parent_end, {"type": "go", "pid": launched.pid})
-            _wait_for_exec(parent_end, plan)
+            to_process.send(channel.Adopted(launched.pid))
+            try:
+                to_process.wait_for_end()  # its end is close-on-exec
+            except channel.PeerFailed as err:  # why it did not exec; the trampoline's errno turned into words
+                raise ExecError(f"exec in container {plan.container_id!r}: {trampoline.describe(str(err))}") from None
     except BaseException as err:
         for pid in (joiner, launched.pid):
             if pid:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                _reap(pid)
+                proc.reap(pid)
         _close_relay(launched)
-        if isinstance(err, OSError | channel.ChannelClosed):
+        if isinstance(err, OSError | channel.ChannelError):
             if not proc.is_alive(plan.init_pid, plan.init_start_time):  # e.g. fork: ENOMEM in a dead pid ns
                 raise ExecError(f"cannot exec in container {plan.container_id!r}: it is stopped") from None
-            raise ExecError(f"exec in container {plan.container_id!r}: {_describe(err)}") from None
+            raise ExecError(f"exec in container {plan.container_id!r}: {one_line(err)}") from None
         raise
     return launched
 
@@ -467,33 +425,6 @@ def _join_cgroup(record: ContainerRecord, pid: int, sub_cgroups: list[str], log:
     load_manager(record.cgroups, warn=log.warning).join_exec(pid, sub_cgroups, init_pid=record.pid)
 
 
-def _expect(sock: socket.socket, kind: str, plan: ExecPlan) -> dict[str, Any]:
-    try:
-        return channel.expect(sock, kind)
-    except channel.ChannelClosed as err:
-        if str(err).startswith("the other side"):  # died without a word: the init is the likely reason
-            raise ExecError(_gone_message(plan)) from None
-        raise
-
-
-def _wait_for_exec(sock: socket.socket, plan: ExecPlan) -> None:
-    """EOF: the process exec'd (its end is close-on-exec). A message: it failed and is exiting."""
-    while True:
-        data = channel.receive(sock.recv, channel.MAX_MESSAGE)
-        if not data:
-            return
-        message = json.loads(data)
-        if message.get("type") == "error":
-            text = trampoline.describe(str(message.get("message", "unknown error")))
-            raise ExecError(f"exec in container {plan.container_id!r}: {text}")
-
-
-def _gone_message(plan: ExecPlan) -> str:
-    if not proc.is_alive(plan.init_pid, plan.init_start_time):
-        return f"cannot exec in container {plan.container_id!r}: it is stopped"
-    return f"exec in container {plan.container_id!r}: the engine's child exited unexpectedly"
-
-
 def _wait(launched: Launched) -> int:
     """Forward signals to the process and wait for it: its exit status, 128+n if signal n killed it."""
     pid = launched.pid
@@ -520,59 +451,32 @@ def _wait(launched: Launched) -> int:
     return 128 - code if code < 0 else code
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-def _write_pid_file(path: str, pid: int) -> None:
-    """The host pid, written atomically (a reader never sees a half-written file)."""
-    try:
-        write_file_atomically(path, str(pid).encode())
-    except OSError as err:
-        raise ExecError(f"--pid-file {os.path.abspath(path)}: {err.strerror}") from None
-
-
-def _describe(err: BaseException) -> str:
-    """One line for an error raised in the engine or in a child."""
-    if isinstance(err, OSError):
-        text = err.strerror or str(err)
-        return f"{text}: {err.filename}" if err.filename and str(err.filename) not in text else text
-    if isinstance(err, SetupError | ValueError | EngineError | channel.ChannelClosed):
-        return str(err)
-    return repr(err)
-
-
 # --- The children ---------------------------------------------------------------------------------------------
 
 
-def _joiner(chan: socket.socket, plan: ExecPlan) -> None:
-    """First child: enter the container's namespaces and fork the process into them. Never returns."""
+def _joiner(chan: Channel, process_chan: Channel, plan: ExecPlan) -> None:
+    """First child: enter the container's namespaces and fork the process into them. Never returns. `chan` is
+    ours to talk to `engine exec`; `process_chan` is the process's, only passed on."""
     try:
-        # Inherited by the process; set while our /proc/self is still ours to write (engine/rootless/hooks.py).
-        rootless_hooks.apply_oom_score_adj_early(plan.process)
-        # Before anything else: while we are the host's interpreter inside the container, no process there may
-        # open our /proc/<pid>/exe (CVE-2019-5736), fds or memory. Kept until execve, which resets it.
-        sc.prctl(PR_SET_DUMPABLE, 0)
-        sc.set_parent_death_signal(signal.SIGKILL)  # `engine exec` killed: no half-joined child lingers
-        if os.getppid() != plan.parent_pid:
-            os._exit(1)
-        keep = {chan.fileno()} | {s.fileno() for s in (plan.notify_sock, plan.console_sock) if s is not None}
-        close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
+        keep = {chan.fileno(), process_chan.fileno()}
+        keep |= {s.fileno() for s in (plan.notify_sock, plan.console_sock) if s is not None}
+        # Non-dumpable and killed with `engine exec` from here until the process execs (CVE-2019-5736, CVE-2016-9962).
+        begin_child(plan.process, keep, keep_below=3 + plan.preserve_fds, parent_pid=plan.parent_pid)
         # Our own procfs, made while we are still the host's: the process's writes into /proc (an LSM exec
         # label) go through it, never through the container's /proc (engine.linux.procfs).
         plan.proc = ProcFS.open()
-        channel.expect(chan, "go")  # we are in the container's cgroup now
-        joined_user = join_namespaces(plan.init_pid, plan.init_start_time)
-        if joined_user:
-            _become_namespace_root()
+        chan.receive(channel.InCgroup)
+        if join_namespaces(plan.init_pid, plan.init_start_time):
+            become_namespace_root()
         pid = os.fork()
         if pid == 0:
-            _the_process(chan, plan)  # never returns
-        channel.send(chan, {"type": "pid", "pid": pid})
+            chan.close()
+            _the_process(process_chan, plan)  # never returns
+        process_chan.close()
+        chan.send(channel.ProcessForked(pid))
         os._exit(0)
     except BaseException as err:
-        _report(chan, err)
+        chan.fail(err)
         os._exit(1)
 
 
@@ -583,64 +487,48 @@ def join_namespaces(init_pid: int, init_start_time: int | None) -> bool:
     open, and after setns(mnt) no longer in sight. A container that shares the host's mount namespace has its
     root by chroot (engine/setup/host_mount_ns.py): we take the init's, last.
     """
-    fds: list[tuple[str, int, int]] = []
+    fds: list[tuple[str, int]] = []
     root_fd = -1
     try:
-        for name, flag in NAMESPACE_ORDER:
+        for ns_type in JOIN_ORDER:
+            name = sc.NAMESPACES[ns_type][1]
             try:
                 fd = os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 if not os.path.exists(f"/proc/{init_pid}"):
                     raise SetupError("the container's init has exited") from None
                 continue  # a namespace type this kernel does not have
-            fds.append((name, flag, fd))
             theirs = os.fstat(fd)
             ours = os.stat(f"/proc/self/ns/{name}")
-            if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
-                # Shared with the host (no namespace of its own): joining it would be a no-op at best, and
-                # EPERM after setns(user) gave up our privileges over the host's namespaces.
-                fds.pop()
-                os.close(fd)
-                if flag == sc.CLONE_NEWNS:
-                    root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
+                fds.append((ns_type, fd))
+                continue
+            # Shared with the host (no namespace of its own): joining it would be a no-op at best, and EPERM
+            # after setns(user) gave up our privileges over the host's namespaces.
+            os.close(fd)
+            if ns_type == "mount":
+                root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         # The files are the init's only if it still is the init we recorded (the pid was not reused).
         if not proc.is_alive(init_pid, init_start_time):
             raise SetupError("the container's init has exited")
-        joined_user = False
-        for name, flag, fd in fds:
-            try:
-                sc.setns(fd, flag)
-            except OSError as err:
-                raise SetupError(f"cannot join the container's {name} namespace: {err.strerror}") from None
-            joined_user = joined_user or flag == sc.CLONE_NEWUSER
+        joined_user = enter_namespaces(fds, lambda ns_type: f"the container's {ns_type} namespace")
         if root_fd >= 0:
             os.fchdir(root_fd)
-            os.chroot(".")
+            kernel.KERNEL.chroot(".")
         return joined_user
     finally:
-        for _, _, fd in fds:
+        for _, fd in fds:
             os.close(fd)
         if root_fd >= 0:
             os.close(root_fd)
 
 
-def _become_namespace_root() -> None:
-    """In the container's user namespace, become its root (as its init did): ids that are mapped there."""
-    try:
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
-    except OSError as err:
-        raise SetupError(f"cannot become root in the container's user namespace: {err.strerror}") from None
-    sc.prctl(PR_SET_DUMPABLE, 0)  # a uid change resets it to fs.suid_dumpable: say it again
-
-
-def _the_process(chan: socket.socket, plan: ExecPlan) -> None:
+def _the_process(chan: Channel, plan: ExecPlan) -> None:
     """Second child, in the container's pid namespace: finish the process and exec it. Never returns."""
     try:
-        go = channel.expect(chan, "go")  # the joiner is reaped: our parent is now `engine exec`
-        sc.set_parent_death_signal(signal.SIGKILL)
+        adopted = chan.receive(channel.Adopted)  # the joiner is reaped: our parent is now `engine exec`
+        kernel.KERNEL.set_parent_death_signal(signal.SIGKILL)
         process = plan.process
-        args = process["args"]
         if plan.console_sock is not None:
             from engine import console  # already imported by the parent (_prepare_console): no file access
 
@@ -651,60 +539,23 @@ def _the_process(chan: socket.socket, plan: ExecPlan) -> None:
         keep = {chan.fileno(), proc.fd} | ({plan.notify_sock.fileno()} if plan.notify_sock is not None else set())
         close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
         os.chdir("/")  # setns(mnt) put us at the container's root; cwd is resolved from there
-        env = environment(process)
-        enter_cwd(process.get("cwd") or "/")
-        executable = find_executable(args[0], env.get("PATH", DEFAULT_PATH))
-        if process.get("rlimits"):
-            process_attrs.apply_rlimits(process["rlimits"])
-        if plan.apparmor_profile:
-            _write_proc_attr(proc, ["apparmor/exec", "exec"], f"exec {plan.apparmor_profile}", "AppArmor profile")
-        if plan.selinux_label:
-            _write_proc_attr(proc, ["exec"], plan.selinux_label, "SELinux label")
+        env, executable = prepare_exec(process)
+        lsm.apply(proc, plan.labels)
         proc.close()
         # Built before seccomp and the user switch; the exec goes through it (engine.linux.trampoline).
-        tramp = trampoline.Trampoline(executable, chan.fileno(), report="json")
+        tramp = trampoline.Trampoline(executable, chan.fileno(), frame=channel.failure_frame)
         # Cleared before the user switch (which would restore it): the process must outlive `exec --detach`.
-        sc.set_parent_death_signal(0)
-        become_the_process(
+        kernel.KERNEL.set_parent_death_signal(0)
+        exec_as_the_process(
             {"linux": plan.linux, "process": process},
             plan.state,
             plan.seccomp_plan,
             plan.notify_sock,
-            process_pid=go.get("pid"),
+            tramp,
+            env,
+            process_pid=adopted.pid,
             cpu_affinity="final",
-            warn=_warn,
         )
-        # The user switch reset dumpable to fs.suid_dumpable (0 or 2 unless an admin chose 1): say it again. A
-        # seccomp filter may forbid prctl by now; then the kernel's reset value stands.
-        with contextlib.suppress(OSError):
-            sc.prctl(PR_SET_DUMPABLE, 0)
-        restore_signals()
-        tramp.execve(args, env)
     except BaseException as err:
-        _report(chan, err)
+        chan.fail(err)
         os._exit(1)
-
-
-def _warn(message: str) -> None:
-    """A warning from inside the container: one line on the caller's stderr."""
-    with contextlib.suppress(OSError):
-        os.write(2, f"engine: warning: {message}\n".encode())
-
-
-def _write_proc_attr(proc: ProcFS, names: list[str], value: str, what: str) -> None:
-    """Label the coming execve (/proc/thread-self/attr/...), only through our own procfs: a container can put
-    anything on its /proc, and a write that lands in a plain file would silently drop the label."""
-    for name in names:
-        try:
-            proc.write_thread_self(f"attr/{name}", value.encode())
-        except FileNotFoundError:
-            continue
-        except OSError as err:
-            raise SetupError(f"{what} {value!r}: /proc/thread-self/attr/{name}: {err.strerror}") from None
-        return
-    raise SetupError(f"{what}: /proc/thread-self/attr is missing")
-
-
-def _report(chan: socket.socket, err: BaseException) -> None:
-    with contextlib.suppress(OSError):
-        channel.send(chan, {"type": "error", "message": _describe(err)})

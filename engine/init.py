@@ -5,37 +5,39 @@
 
 The init sets up the filesystem, tells `engine create` it is ready, then blocks opening the exec fifo until
 `engine start` opens the other end; it then runs startContainer hooks, drops privileges and execs the user's
-program. Errors before the fifo go back over the channel; after it, into the fifo for `start` to read.
+program. Errors before the fifo go back over the channel (engine/channel.py draws the messages); after it, into
+the fifo for `start` to read. The steps it shares with `engine exec`'s process are in engine/process_setup.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import signal
-import socket
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import channel, console
-from engine.errors import EngineError
-from engine.linux import process_attrs, proctitle
+from engine import channel, console, lsm
+from engine.channel import Channel
+from engine.linux import kernel, proctitle
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH
 from engine.linux.procfs import ProcFS
 from engine.linux.trampoline import Trampoline
-from engine.process_setup import DEFAULT_PATH, PR_SET_DUMPABLE, SetupError, find_executable
-from engine.process_setup import WAIT_SIGNALS as _WAIT_SIGNALS
-from engine.process_setup import become_the_process as _become_the_process
-from engine.process_setup import close_fds as _close_fds
-from engine.process_setup import connect_seccomp_listener as _connect_seccomp_listener
-from engine.process_setup import enter_cwd as _enter_cwd
-from engine.process_setup import environment as _environment
-from engine.process_setup import restore_signals as _restore_signals
+from engine.process_setup import (
+    WAIT_SIGNALS,
+    SetupError,
+    become_namespace_root,
+    begin_child,
+    close_fds,
+    connect_seccomp_listener,
+    enter_cwd,
+    enter_namespaces,
+    exec_as_the_process,
+    prepare_exec,
+)
 from engine.rootless import hooks as rootless_hooks
 from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
@@ -62,71 +64,46 @@ class InitPlan:
     time_offsets: dict[str, Any] = field(default_factory=dict)
     fifo_fd: int = -1  # O_PATH fd on the exec fifo, opened by `engine create` (the init may not reach the path)
     bind_source_fds: dict[int, int] = field(default_factory=dict)  # mounts[i] -> O_PATH fd on its source
+    labels: lsm.Labels = field(default_factory=lsm.Labels)  # AppArmor/SELinux, as the host can apply them
 
 
-def _fail(chan: socket.socket, err: BaseException) -> None:
-    message = str(err) if isinstance(err, SetupError | OSError | ValueError | EngineError) else repr(err)
-    if os.environ.get("ENGINE_DEBUG_INIT"):
-        message += " | " + " ".join(traceback.format_exception(err)).replace("\n", " ")
-    with contextlib.suppress(OSError):
-        channel.send(chan, {"type": "error", "message": message})
-
-
-def intermediate(chan: socket.socket, plan: InitPlan) -> None:
-    """First child: enter the namespaces, fork the init into them, report its pid, exit."""
+def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
+    """First child: enter the namespaces, fork the init into them, report its pid, exit. `chan` is ours to talk
+    to `engine create`; `init_chan` is the init's, only passed on."""
     try:
-        rootless_hooks.apply_oom_score_adj_early(plan.config["process"])  # while /proc/self is still ours
-        sc.prctl(PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or read us while we are engine
-        _close_inherited_fds(chan, plan)
+        keep = {chan.fileno(), init_chan.fileno(), plan.fifo_fd, *plan.bind_source_fds.values()}
+        begin_child(plan.config["process"], {fd for fd in keep if fd >= 0}, keep_below=3 + plan.preserve_fds)
         flags = plan.namespace_flags
         # timens_offsets is written after unshare, where the host's /proc may no longer be ours to open.
         proc = ProcFS.open() if flags & sc.CLONE_NEWTIME and plan.time_offsets else None
-        channel.expect(chan, "go")  # the engine has placed us in the container's cgroup
+        chan.receive(channel.InCgroup)
         join_namespaces(plan.namespace_paths)
         if flags & sc.CLONE_NEWUSER:
             # The user namespace first, alone: the engine writes our uid/gid maps from outside, then we become
             # its root, and every namespace unshared after this is owned by it.
             rootless_hooks.before_id_maps()
-            sc.unshare(sc.CLONE_NEWUSER)
-            channel.send(chan, {"type": "userns"})
-            channel.expect(chan, "mapped")
+            kernel.KERNEL.unshare(sc.CLONE_NEWUSER)
+            chan.send(channel.UserNsMade())
+            chan.receive(channel.IdsMapped)
             rootless_hooks.after_id_maps()
-            _become_namespace_root()
+            become_namespace_root()
             flags &= ~sc.CLONE_NEWUSER
         if flags:
-            sc.unshare(flags)
+            kernel.KERNEL.unshare(flags)
         rootless_hooks.open_bind_sources_in_user_namespace(plan)
         if proc is not None:
             _write_time_offsets(plan.time_offsets, proc)
             proc.close()
         pid = os.fork()
         if pid == 0:
-            container_init(chan, plan)
-        channel.send(chan, {"type": "pid", "pid": pid})
+            chan.close()
+            container_init(init_chan, plan)
+        init_chan.close()
+        chan.send(channel.InitForked(pid))
         os._exit(0)
     except BaseException as err:
-        _fail(chan, err)
+        chan.fail(err)
         os._exit(1)
-
-
-def _close_inherited_fds(chan: socket.socket, plan: InitPlan) -> None:
-    """First thing in the container's processes: close every fd `engine create` had open (the state directory,
-    cgroup files, the log...) but the few we need, so nothing of the host's is open while the container's
-    paths are resolved (CVE-2024-21626: a cwd of /proc/self/fd/N reached the host through such an fd)."""
-    gc.freeze()  # objects from before the fork must never be collected here: they would close reused fd numbers
-    keep = {chan.fileno(), plan.fifo_fd, *plan.bind_source_fds.values()}
-    _close_fds(keep_below=3 + plan.preserve_fds, keep={fd for fd in keep if fd >= 0})
-
-
-def _become_namespace_root() -> None:
-    try:
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
-    except OSError as err:
-        raise SetupError(
-            f"linux.uidMappings/gidMappings: cannot become root in the user namespace: {err.strerror}"
-            " (is container id 0 mapped?)"
-        ) from None
 
 
 def _write_time_offsets(offsets: dict[str, Any], proc: ProcFS) -> None:
@@ -138,35 +115,32 @@ def _write_time_offsets(offsets: dict[str, Any], proc: ProcFS) -> None:
             lines.append(f"{clock} {int(entry.get('secs', 0))} {int(entry.get('nanosecs', 0))}\n")
     # Non-dumpable, our /proc files belong to the host's root, whom a user namespace does not map: be dumpable
     # for this one write (no process of the container exists yet to take advantage).
-    sc.prctl(PR_SET_DUMPABLE, 1)
+    kernel.KERNEL.set_dumpable(True)
     try:
         proc.write_self("timens_offsets", "".join(lines).encode())
     except OSError as err:
         raise SetupError(f"linux.timeOffsets: {err.strerror}") from None
     finally:
-        sc.prctl(PR_SET_DUMPABLE, 0)
+        kernel.KERNEL.set_dumpable(False)
 
 
 def join_namespaces(paths: list[tuple[str, str]]) -> None:
-    # A user namespace must be joined first: it decides what we may do in the others.
-    for ns_type, path in sorted(paths, key=lambda item: item[0] != "user"):
-        flag = sc.NAMESPACES[ns_type][0]
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as err:
-            raise SetupError(f"linux.namespaces: {ns_type} path {path}: {err.strerror}") from None
-        try:
-            sc.setns(fd, flag)
-        except OSError as err:
-            raise SetupError(
-                f"linux.namespaces: {ns_type} path {path}: cannot join: {err.strerror}"
-                + (" (is it a namespace of that type?)" if err.errno == 22 else "")
-            ) from None
-        finally:
+    """linux.namespaces entries with a path: every file opened first, then joined (user first, mount last)."""
+    fds: list[tuple[str, int]] = []
+    try:
+        for ns_type, path in paths:
+            try:
+                fds.append((ns_type, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+            except OSError as err:
+                raise SetupError(f"linux.namespaces: {ns_type} path {path}: {err.strerror}") from None
+        where = dict(paths)
+        enter_namespaces(fds, lambda ns_type: f"linux.namespaces: {ns_type} path {where[ns_type]}")
+    finally:
+        for _, fd in fds:
             os.close(fd)
 
 
-def container_init(chan: socket.socket, plan: InitPlan) -> None:
+def container_init(chan: Channel, plan: InitPlan) -> None:
     """pid 1 of the container: set up, wait for start, exec. Never returns."""
     fifo_fd = -1
     try:
@@ -178,8 +152,8 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         # A procfs of our own (the container's pid namespace), made before any mount of the container exists:
         # every write into /proc goes through it (engine.linux.procfs).
         proc = ProcFS.open()
-        state, readonly_later = _set_up_filesystem(chan, plan, proc)
-        notify_sock = _connect_seccomp_listener(cfg)
+        state, propagation, readonly_later = _set_up_filesystem(chan, plan, proc)
+        notify_sock = connect_seccomp_listener(cfg)
         seccomp = linux.get("seccomp")
         # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
         seccomp_plan = libseccomp.compile_profile(seccomp) if seccomp else None
@@ -187,22 +161,22 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
             host_mount_ns.enter_root(plan.rootfs)  # chroot: pivot_root would move the host's own root
         else:
             _mask_and_protect(plan.rootfs, linux)
-            rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot)
+            rootfs_setup.pivot_into(plan.rootfs, plan.no_pivot, propagation)
         if terminal:  # the container's /dev/pts is our /dev/pts now; before anything is made read-only
             # The master goes back to `engine create`, which holds the connection to --console-socket: a host path
             # that we, maybe a user namespace's root, may not reach.
             console.setup_console(
-                lambda master: channel.send_fd(chan, {"type": "console"}, master),
+                lambda master: chan.send_with_fd(channel.ConsoleMaster(), master),
                 process.get("consoleSize"),
                 uid=(process.get("user") or {}).get("uid"),
             )
         env, executable = _finish_setup(cfg, proc, readonly_later)
 
-        channel.send(chan, {"type": "ready"})
-        channel.expect(chan, "go")
+        chan.send(channel.Ready())
+        chan.receive(channel.Created)
         chan.close()
         keep = {plan.fifo_fd, proc.fd} | ({notify_sock.fileno()} if notify_sock else set())
-        _close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
+        close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
         _exit_on_signals()
         # Blocks until `engine start` opens the read end.
         fifo_fd = proc.reopen(plan.fifo_fd, os.O_WRONLY)
@@ -210,8 +184,7 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
         os.write(fifo_fd, b"0")
 
         state.update(status="created", pid=os.getpid())  # the pid as seen in the container's namespace
-        if process.get("apparmorProfile"):
-            _set_apparmor_exec_profile(proc, process["apparmorProfile"])  # create checked AppArmor is enabled
+        lsm.apply(proc, plan.labels)
         proc.close()
         # Built before seccomp and the user switch (memfd_create may be neither allowed nor ours then): the
         # exec of the program and of each startContainer hook goes through one (engine.linux.trampoline).
@@ -220,31 +193,34 @@ def container_init(chan: socket.socket, plan: InitPlan) -> None:
             Trampoline(str(hook.get("path")), 2, mark_cloexec=False).fd
             for hook in plan.hooks.get("startContainer") or []
         ]
-        _become_the_process(cfg, state, seccomp_plan, notify_sock, warn=_warn)
-        with contextlib.suppress(OSError):  # a user switch resets it; a seccomp filter may forbid prctl by now
-            sc.prctl(PR_SET_DUMPABLE, 0)
-        # runc's order: startContainer hooks run as the container's process, with its user, capabilities and
-        # seccomp filter, right before the exec.
-        _run_hooks(plan, "startContainer", state, hook_trampolines)
-        _restore_signals()
-        trampoline.execve(process["args"], env)
+        exec_as_the_process(
+            cfg,
+            state,
+            seccomp_plan,
+            notify_sock,
+            trampoline,
+            env,
+            before_exec=lambda: _run_hooks(plan, "startContainer", state, hook_trampolines),
+        )
     except BaseException as err:
         if fifo_fd >= 0:
             with contextlib.suppress(OSError):
                 os.write(fifo_fd, str(err).encode()[:4000])
         else:
-            _fail(chan, err)
+            chan.fail(err)
         os._exit(127 if fifo_fd >= 0 else 1)
 
 
-def _set_up_filesystem(chan: socket.socket, plan: InitPlan, proc: ProcFS) -> tuple[dict[str, Any], list[int]]:
+def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dict[str, Any], int, list[int]]:
     """Mounts, then the runtime-namespace hooks (run by `engine create`), then createContainer hooks. Returns the
-    state for the hooks and the fds of the mounts still to be made read-only (rootfs_setup.make_readonly)."""
+    state for the hooks, the propagation the rootfs gets once it is the root, and the fds of the mounts still to
+    be made read-only (rootfs_setup.make_readonly)."""
     cfg = plan.config
     linux = cfg.get("linux") or {}
+    propagation = 0
     readonly_later: list[int] = []
     if not host_mount_ns.shares_host_mounts(cfg):  # in the host's mount namespace, nothing is mounted
-        rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
+        propagation = rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
         rootfs_setup.bind_rootfs(plan.rootfs)
         own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
         readonly_later = rootfs_setup.setup_mounts(
@@ -258,12 +234,12 @@ def _set_up_filesystem(chan: socket.socket, plan: InitPlan, proc: ProcFS) -> tup
         )
     for fd in plan.bind_source_fds.values():
         os.close(fd)
-    channel.send(chan, {"type": "hooks"})
-    state = channel.expect(chan, "continue")["state"]
+    chan.send(channel.MountsDone())
+    state = chan.receive(channel.HooksDone).state
     # config.md: createContainer hooks run in the container namespace, before pivot_root, path resolved in
     # the runtime namespace (our mount namespace still sees the host's paths here).
     _run_hooks(plan, "createContainer", dict(state, pid=os.getpid()))
-    return state, readonly_later
+    return state, propagation, readonly_later
 
 
 def _mask_and_protect(rootfs: str, linux: dict[str, Any]) -> None:
@@ -290,8 +266,8 @@ def _finish_setup(cfg: dict[str, Any], proc: ProcFS, readonly_later: list[int]) 
     readonly_root = bool((cfg.get("root") or {}).get("readonly"))
     if readonly_root or readonly_later:
         # runc creates a missing cwd, even in a read-only root: enter it (making it) before anything turns
-        # read-only. _enter_cwd resolves it inside our root, never through a magic link.
-        _enter_cwd(process.get("cwd") or "/")
+        # read-only. enter_cwd resolves it inside our root, never through a magic link.
+        enter_cwd(process.get("cwd") or "/")
     # runc's finalizeRootfs: the read-only tmpfs and /dev mounts (everything beneath them exists now), then "/".
     rootfs_setup.make_readonly(readonly_later)
     if readonly_root:
@@ -302,12 +278,7 @@ def _finish_setup(cfg: dict[str, Any], proc: ProcFS, readonly_later: list[int]) 
         _set_name("domainname", cfg["domainname"])
     for key, value in (linux.get("sysctl") or {}).items():
         _write_sysctl(proc, key, value)
-    env = _environment(process)
-    _enter_cwd(process.get("cwd") or "/")
-    executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
-    if process.get("rlimits"):
-        process_attrs.apply_rlimits(process["rlimits"])
-    return env, executable
+    return prepare_exec(process)
 
 
 def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any], exec_fds: list[int] | None = None) -> None:
@@ -319,28 +290,8 @@ def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any], exec_fds: list
         run_hooks(stage, hooks, state_json, warn_only=False, warn=lambda m: None, cwd=cwd, exec_fds=exec_fds)
 
 
-def _set_apparmor_exec_profile(proc: ProcFS, profile: str) -> None:
-    """The profile the next execve switches to (as runc's apparmor.ApplyProfile), through our own procfs.
-    AppArmor is not enabled on the machines engine is tested on: this path is untested."""
-    for name in ("attr/apparmor/exec", "attr/exec"):
-        try:
-            proc.write_thread_self(name, f"exec {profile}".encode())
-            return
-        except FileNotFoundError:
-            continue
-        except OSError as err:
-            raise SetupError(f"process.apparmorProfile {profile!r}: {err.strerror}") from None
-    raise SetupError(f"process.apparmorProfile {profile!r}: no /proc/self/attr to write it to")
-
-
-def _warn(message: str) -> None:
-    """A warning from the init after create returned: one line on its stderr (the container's, as runc's)."""
-    with contextlib.suppress(OSError):
-        os.write(2, f"engine: warning: {message}\n".encode())
-
-
 def _set_name(which: str, value: str) -> None:
-    setter = process_attrs.set_hostname if which == "hostname" else process_attrs.set_domainname
+    setter = kernel.KERNEL.set_hostname if which == "hostname" else kernel.KERNEL.set_domainname
     try:
         setter(value)
     except OSError as err:
@@ -361,5 +312,5 @@ def _write_sysctl(proc: ProcFS, key: str, value: str) -> None:
 def _exit_on_signals() -> None:
     # As pid 1 of a pid namespace, a signal with the default action is dropped while we wait for `start`, so
     # install handlers that exit the way the default action would have.
-    for sig in _WAIT_SIGNALS:
+    for sig in WAIT_SIGNALS:
         signal.signal(sig, lambda number, frame: os._exit(128 + number))

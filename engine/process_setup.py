@@ -1,17 +1,22 @@
-"""Finishing a container process before execve: shared by the container's init and by `engine exec`.
+"""Finishing a container process: one module for the container's init (engine/init.py) and `engine exec`'s process
+(engine/exec.py), as runc shares finalizeNamespace, setupConsole and ApplyProfile between its two init paths.
 
-Both run these steps inside the container (after pivot_root for the init, after setns for exec), where the
-engine's own files are no longer visible: everything used here is imported at the top of this module, and
-both callers import this module before they enter the container. Nothing here may import lazily.
+The steps, in the order both callers take them:
+    begin_child()           first thing in a forked child: oomScoreAdj, non-dumpable, (parent death signal),
+                            every fd of the engine's closed
+    enter_namespaces()      setns into namespaces opened beforehand: user first, mount last
+    become_namespace_root() root of the user namespace just entered
+    ...                     (the init: mounts, pivot_root; exec: nothing more)
+    prepare_exec()          process.env (HOME from the container's /etc/passwd), cwd entered (made if missing),
+                            args[0] found through PATH, rlimits
+    lsm.apply()             AppArmor/SELinux labels for the coming execve (engine/lsm.py)
+    exec_as_the_process()   personality, scheduler, I/O priority, CPU affinity, seccomp, user, capabilities,
+                            no_new_privs in the order that lets each step still be allowed; startContainer hooks
+                            (the init); Python's signal dispositions undone; the execve, through the trampoline
 
-The steps, in the order the callers use them:
-    environment()           process.env as a dict, HOME from the container's /etc/passwd when unset
-    enter_cwd()             process.cwd (created if missing, as runc's finalizeNamespace does)
-    find_executable()       process.args[0] through the process's PATH, inside the container
-    close_fds()             nothing of the engine's leaks: stdio, --preserve-fds and the caller's keepers only
-    become_the_process()    personality, scheduler, I/O priority, CPU affinity, seccomp, user, capabilities,
-                            no_new_privs, in the order that lets each step still be allowed
-    restore_signals()       undo Python's signal dispositions, which execve would otherwise pass on
+Everything after pivot_root (the init) or setns(mnt) (exec) runs where the engine's own files are out of sight:
+all that is used here is imported at the top of this module, which both callers import before they fork.
+Nothing here may import lazily (tests/integration/test_late_imports.py).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import array
 import contextlib
 import errno
+import gc
 import json
 import os
 import signal
@@ -27,18 +33,113 @@ import stat
 from collections.abc import Callable
 from typing import Any, Literal
 
-from engine.linux import capabilities, process_attrs
+from engine.errors import EngineError
+from engine.linux import kernel
 from engine.linux import seccomp as libseccomp
+from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH, RESOLVE_NO_MAGICLINKS, mkdir_all_in_root, open_in_root, openat2
+from engine.linux.syscalls import AT_FDCWD
+from engine.linux.trampoline import Trampoline
+from engine.rootless import hooks as rootless_hooks
 
-AT_FDCWD = -100
-
-PR_SET_DUMPABLE = 4
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+# The order namespaces are entered in. The user namespace first: once in it we hold every capability over the
+# namespaces it owns (and none over the host's). The mount namespace last: setns(mnt) moves our root and cwd
+# into the container, so every other namespace file must have been opened (and joined) by then.
+JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
-class SetupError(Exception):
+
+class SetupError(EngineError):
     """A setup step failed; the message is what the user sees."""
+
+
+def warn(message: str) -> None:
+    """A warning from a container process: one line on its stderr (after create returned, the container's own,
+    as runc's; exec's process: the caller's)."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"engine: warning: {message}\n".encode())
+
+
+def begin_child(process: dict[str, Any], keep: set[int], keep_below: int, parent_pid: int | None = None) -> None:
+    """First thing in a child forked to enter the container (create's intermediate, exec's joiner):
+
+    - process.oomScoreAdj, while our /proc/self is still ours to write (engine/rootless/hooks.py); inherited;
+    - non-dumpable: while we are the host's interpreter near the container, nothing there may open our
+      /proc/<pid>/exe, fds or memory (CVE-2019-5736); kept until the last execve;
+    - with parent_pid (exec): killed if our parent dies, and gone at once if it already has;
+    - every fd of the engine's closed but stdio, --preserve-fds (below keep_below) and `keep`, before anything
+      resolves a container path (CVE-2024-21626)."""
+    rootless_hooks.apply_oom_score_adj_early(process)
+    kernel.KERNEL.set_dumpable(False)
+    if parent_pid is not None:
+        kernel.KERNEL.set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+    gc.freeze()  # objects from before the fork must never be collected here: they would close reused fd numbers
+    close_fds(keep_below=keep_below, keep=keep)
+
+
+def enter_namespaces(fds: list[tuple[str, int]], where: Callable[[str], str]) -> bool:
+    """setns into each (spec type, fd) in JOIN_ORDER; True if one was a user namespace. The caller opened every
+    fd first (after setns(user) the host's files may not be ours to open, after setns(mnt) not in sight) and
+    closes them. where(type) names the namespace in an error."""
+    joined_user = False
+    for ns_type, fd in sorted(fds, key=lambda entry: JOIN_ORDER.index(entry[0])):
+        try:
+            kernel.KERNEL.setns(fd, sc.NAMESPACES[ns_type][0])
+        except OSError as err:
+            hint = " (is it a namespace of that type?)" if err.errno == errno.EINVAL else ""
+            raise SetupError(f"{where(ns_type)}: cannot join: {err.strerror}{hint}") from None
+        joined_user = joined_user or ns_type == "user"
+    return joined_user
+
+
+def become_namespace_root() -> None:
+    """Root of the user namespace we just made or joined: ids that are mapped there."""
+    try:
+        kernel.KERNEL.set_ids(0, 0)
+    except OSError as err:
+        raise SetupError(
+            f"cannot become root in the container's user namespace: {err.strerror}"
+            " (is container id 0 mapped in linux.uidMappings/gidMappings?)"
+        ) from None
+    kernel.KERNEL.set_dumpable(False)  # a uid change resets it to fs.suid_dumpable: say it again
+
+
+def prepare_exec(process: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """Inside the container's root: (the environment, the executable), cwd entered and rlimits set. Errors here
+    fail create (or exec) rather than start."""
+    env = environment(process)
+    enter_cwd(process.get("cwd") or "/")
+    executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
+    if process.get("rlimits"):
+        kernel.KERNEL.apply_rlimits(process["rlimits"])
+    return env, executable
+
+
+def exec_as_the_process(
+    cfg: dict[str, Any],
+    state: dict[str, Any],
+    seccomp_plan: Any,
+    notify_sock: socket.socket | None,
+    trampoline: Trampoline,
+    env: dict[str, str],
+    *,
+    process_pid: int | None = None,
+    cpu_affinity: Literal["initial", "final"] = "initial",
+    before_exec: Callable[[], None] | None = None,
+) -> None:
+    """Become the process (become_the_process), run before_exec (the init's startContainer hooks: runc's order,
+    as the container's process, with its user, capabilities and seccomp filter), exec cfg's process.args through
+    the trampoline. Returns only by raising."""
+    become_the_process(cfg, state, seccomp_plan, notify_sock, process_pid=process_pid, cpu_affinity=cpu_affinity)
+    with contextlib.suppress(OSError):  # a user switch resets it; a seccomp filter may forbid prctl by now
+        kernel.KERNEL.set_dumpable(False)
+    if before_exec is not None:
+        before_exec()
+    restore_signals()
+    trampoline.execve(cfg["process"]["args"], env)
 
 
 def become_the_process(
@@ -49,7 +150,6 @@ def become_the_process(
     *,
     process_pid: int | None = None,
     cpu_affinity: Literal["initial", "final"] = "initial",
-    warn: Callable[[str], None] | None = None,
 ) -> None:
     """The last steps before exec: process attributes, user and capabilities, no_new_privs, seccomp.
 
@@ -58,29 +158,27 @@ def become_the_process(
     process_pid:  the pid the seccomp agent is told about; the state's pid (the init itself) by default
     cpu_affinity: which execCPUAffinity list applies here: the init's "initial" one; `engine exec` applies
                   "initial" before joining the container's cgroup and "final" here, after it
-    warn:         where capability warnings go (capabilities' default: a RuntimeWarning)
+    Warnings (capabilities that cannot be granted, personality flags) go to stderr (warn()).
     """
     linux = cfg.get("linux") or {}
     process = cfg["process"]
     if linux.get("personality"):
-        process_attrs.apply_personality(linux["personality"])
+        kernel.KERNEL.apply_personality(linux["personality"], warn)
     if process.get("scheduler"):
-        process_attrs.apply_scheduler(process["scheduler"])
+        kernel.KERNEL.apply_scheduler(process["scheduler"])
     if process.get("ioPriority"):
-        process_attrs.apply_io_priority(process["ioPriority"])
+        kernel.KERNEL.apply_io_priority(process["ioPriority"])
     if process.get("execCPUAffinity"):
-        process_attrs.apply_exec_cpu_affinity(process["execCPUAffinity"], initial=cpu_affinity == "initial")
+        kernel.KERNEL.apply_cpu_affinity(process["execCPUAffinity"], cpu_affinity == "initial")
     no_new_privs = bool(process.get("noNewPrivileges"))
     # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (as runc).
     if seccomp_plan is not None and not no_new_privs:
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
     # config.md: a capability that "cannot be mapped to a relevant kernel interface, or cannot be granted
     # otherwise MUST be logged as a warning": an unknown name warns, as runc does.
-    capabilities.apply_user_and_capabilities(
-        process.get("user") or {}, process.get("capabilities"), warn=warn, unknown="warn"
-    )
+    kernel.KERNEL.apply_user_and_capabilities(process.get("user") or {}, process.get("capabilities"), warn)
     if no_new_privs:
-        capabilities.set_no_new_privileges()
+        kernel.KERNEL.set_no_new_privileges()
     if seccomp_plan is not None and no_new_privs:
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
 
@@ -107,7 +205,7 @@ def load_seccomp(
     notify_sock: socket.socket | None,
     process_pid: int | None = None,
 ) -> None:
-    fd = libseccomp.load_plan(plan)
+    fd = kernel.KERNEL.load_seccomp(plan)
     if fd is None:
         return
     if notify_sock is None:

@@ -6,6 +6,17 @@ import _signal as signal  # the C module: signal.py builds enums (~7 ms) that ki
 
 from engine.errors import EngineError
 
+# What `engine run` and `engine exec` pass on to the process they wait for.
+FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
+
 
 def parse_signal(text: str) -> int:
     value = text.strip().upper()

@@ -41,6 +41,8 @@ import os
 import select
 import time
 
+from state.process import reap
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the typing machinery costs import time on every command; annotations are strings here
     from collections.abc import Callable, Iterable
@@ -461,7 +463,5 @@ def _kill_group(pid: int) -> None:
 
 
 def _reap(pid: int) -> int:
-    try:
-        return os.waitpid(pid, 0)[1]
-    except ChildProcessError:
-        return STATUS_LOST
+    status = reap(pid)
+    return STATUS_LOST if status is None else status

@@ -7,6 +7,8 @@ subreaper such as conmon) to reap it, so it counts as gone.
 
 from __future__ import annotations
 
+import os
+
 
 def read_stat(pid: int) -> tuple[str, int] | None:
     """(state letter, start time) of a process, or None when there is no such process."""
@@ -35,3 +37,12 @@ def is_alive(pid: int, expected_start_time: int | None) -> bool:
     if letter in ("Z", "X"):
         return False
     return expected_start_time is None or started == expected_start_time
+
+
+def reap(pid: int) -> int | None:
+    """Wait for our child `pid` to exit: its wait status, or None if it is not ours to wait for (someone else
+    reaped it, or SIGCHLD is ignored)."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return None

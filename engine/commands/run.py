@@ -15,19 +15,10 @@ from engine.create import create
 from engine.delete import delete
 from engine.errors import EngineError
 from engine.linux.syscalls import set_child_subreaper
+from engine.signals import FORWARDED
 from engine.start import start
 from state.machine import Lifecycle
 from state.store import Store
-
-FORWARDED = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-)
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:

@@ -27,6 +27,16 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from engine.linux.libc import check, libc
+from engine.linux.syscalls import (
+    PR_CAP_AMBIENT,
+    PR_CAPBSET_DROP,
+    PR_CAPBSET_READ,
+    PR_GET_NO_NEW_PRIVS,
+    PR_GET_PDEATHSIG,
+    PR_SET_KEEPCAPS,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+)
 
 # capability.h numbers, up to the newest one the runtime-spec's users ask for (Linux 5.9).
 CAPABILITIES: dict[str, int] = {
@@ -78,15 +88,8 @@ CAP_LAST_KNOWN = max(CAP_NAMES)
 # The five sets, in the order config.json lists them in runtime-spec examples.
 CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 
-# prctl(2) options.
-PR_CAPBSET_READ = 23
-PR_CAPBSET_DROP = 24
-PR_SET_KEEPCAPS = 8
-PR_GET_PDEATHSIG = 2
-PR_SET_PDEATHSIG = 1
-PR_SET_NO_NEW_PRIVS = 38
-PR_GET_NO_NEW_PRIVS = 39
-PR_CAP_AMBIENT = 47
+# prctl(PR_CAP_AMBIENT) sub-options.
+PR_CAP_AMBIENT_IS_SET = 1
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
@@ -173,8 +176,8 @@ def current_sets() -> dict[str, int]:
     for cap in range(top + 1):
         if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
             bounding |= 1 << cap
-        # PR_CAP_AMBIENT_IS_SET = 1; -1 (EINVAL) on kernels without ambient capabilities.
-        if libc.prctl(PR_CAP_AMBIENT, 1, cap, 0, 0) == 1:
+        # -1 (EINVAL) on kernels without ambient capabilities.
+        if libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) == 1:
             ambient |= 1 << cap
     return {
         "effective": data[0].effective | data[1].effective << 32,

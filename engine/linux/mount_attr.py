@@ -25,12 +25,6 @@ MOUNT_ATTR_NODIRATIME = 0x00000080
 MOUNT_ATTR_IDMAP = 0x00100000
 MOUNT_ATTR_NOSYMFOLLOW = 0x00200000
 
-# flags argument.
-AT_SYMLINK_NOFOLLOW = 0x100
-AT_EMPTY_PATH = 0x1000
-AT_RECURSIVE = 0x8000
-AT_FDCWD = -100
-
 # mount_setattr is 442 on every architecture that uses the generic syscall table, x86_64 included.
 SYS_MOUNT_SETATTR = 442
 

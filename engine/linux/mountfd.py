@@ -19,8 +19,6 @@ import os
 
 from engine.linux.libc import check, libc
 from engine.linux.mount_attr import (
-    AT_EMPTY_PATH,
-    AT_RECURSIVE,
     MOUNT_ATTR__ATIME,
     MOUNT_ATTR_NOATIME,
     MOUNT_ATTR_NODEV,
@@ -31,6 +29,24 @@ from engine.linux.mount_attr import (
     MOUNT_ATTR_RDONLY,
     MOUNT_ATTR_STRICTATIME,
     mount_setattr,
+)
+from engine.linux.syscalls import (
+    AT_EMPTY_PATH,
+    AT_FDCWD,
+    AT_RECURSIVE,
+    MS_DIRSYNC,
+    MS_LAZYTIME,
+    MS_MANDLOCK,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_NOSYMFOLLOW,
+    MS_RDONLY,
+    MS_RELATIME,
+    MS_STRICTATIME,
+    MS_SYNCHRONOUS,
 )
 
 # x86_64 (and every generic-table architecture): the new mount API's syscall numbers.
@@ -48,20 +64,10 @@ FSCONFIG_CMD_CREATE = 6
 
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
-AT_FDCWD = -100
 MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
 MOVE_MOUNT_T_EMPTY_PATH = 0x00000040
 
 # mount(2) flags that are per-mount attributes in the new API (linux/mount.h MS_* -> MOUNT_ATTR_*).
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_NOSYMFOLLOW = 0x100
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
-MS_RELATIME = 1 << 21
-MS_STRICTATIME = 1 << 24
 _PER_MOUNT = (
     (MS_RDONLY, MOUNT_ATTR_RDONLY),
     (MS_NOSUID, MOUNT_ATTR_NOSUID),
@@ -71,7 +77,13 @@ _PER_MOUNT = (
     (MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW),
 )
 # Superblock flags that fsconfig takes by name (fs/fs_context.c common_set_sb_flag); "ro" is both.
-SB_FLAG_NAMES = {MS_RDONLY: "ro", 0x10: "sync", 0x40: "mand", 0x80: "dirsync", 1 << 25: "lazytime"}
+SB_FLAG_NAMES = {
+    MS_RDONLY: "ro",
+    MS_SYNCHRONOUS: "sync",
+    MS_MANDLOCK: "mand",
+    MS_DIRSYNC: "dirsync",
+    MS_LAZYTIME: "lazytime",
+}
 SB_FLAGS_OK = sum(SB_FLAG_NAMES)
 LOCKABLE = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC  # what a user namespace may not clear
 PER_MOUNT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW | MS_NOATIME | MS_NODIRATIME

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engine.linux.libc import check, libc
+from engine.linux.syscalls import PR_GET_PDEATHSIG, PR_SET_PDEATHSIG
 
 Warn = Callable[[str], None]
 
@@ -70,9 +71,6 @@ _UCLAMP_RESET = 0xFFFFFFFF
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 _IOPRIO_CLASS_SHIFT = 13
 _IOPRIO_WHO_PROCESS = 1
-
-PR_SET_PDEATHSIG = 1
-PR_GET_PDEATHSIG = 2
 
 # Syscalls glibc 2.36 does not wrap, per machine: sched_setattr, sched_getattr, ioprio_set, ioprio_get.
 _SYSCALLS = {

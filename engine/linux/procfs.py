@@ -23,13 +23,16 @@ import errno
 import os
 
 from engine.linux import mountfd
-from engine.linux.paths import O_PATH, openat2
+from engine.linux.paths import (
+    O_PATH,
+    RESOLVE_BENEATH,
+    RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
+    RESOLVE_NO_XDEV,
+    openat2,
+)
 from engine.linux.syscalls import PROC_SUPER_MAGIC, fs_type
 
-RESOLVE_NO_XDEV = 0x01
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
-RESOLVE_BENEATH = 0x08
 STRICT = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 PROC_ROOT_INO = 1  # include/linux/proc_ns.h: only the root of a procfs has inode 1
 

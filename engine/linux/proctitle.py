@@ -20,7 +20,6 @@ import ctypes
 
 from engine.linux import syscalls as sc
 
-PR_SET_NAME = 15
 TASK_COMM_LEN = 16  # including the terminating NUL
 # /proc/self/stat fields, numbered as in proc(5) (1 = pid); counted here after the ")" that ends comm.
 _ARG_START_FIELD = 48
@@ -31,7 +30,7 @@ def set_title(args: list[str]) -> bool:
     """Make the process show as `args` (joined by spaces in ps). False if the command line could not be
     rewritten (no /proc): the process works the same, only its name is wrong."""
     name = ctypes.create_string_buffer(" ".join(args).encode()[: TASK_COMM_LEN - 1])
-    sc.prctl(PR_SET_NAME, ctypes.addressof(name))
+    sc.prctl(sc.PR_SET_NAME, ctypes.addressof(name))
     area = argv_area()
     if area is None:
         return False

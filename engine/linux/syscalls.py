@@ -32,27 +32,67 @@ NAMESPACES: dict[str, tuple[int, str]] = {
     "time": (CLONE_NEWTIME, "time"),
 }
 
-# mount(2) flags.
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
-MS_MOVE = 0x2000
-MS_REC = 0x4000
+# mount(2) flags (linux/mount.h).
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_POSIXACL = 1 << 16
+MS_UNBINDABLE = 1 << 17
 MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_KERNMOUNT = 1 << 22
+MS_I_VERSION = 1 << 23
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
 MNT_DETACH = 0x2
+
+# *at(2) flags and the fd that means "the current directory".
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
 
 # x86_64 syscall numbers for calls glibc 2.36 does not wrap.
 SYS_PIVOT_ROOT = 155
 SYS_PIDFD_SEND_SIGNAL = 424
 SYS_PIDFD_OPEN = 434
 
+# prctl(2) options.
 PR_SET_PDEATHSIG = 1
+PR_GET_PDEATHSIG = 2
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+
+# ioctl(2) requests on a pty (asm-generic/ioctls.h: x86_64, arm64).
+TIOCGPTN = 0x80045430  # _IOR('T', 0x30, unsigned int): the pty's number N, as in /dev/pts/N
+TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): (un)lock the slave; unlockpt(3)
+TIOCGPTPEER = 0x5441  # _IO('T', 0x41): open the slave from the master, no path lookup (Linux 4.13)
+
+# statfs(2) f_type of the filesystems engine checks an fd against.
+PROC_SUPER_MAGIC = 0x9FA0
+SYSFS_MAGIC = 0x62656572
+DEVPTS_SUPER_MAGIC = 0x1CD1
 
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -110,44 +150,6 @@ def set_parent_death_signal(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
 
 
-# open_tree(2) / move_mount(2): a detached copy of a mount tree, made where the source is visible, attached
-# later inside the container's mount namespace (where a user namespace's root might not reach the source).
-SYS_OPEN_TREE = 428
-SYS_MOVE_MOUNT = 429
-OPEN_TREE_CLONE = 1
-OPEN_TREE_CLOEXEC = 0o2000000
-AT_FDCWD = -100
-AT_RECURSIVE = 0x8000
-MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
-MOVE_MOUNT_T_EMPTY_PATH = 0x00000040
-
-
-def open_tree(path: str, recursive: bool) -> int:
-    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
-    return check(
-        libc.syscall(SYS_OPEN_TREE, ctypes.c_int(AT_FDCWD), os.fsencode(path), ctypes.c_uint(flags)),
-        f"open_tree {path}",
-        path,
-    )
-
-
-def move_mount(from_fd: int, to_fd: int) -> None:
-    """Attach the detached tree from_fd onto the directory or file to_fd refers to."""
-    check(
-        libc.syscall(
-            SYS_MOVE_MOUNT,
-            ctypes.c_int(from_fd),
-            b"",
-            ctypes.c_int(to_fd),
-            b"",
-            ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
-        ),
-        "move_mount",
-    )
-
-
-PROC_SUPER_MAGIC = 0x9FA0
-SYSFS_MAGIC = 0x62656572
 libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
 
 

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import struct
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 BASE = 0x400000
 MFD_CLOEXEC = 0x0001
@@ -172,15 +175,22 @@ def _seal_exec(fd: int) -> int:
 
 
 class Trampoline:
-    """A sealed trampoline ready to exec a program; built before seccomp and the privilege drop."""
+    """A sealed trampoline ready to exec a program; built before seccomp and the privilege drop.
 
-    def __init__(self, program_path: str, status_fd: int, *, report: str = "text", mark_cloexec: bool = True) -> None:
-        shown = program_path[:MESSAGE_PATH_MAX]
-        if report == "json":  # `engine exec`: the channel carries JSON messages
-            prefix = b'{"type": "error", "message": "exec ' + json.dumps(shown)[1:-1].encode() + b": errno="
-            suffix = b'"}'
-        else:  # the exec fifo (`engine start` reads it) or a hook's output
-            prefix, suffix = f"exec {shown}: errno=".encode(errors="replace"), b""
+    A failed execve is reported on status_fd as "exec <program>: errno=NNN", or framed by `frame` (which takes
+    that text up to "errno=" and gives the bytes to write before and after the digits: `engine exec`'s channel
+    wants a message of its protocol, engine.channel.failure_frame)."""
+
+    def __init__(
+        self,
+        program_path: str,
+        status_fd: int,
+        *,
+        frame: Callable[[str], tuple[bytes, bytes]] | None = None,
+        mark_cloexec: bool = True,
+    ) -> None:
+        head = f"exec {program_path[:MESSAGE_PATH_MAX]}: errno="
+        prefix, suffix = frame(head) if frame is not None else (head.encode(errors="replace"), b"")
         self.path = program_path
         self.status_fd = status_fd
         self.fd = sealed(program(status_fd, prefix, suffix, mark_cloexec=mark_cloexec))

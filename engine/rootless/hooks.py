@@ -24,8 +24,6 @@ from engine.errors import EngineError
 from engine.linux import syscalls as sc
 from engine.rootless import running_in_user_namespace, unprivileged
 
-PR_SET_DUMPABLE = 4
-
 
 def give_fifo_to_container_root(fifo: str, uid: int, gid: int) -> None:
     if uid == os.geteuid() and gid == os.getegid():
@@ -58,12 +56,12 @@ def open_bind_sources_in_user_namespace(plan: Any) -> None:
 
 def before_id_maps() -> None:
     if unprivileged():
-        sc.prctl(PR_SET_DUMPABLE, 1)
+        sc.prctl(sc.PR_SET_DUMPABLE, 1)
 
 
 def after_id_maps() -> None:
     if unprivileged():
-        sc.prctl(PR_SET_DUMPABLE, 0)
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
 
 
 def apply_oom_score_adj_early(process: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.linux import kernel
 from engine.linux import syscalls as sc
 
 HOST_CGROUP_ROOT = "/sys/fs/cgroup"
@@ -67,21 +68,21 @@ def mount_cgroups(
     """
     if len(hierarchies) == 1 and hierarchies[0].name == "":
         try:
-            sc.mount("cgroup2", target, "cgroup2", flags)
+            kernel.KERNEL.mount("cgroup2", target, "cgroup2", flags)
         except OSError as err:
             if err.errno != errno.EBUSY:
                 raise
             # target is the root of the host's own cgroup2 mount (a /sys bound from the host, as rootless configs
             # have it), and the kernel refuses one superblock twice at one place: mount on a tmpfs in between.
-            sc.mount("tmpfs", target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
+            kernel.KERNEL.mount("tmpfs", target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
             fd = reopen()
             try:
-                sc.mount("cgroup2", f"/proc/self/fd/{fd}", "cgroup2", flags)
+                kernel.KERNEL.mount("cgroup2", f"/proc/self/fd/{fd}", "cgroup2", flags)
             finally:
                 os.close(fd)
         return
     tmpfs_flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
-    sc.mount("tmpfs", target, "tmpfs", tmpfs_flags, "mode=755")
+    kernel.KERNEL.mount("tmpfs", target, "tmpfs", tmpfs_flags, "mode=755")
     top_fd = reopen()
     top = f"/proc/self/fd/{top_fd}"
     try:
@@ -89,12 +90,12 @@ def mount_cgroups(
             sub = os.path.join(top, h.name)
             os.mkdir(sub, 0o755)
             if own_cgroup_ns:
-                sc.mount("cgroup", sub, h.fstype, flags, h.options or None)
+                kernel.KERNEL.mount("cgroup", sub, h.fstype, flags, h.options or None)
             else:
                 source = os.path.join(HOST_CGROUP_ROOT, h.name, h.host_path.lstrip("/"))
-                sc.mount(source, sub, None, sc.MS_BIND | sc.MS_REC)
-                sc.mount(None, sub, None, sc.MS_BIND | sc.MS_REMOUNT | flags)
+                kernel.KERNEL.mount(source, sub, None, sc.MS_BIND | sc.MS_REC)
+                kernel.KERNEL.mount(None, sub, None, sc.MS_BIND | sc.MS_REMOUNT | flags)
         if flags & sc.MS_RDONLY:
-            sc.mount(None, top, None, sc.MS_REMOUNT | tmpfs_flags | sc.MS_RDONLY, "mode=755")
+            kernel.KERNEL.mount(None, top, None, sc.MS_REMOUNT | tmpfs_flags | sc.MS_RDONLY, "mode=755")
     finally:
         os.close(top_fd)

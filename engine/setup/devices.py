@@ -15,7 +15,7 @@ import stat
 from typing import Any
 
 from engine.errors import EngineError
-from engine.linux import mountfd
+from engine.linux import kernel
 from engine.linux.paths import O_PATH, create_file_in_root, mkdir_all_in_root, open_in_root
 
 # What every container gets, in the shape of linux.devices entries.
@@ -75,7 +75,7 @@ def make_device(root_fd: int, device: dict[str, Any], where: str, *, use_bind: b
         if not use_bind:
             try:
                 dev = os.makedev(device.get("major", 0), device.get("minor", 0))
-                os.mknod(name, TYPE_BITS[device["type"]] | mode, dev, dir_fd=parent_fd)
+                kernel.KERNEL.mknod(name, TYPE_BITS[device["type"]] | mode, dev, parent_fd)
                 # mknod honours the umask: without a fileMode the device must still be 0666, as runc's.
                 _set_owner_and_mode(parent_fd, name, {"fileMode": mode, **device})
                 return
@@ -92,7 +92,7 @@ def _set_owner_and_mode(parent_fd: int, name: str, device: dict[str, Any]) -> No
     if "fileMode" in device:
         os.chmod(name, device["fileMode"], dir_fd=parent_fd, follow_symlinks=False)  # mknod honours the umask
     if "uid" in device or "gid" in device:
-        os.chown(name, device.get("uid", -1), device.get("gid", -1), dir_fd=parent_fd, follow_symlinks=False)
+        kernel.KERNEL.chown(name, device.get("uid", -1), device.get("gid", -1), parent_fd)
 
 
 def _bind_host_device(root_fd: int, path: str, where: str) -> None:
@@ -103,7 +103,7 @@ def _bind_host_device(root_fd: int, path: str, where: str) -> None:
     try:
         target_fd = create_file_in_root(root_fd, path)
         try:
-            mountfd.bind_fd(source, target_fd)
+            kernel.KERNEL.bind_fd(source, target_fd)
         finally:
             os.close(target_fd)
     finally:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 
 from engine.errors import ConfigError, EngineError
+from engine.linux import kernel
 from engine.linux import syscalls as sc
 
 TYPE_CHECKING = False
@@ -58,14 +59,14 @@ def refuse_what_needs_mounts(config: dict[str, Any]) -> None:
 def enter_root(rootfs: str) -> None:
     """In the container's init: make rootfs its root, without touching the mount table."""
     os.chdir(rootfs)
-    os.chroot(".")
+    kernel.KERNEL.chroot(".")
     os.chdir("/")
     try:
         fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         fd = -1
     try:
-        is_proc = fd >= 0 and sc.fs_type(fd) == sc.PROC_SUPER_MAGIC
+        is_proc = fd >= 0 and kernel.KERNEL.fs_type(fd) == sc.PROC_SUPER_MAGIC
     finally:
         if fd >= 0:
             os.close(fd)

@@ -17,7 +17,7 @@ import stat
 from typing import Any
 
 from engine.errors import EngineError
-from engine.linux import mountfd
+from engine.linux import kernel, mountfd
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root, same_file
 from engine.linux.procfs import ProcFS
@@ -30,7 +30,7 @@ PROPAGATION = {
     "shared": sc.MS_SHARED,
     "slave": sc.MS_SLAVE,
     "private": sc.MS_PRIVATE,
-    "unbindable": 1 << 17,
+    "unbindable": sc.MS_UNBINDABLE,
 }
 
 
@@ -38,31 +38,27 @@ class MountError(EngineError):
     pass
 
 
-# The propagation rootfsPropagation asks for, applied to the container's "/" once it is the root (pivot_into).
-# set_root_propagation and pivot_into run in the same process, the container init.
-_root_propagation = 0
-
-
-def set_root_propagation(rootfs_propagation: str | None) -> None:
+def set_root_propagation(rootfs_propagation: str | None) -> int:
     """Stop our mounts leaking to the host: every mount becomes a slave (runc's default), or private.
 
     config-linux.md: rootfsPropagation is "the rootfs's mount propagation", so it is applied to the rootfs
     mount after pivot_root (pivot_into), not here to the host's "/": pivot_root refuses a shared new root,
     and an unbindable "/" would make the rootfs bind below fail. Before that, "/" is rslave so the host's
     mounts still reach a slave rootfs, or rprivate for private and unbindable, which receive nothing.
+
+    Returns the propagation pivot_into gives the rootfs once it is the root (0: none asked for).
     """
-    global _root_propagation
     name = (rootfs_propagation or "slave").removeprefix("r")
     if name not in PROPAGATION:
         raise MountError(f"linux.rootfsPropagation: unknown value {rootfs_propagation!r}")
-    _root_propagation = PROPAGATION[name] if rootfs_propagation else 0
     before = sc.MS_SLAVE if name in ("slave", "shared") else sc.MS_PRIVATE
-    sc.mount(None, "/", None, sc.MS_REC | before)
+    kernel.KERNEL.mount(None, "/", None, sc.MS_REC | before)
+    return PROPAGATION[name] if rootfs_propagation else 0
 
 
 def bind_rootfs(rootfs: str) -> None:
     """pivot_root needs the new root to be a mount point: bind it onto itself."""
-    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    kernel.KERNEL.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
 
 
 def _is_bind(mount: dict[str, Any]) -> bool:
@@ -88,7 +84,7 @@ def open_bind_sources(mounts: list[dict[str, Any]], bundle: str) -> dict[int, in
                 source = bind_source(mount, bundle)
                 recursive = "rbind" in (mount.get("options") or [])
                 try:
-                    fds[i] = mountfd.clone_path(source, recursive)
+                    fds[i] = kernel.KERNEL.clone_path(source, recursive)
                 except OSError as err:
                     raise MountError(f"mounts[{i}]: {mount['destination']}: source {source}: {err.strerror}") from None
     except BaseException:
@@ -143,7 +139,7 @@ def check_proc_destination(landing: str, mount: dict[str, Any], source_fd: int |
     if landing == "/proc":
         if mount.get("type") == "proc" and not _is_bind(mount):
             return
-        if source_fd is not None and sc.fs_type(source_fd) == sc.PROC_SUPER_MAGIC:
+        if source_fd is not None and kernel.KERNEL.fs_type(source_fd) == sc.PROC_SUPER_MAGIC:
             return
         raise MountError(f"mounts: {destination}{steered}: only a procfs may be mounted on /proc")
     if landing[len("/proc/") :] in ALLOWED_UNDER_PROC:
@@ -180,11 +176,11 @@ def _new_filesystem(fstype: str, source: str | None, plan: MountPlan) -> int:
     options = _split_data(plan.data)
     options += [(name, None) for flag, name in mountfd.SB_FLAG_NAMES.items() if plan.flags & flag]
     attr_set, _ = mountfd.attrs_from_flags(plan.flags)
-    return mountfd.new_filesystem(fstype, source, options, attr_set)
+    return kernel.KERNEL.new_filesystem(fstype, source, options, attr_set)
 
 
 # Flags with nothing to do on a new mount: MS_SILENT only quiets the kernel log, MS_I_VERSION is always on.
-IGNORED_FLAGS = 0x8000 | (1 << 23)
+IGNORED_FLAGS = sc.MS_SILENT | sc.MS_I_VERSION
 
 
 def mount_one(
@@ -226,7 +222,7 @@ def mount_one(
             source = bind_source(mount, bundle)
             if source_fd is None:
                 try:
-                    tree, own_tree = mountfd.clone_path(source, plan.recursive_bind), True
+                    tree, own_tree = kernel.KERNEL.clone_path(source, plan.recursive_bind), True
                 except OSError as err:
                     raise MountError(f"mounts: {destination}: source {source}: {err.strerror}") from None
             else:
@@ -259,24 +255,24 @@ def mount_one(
                 attr_set, attr_clr = mountfd.attrs_from_flags(plan.flags)
                 attr_clr |= mountfd.attrs_cleared_by(plan.cleared_flags)
                 # Shared with the host's mount (a clone of a shared mount is its peer): receive, never send.
-                mountfd.set_attrs(tree, propagation=sc.MS_SLAVE, recursive=True)
+                kernel.KERNEL.set_attrs(tree, propagation=sc.MS_SLAVE, recursive=True)
             else:
                 tree, own_tree = _new_filesystem(fstype or "none", source or fstype or "none", plan), True
                 attr_set = attr_clr = 0  # fsmount set them
             try:
-                mountfd.set_attrs(tree, attr_set, attr_clr)
+                kernel.KERNEL.set_attrs(tree, attr_set, attr_clr)
             except PermissionError:
                 # In a user namespace the source's nosuid/nodev/noexec are locked: keep them, as runc does.
-                mountfd.set_attrs(tree, attr_set, attr_clr & ~mountfd.LOCKABLE)
+                kernel.KERNEL.set_attrs(tree, attr_set, attr_clr & ~mountfd.LOCKABLE)
             # rro, rnosuid, ...: the whole tree, submounts included.
-            mountfd.set_attrs(tree, plan.rec_attr_set, plan.rec_attr_clr, recursive=True)
-            if fstype in _EXPECTED_FS and not bind and sc.fs_type(tree) != _EXPECTED_FS[fstype]:
+            kernel.KERNEL.set_attrs(tree, plan.rec_attr_set, plan.rec_attr_clr, recursive=True)
+            if fstype in _EXPECTED_FS and not bind and kernel.KERNEL.fs_type(tree) != _EXPECTED_FS[fstype]:
                 raise MountError(f"mounts: {destination}: after mounting {fstype} it is not {fstype}")
-            mountfd.attach(tree, target_fd)
+            kernel.KERNEL.attach(tree, target_fd)
             # Attached, the tree fd names the new mount itself: propagation acts on it, not on a path.
             for propagation in plan.propagations:
                 recursive = bool(propagation & sc.MS_REC)
-                mountfd.set_attrs(tree, propagation=propagation & ~sc.MS_REC, recursive=recursive)
+                kernel.KERNEL.set_attrs(tree, propagation=propagation & ~sc.MS_REC, recursive=recursive)
             if deferred and readonly_later is not None:
                 readonly_later.append(tree)  # ours now: make_readonly() sets the flag on this mount and closes it
                 own_tree = False
@@ -328,7 +324,7 @@ def make_readonly(mount_fds: list[int]) -> None:
     itself, wherever pivot_root put it: no path is looked up again), then close the fds."""
     try:
         for fd in mount_fds:
-            mountfd.set_attrs(fd, mountfd.MOUNT_ATTR_RDONLY)
+            kernel.KERNEL.set_attrs(fd, mountfd.MOUNT_ATTR_RDONLY)
     except OSError as err:
         raise MountError(f"mounts: making a tmpfs or /dev read-only: {err.strerror or err}") from None
     finally:
@@ -347,7 +343,7 @@ def check_kernel_fs(root_fd: int, destination: str, fstype: str) -> None:
     filesystem: maskedPaths, readonlyPaths and sysctl writes trust /proc and /sys to be the kernel's."""
     fd = open_in_root(root_fd, destination, O_PATH | os.O_DIRECTORY)
     try:
-        if sc.fs_type(fd) != _EXPECTED_FS[fstype]:
+        if kernel.KERNEL.fs_type(fd) != _EXPECTED_FS[fstype]:
             raise MountError(f"mounts: {destination}: after mounting {fstype} it is not {fstype}")
     finally:
         os.close(fd)
@@ -392,17 +388,18 @@ def setup_mounts(
     return readonly_later
 
 
-def pivot_into(rootfs: str, no_pivot: bool) -> None:
-    """Make rootfs the container's /. pivot_root(".", ".") stacks the old root on top; detach it right away."""
+def pivot_into(rootfs: str, no_pivot: bool, propagation: int = 0) -> None:
+    """Make rootfs the container's /. pivot_root(".", ".") stacks the old root on top; detach it right away.
+    Then give it `propagation` (what set_root_propagation returned for linux.rootfsPropagation)."""
     os.chdir(rootfs)
     if no_pivot:
         detach_host_mounts(rootfs)
-        sc.mount(rootfs, "/", None, sc.MS_MOVE)
-        os.chroot(".")
+        kernel.KERNEL.mount(rootfs, "/", None, sc.MS_MOVE)
+        kernel.KERNEL.chroot(".")
     else:
         old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
         try:
-            sc.pivot_root(".", ".")
+            kernel.KERNEL.pivot_root(".", ".")
             # "." is still the new root here (the old one is stacked on top of it, but a path walk does not
             # step from its starting point onto a mount above): go to the old root itself, or the rslave below
             # would hit the container's own mounts and undo every shared mount and rootfsPropagation (as runc).
@@ -410,12 +407,12 @@ def pivot_into(rootfs: str, no_pivot: bool) -> None:
         finally:
             os.close(old_root)
         # The old root must not propagate our unmount to the host.
-        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
-        sc.umount2(".", sc.MNT_DETACH)
+        kernel.KERNEL.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        kernel.KERNEL.umount(".", sc.MNT_DETACH)
     os.chdir("/")
-    if _root_propagation:
+    if propagation:
         try:
-            sc.mount(None, "/", None, _root_propagation)
+            kernel.KERNEL.mount(None, "/", None, propagation)
         except OSError as err:
             raise MountError(f"linux.rootfsPropagation: {err.strerror}") from None
 
@@ -437,13 +434,15 @@ def detach_host_mounts(rootfs: str) -> None:
             entries.append((point, rest.split()[0]))
     for point, fstype in sorted(entries, key=lambda e: e[0].count("/"), reverse=True):
         try:
-            sc.umount2(point, sc.MNT_DETACH)
+            kernel.KERNEL.umount(point, sc.MNT_DETACH)
         except OSError as err:
             if err.errno == errno.ENOENT:
                 continue  # gone with a mount above it
             if err.errno not in (errno.EINVAL, errno.EPERM) or fstype not in ("proc", "sysfs"):
                 continue  # not a mount any more (detached with its parent), or harmless to leave
-            sc.mount("tmpfs", point, "tmpfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "size=0k")
+            kernel.KERNEL.mount(
+                "tmpfs", point, "tmpfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "size=0k"
+            )
 
 
 def _unescape(field: str) -> str:
@@ -465,6 +464,6 @@ def make_root_readonly() -> None:
     """root.readonly: the rootfs mount read-only (mount_setattr keeps its nosuid/nodev/noexec as they are)."""
     fd = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        mountfd.set_attrs(fd, mountfd.MOUNT_ATTR_RDONLY)
+        kernel.KERNEL.set_attrs(fd, mountfd.MOUNT_ATTR_RDONLY)
     finally:
         os.close(fd)

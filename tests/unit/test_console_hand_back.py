@@ -1,5 +1,6 @@
 """The pty master's way out with process.terminal: the init passes it back over the create channel (a message with
-one fd, engine.channel.send_fd/expect_fd) and `engine create` forwards it to --console-socket in runc's format
+one fd: engine.channel.ConsoleMaster, Channel.send_with_fd/receive_with_fd) and `engine create` forwards it to
+--console-socket in runc's format
 (engine.console.forward_master), so the init never needs to reach the socket's path."""
 
 from __future__ import annotations
@@ -20,20 +21,20 @@ def open_fds() -> set[int]:
 
 
 @pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    init, engine = channel.pair()
+def pair() -> Iterator[tuple[channel.Channel, channel.Channel]]:
+    engine, init = channel.pair("engine create", "the container's init")
     with init, engine:
         yield init, engine
 
 
-def test_a_message_with_its_fd(pair: tuple[socket.socket, socket.socket]) -> None:
+def test_a_message_with_its_fd(pair: tuple[channel.Channel, channel.Channel]) -> None:
     init, engine = pair
     master, slave = os.openpty()
     try:
-        channel.send_fd(init, {"type": "console"}, master)
-        message, fd = channel.expect_fd(engine, "console")
+        init.send_with_fd(channel.ConsoleMaster(), master)
+        message, fd = engine.receive_with_fd(channel.ConsoleMaster)
         try:
-            assert message == {"type": "console"}
+            assert message == channel.ConsoleMaster()
             assert os.get_inheritable(fd) is False  # MSG_CMSG_CLOEXEC: no child of engine create inherits it
             assert (os.fstat(fd).st_ino, os.fstat(fd).st_rdev) == (os.fstat(master).st_ino, os.fstat(master).st_rdev)
         finally:
@@ -43,44 +44,48 @@ def test_a_message_with_its_fd(pair: tuple[socket.socket, socket.socket]) -> Non
         os.close(slave)
 
 
-def test_an_error_from_the_init_is_raised(pair: tuple[socket.socket, socket.socket]) -> None:
+def test_an_error_from_the_init_is_raised(pair: tuple[channel.Channel, channel.Channel]) -> None:
     init, engine = pair
-    channel.send(init, {"type": "error", "message": "process.terminal: /dev/pts/ptmx: Operation not permitted"})
-    with pytest.raises(channel.ChannelClosed, match="Operation not permitted"):
-        channel.expect_fd(engine, "console")
+    init.send(channel.Failed("process.terminal: /dev/pts/ptmx: Operation not permitted"))
+    with pytest.raises(channel.PeerFailed, match=r"^process.terminal: /dev/pts/ptmx: Operation not permitted$"):
+        engine.receive_with_fd(channel.ConsoleMaster)
 
 
-def test_the_init_dying_is_raised(pair: tuple[socket.socket, socket.socket]) -> None:
+def test_the_init_dying_is_raised(pair: tuple[channel.Channel, channel.Channel]) -> None:
     init, engine = pair
     init.close()
-    with pytest.raises(channel.ChannelClosed, match="died"):
-        channel.expect_fd(engine, "console")
+    with pytest.raises(channel.PeerGone, match=r"^the container's init exited unexpectedly$"):
+        engine.receive_with_fd(channel.ConsoleMaster)
 
 
 @pytest.mark.parametrize("fds", [0, 2], ids=["no-fd", "two-fds"])
-def test_anything_but_one_fd_is_refused_and_nothing_leaks(pair: tuple[socket.socket, socket.socket], fds: int) -> None:
+def test_anything_but_one_fd_is_refused_and_nothing_leaks(
+    pair: tuple[channel.Channel, channel.Channel], fds: int
+) -> None:
     init, engine = pair
     r, w = os.pipe()
     try:
         before = open_fds()
         rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r, w][:fds]))] if fds else []
-        init.sendmsg([b'{"type": "console"}'], rights)
-        with pytest.raises(channel.ChannelClosed, match=f"expected 'console' with one file descriptor.* with {fds}"):
-            channel.expect_fd(engine, "console")
+        init.sock.sendmsg([channel.encode(channel.ConsoleMaster())], rights)
+        with pytest.raises(
+            channel.ProtocolError, match=rf"expected ConsoleMaster with one file descriptor.* got {fds}$"
+        ):
+            engine.receive_with_fd(channel.ConsoleMaster)
         assert open_fds() == before
     finally:
         os.close(r)
         os.close(w)
 
 
-def test_another_message_is_refused_and_its_fd_closed(pair: tuple[socket.socket, socket.socket]) -> None:
+def test_another_message_is_refused_and_its_fd_closed(pair: tuple[channel.Channel, channel.Channel]) -> None:
     init, engine = pair
     r, w = os.pipe()
     try:
         before = open_fds()
-        channel.send_fd(init, {"type": "ready"}, r)
-        with pytest.raises(channel.ChannelClosed, match="got 'ready'"):
-            channel.expect_fd(engine, "console")
+        init.send_with_fd(channel.Ready(), r)
+        with pytest.raises(channel.ProtocolError, match=r"got Ready$"):
+            engine.receive_with_fd(channel.ConsoleMaster)
         assert open_fds() == before
     finally:
         os.close(r)

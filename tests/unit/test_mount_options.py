@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.linux import mount_attr as ma
+from engine.linux import syscalls as sc
 from engine.setup import mount_options as mo
 from engine.setup.mount_options import parse_mount_options
 from tests.forked import run_in_child
@@ -18,9 +19,9 @@ from tests.forked import run_in_child
 ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 ALL_MS = 0
-for _name in dir(mo):
+for _name in dir(sc):
     if _name.startswith("MS_"):
-        ALL_MS |= getattr(mo, _name)
+        ALL_MS |= getattr(sc, _name)
 
 
 def spec_table_options(spec_dir: Path) -> list[str]:
@@ -42,24 +43,24 @@ def test_every_option_in_the_spec_table_is_known(spec_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("option", "flag"),
     [
-        ("ro", mo.MS_RDONLY),
-        ("nosuid", mo.MS_NOSUID),
-        ("nodev", mo.MS_NODEV),
-        ("noexec", mo.MS_NOEXEC),
-        ("sync", mo.MS_SYNCHRONOUS),
-        ("remount", mo.MS_REMOUNT),
-        ("mand", mo.MS_MANDLOCK),
-        ("dirsync", mo.MS_DIRSYNC),
-        ("nosymfollow", mo.MS_NOSYMFOLLOW),
-        ("noatime", mo.MS_NOATIME),
-        ("nodiratime", mo.MS_NODIRATIME),
-        ("bind", mo.MS_BIND),
-        ("rbind", mo.MS_BIND | mo.MS_REC),
-        ("silent", mo.MS_SILENT),
-        ("relatime", mo.MS_RELATIME),
-        ("iversion", mo.MS_I_VERSION),
-        ("strictatime", mo.MS_STRICTATIME),
-        ("lazytime", mo.MS_LAZYTIME),
+        ("ro", sc.MS_RDONLY),
+        ("nosuid", sc.MS_NOSUID),
+        ("nodev", sc.MS_NODEV),
+        ("noexec", sc.MS_NOEXEC),
+        ("sync", sc.MS_SYNCHRONOUS),
+        ("remount", sc.MS_REMOUNT),
+        ("mand", sc.MS_MANDLOCK),
+        ("dirsync", sc.MS_DIRSYNC),
+        ("nosymfollow", sc.MS_NOSYMFOLLOW),
+        ("noatime", sc.MS_NOATIME),
+        ("nodiratime", sc.MS_NODIRATIME),
+        ("bind", sc.MS_BIND),
+        ("rbind", sc.MS_BIND | sc.MS_REC),
+        ("silent", sc.MS_SILENT),
+        ("relatime", sc.MS_RELATIME),
+        ("iversion", sc.MS_I_VERSION),
+        ("strictatime", sc.MS_STRICTATIME),
+        ("lazytime", sc.MS_LAZYTIME),
     ],
 )
 def test_flag_options(option: str, flag: int) -> None:
@@ -70,20 +71,20 @@ def test_flag_options(option: str, flag: int) -> None:
 @pytest.mark.parametrize(
     ("option", "flag"),
     [
-        ("rw", mo.MS_RDONLY),
-        ("suid", mo.MS_NOSUID),
-        ("dev", mo.MS_NODEV),
-        ("exec", mo.MS_NOEXEC),
-        ("async", mo.MS_SYNCHRONOUS),
-        ("atime", mo.MS_NOATIME),
-        ("diratime", mo.MS_NODIRATIME),
-        ("loud", mo.MS_SILENT),
-        ("nomand", mo.MS_MANDLOCK),
-        ("norelatime", mo.MS_RELATIME),
-        ("nostrictatime", mo.MS_STRICTATIME),
-        ("noiversion", mo.MS_I_VERSION),
-        ("nolazytime", mo.MS_LAZYTIME),
-        ("symfollow", mo.MS_NOSYMFOLLOW),
+        ("rw", sc.MS_RDONLY),
+        ("suid", sc.MS_NOSUID),
+        ("dev", sc.MS_NODEV),
+        ("exec", sc.MS_NOEXEC),
+        ("async", sc.MS_SYNCHRONOUS),
+        ("atime", sc.MS_NOATIME),
+        ("diratime", sc.MS_NODIRATIME),
+        ("loud", sc.MS_SILENT),
+        ("nomand", sc.MS_MANDLOCK),
+        ("norelatime", sc.MS_RELATIME),
+        ("nostrictatime", sc.MS_STRICTATIME),
+        ("noiversion", sc.MS_I_VERSION),
+        ("nolazytime", sc.MS_LAZYTIME),
+        ("symfollow", sc.MS_NOSYMFOLLOW),
     ],
 )
 def test_clearing_options(option: str, flag: int) -> None:
@@ -93,33 +94,33 @@ def test_clearing_options(option: str, flag: int) -> None:
 
 def test_later_option_wins() -> None:
     assert parse_mount_options(["ro", "rw"]).flags == 0
-    assert parse_mount_options(["ro", "rw"]).cleared_flags == mo.MS_RDONLY
-    assert parse_mount_options(["rw", "ro"]).flags == mo.MS_RDONLY
+    assert parse_mount_options(["ro", "rw"]).cleared_flags == sc.MS_RDONLY
+    assert parse_mount_options(["rw", "ro"]).flags == sc.MS_RDONLY
     assert parse_mount_options(["rw", "ro"]).cleared_flags == 0
 
 
 def test_a_typical_tmpfs_and_bind_mount() -> None:
     plan = parse_mount_options(["nosuid", "strictatime", "mode=755", "size=65536k"])
-    assert plan.flags == mo.MS_NOSUID | mo.MS_STRICTATIME
+    assert plan.flags == sc.MS_NOSUID | sc.MS_STRICTATIME
     assert plan.data == "mode=755,size=65536k"
     assert not plan.bind
 
     plan = parse_mount_options(["rbind", "ro", "rprivate"])
     assert plan.bind and plan.recursive_bind
-    assert plan.flags == mo.MS_BIND | mo.MS_REC | mo.MS_RDONLY
-    assert plan.propagations == (mo.MS_PRIVATE | mo.MS_REC,)
-    assert plan.propagation == mo.MS_PRIVATE | mo.MS_REC
+    assert plan.flags == sc.MS_BIND | sc.MS_REC | sc.MS_RDONLY
+    assert plan.propagations == (sc.MS_PRIVATE | sc.MS_REC,)
+    assert plan.propagation == sc.MS_PRIVATE | sc.MS_REC
 
 
 def test_propagation_options_keep_their_order() -> None:
     plan = parse_mount_options(["rprivate", "shared", "runbindable"])
-    assert plan.propagations == (mo.MS_PRIVATE | mo.MS_REC, mo.MS_SHARED, mo.MS_UNBINDABLE | mo.MS_REC)
-    assert plan.propagation == mo.MS_UNBINDABLE | mo.MS_REC
+    assert plan.propagations == (sc.MS_PRIVATE | sc.MS_REC, sc.MS_SHARED, sc.MS_UNBINDABLE | sc.MS_REC)
+    assert plan.propagation == sc.MS_UNBINDABLE | sc.MS_REC
     assert plan.flags == 0
     for name, flag in [
-        ("slave", mo.MS_SLAVE),
-        ("rslave", mo.MS_SLAVE | mo.MS_REC),
-        ("rshared", mo.MS_SHARED | mo.MS_REC),
+        ("slave", sc.MS_SLAVE),
+        ("rslave", sc.MS_SLAVE | sc.MS_REC),
+        ("rshared", sc.MS_SHARED | sc.MS_REC),
     ]:
         assert parse_mount_options([name]).propagations == (flag,)
 
@@ -223,7 +224,7 @@ def test_recursive_options_apply_to_submounts(tmp_path: Path) -> None:
         out = {}
         for options in (["rro", "rnoatime", "rnodev"], ["rrw", "ratime"], ["rstrictatime", "rnosymfollow"]):
             plan = parse_mount_options(options)
-            ma.mount_setattr(ma.AT_FDCWD, top, ma.AT_RECURSIVE, attr_set=plan.rec_attr_set, attr_clr=plan.rec_attr_clr)
+            ma.mount_setattr(sc.AT_FDCWD, top, sc.AT_RECURSIVE, attr_set=plan.rec_attr_set, attr_clr=plan.rec_attr_clr)
             out[",".join(options)] = sorted(mount_opts(sub))
         return out
 
@@ -238,5 +239,5 @@ def test_recursive_options_apply_to_submounts(tmp_path: Path) -> None:
 
 @ROOT
 def test_mount_setattr_error_names_the_path() -> None:
-    out = run_in_child(lambda: ma.mount_setattr(ma.AT_FDCWD, "/nonexistent/x", 0, attr_set=ma.MOUNT_ATTR_RDONLY))
+    out = run_in_child(lambda: ma.mount_setattr(sc.AT_FDCWD, "/nonexistent/x", 0, attr_set=ma.MOUNT_ATTR_RDONLY))
     assert "mount_setattr" in out["error"] and "/nonexistent/x" in out["error"]
