@@ -5,6 +5,7 @@ container's working directory, from which `..` climbs to the host's root."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from tests.security.conftest import Runtime, one_line_error
@@ -58,5 +59,23 @@ def test_listen_fds_pass_only_with_our_own_listen_pid(runtime: Runtime, tmp_path
     script = "ls /proc/self/fd/3/ 2>&1; ls -a /proc/self/fd"
     opens_fd_3 = ("sh", "-c", 'exec 3<"$0"; exec "$@"', str(secret))  # the caller has a host directory at fd 3
     result = runtime.run(runtime.config(["sh", "-c", script]), env=env, prefix=opens_fd_3)
+    assert result.returncode == 0, result.stderr
+    assert "host-secret" not in result.stdout, result.stdout
+
+
+def test_no_fd_of_the_callers_reaches_the_container(runtime: Runtime, tmp_path: Path) -> None:
+    """The caller's inheritable fds, low (3) and far above anything the runtime keeps open for itself (200), are
+    closed before the container's program runs: each one is a host directory here, which would be a way out."""
+    secret = tmp_path / "host-dir"
+    secret.mkdir()
+    (secret / "host-secret").write_text("x")
+    opens_fds = (
+        sys.executable, "-c",
+        "import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.dup2(fd, 3); os.dup2(fd, 200); "
+        "os.execvp(sys.argv[2], sys.argv[2:])",
+        str(secret),
+    )  # fmt: skip
+    script = "ls /proc/self/fd/3/ /proc/self/fd/200/ 2>&1; ls /proc/self/fd"
+    result = runtime.run(runtime.config(["sh", "-c", script]), prefix=opens_fds)
     assert result.returncode == 0, result.stderr
     assert "host-secret" not in result.stdout, result.stdout
