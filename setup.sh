@@ -19,14 +19,18 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat  # a .pth: no import hook at start-up
 
-# pip's generated `engine` wrapper imports re (~10 ms) to tidy argv[0] for Windows: every command would pay it.
+# The `engine` command: Python without site (-S) and isolated (-I), with the paths site would have added given
+# here instead: this checkout (the editable install adds it through a .pth file, which -S skips) and the venv's
+# site-packages. Site costs every command a few ms (bin/engine, what `pip install .` installs, explains).
+site_packages=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 cat > .venv/bin/engine <<WRAPPER
-#!$PWD/.venv/bin/python3
+#!$PWD/.venv/bin/python3 -SI
 import sys
 
-from engine.cli import main
+sys.path += ["$PWD", "$site_packages"]
+from engine.cli import exit_quickly, main
 
-sys.exit(main())
+exit_quickly(main())
 WRAPPER
 chmod 0755 .venv/bin/engine
 

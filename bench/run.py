@@ -1,38 +1,59 @@
-"""engine vs runc, side by side, on one bundle: `.venv/bin/python bench/run.py [--runs N] [--write-readme]` (root).
+"""engine vs runc, side by side: `.venv/bin/python bench/run.py --write-readme` writes README's table (root).
 
-Every operation is timed as the wall time of the whole command, as a caller (conmon, containerd-shim, a shell)
-sees it. The two runtimes are interleaved operation by operation, and which one goes first alternates by
-round, so the noise of this shared 2-core machine falls on both alike; we report medians and p10-p90.
+Every row of issue #11's table, in one run: `run` /bin/true, create, state, start, kill, delete and the whole
+lifecycle for engine (setup.sh's), the pip-installed engine (a fresh venv, `pip install .`) and runc,
+interleaved command by command (who goes first rotates by round, so the noise of this shared machine falls on
+all alike); the bare interpreter `python -S -I -c pass` (engine's own interpreter) sampled in the same rounds,
+as the floor the hot commands are judged against; then bench/scale.py's rows (1000 containers, 32 at once).
+Medians and p10-p90; the load average, the machine and the commit go with the table.
+
+    .venv/bin/python bench/run.py                  # prints the table (20 rounds, pip engine, scale rows)
+    .venv/bin/python bench/run.py --write-readme   # and puts it into README.md's Performance block
+    .venv/bin/python bench/run.py --quick          # a few rounds, small counts, no pip install (CI)
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import datetime
 import json
 import os
 import platform
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 # Run as a script, sys.path[0] is bench/ itself: make `bench` (and the repo's engine) importable.
-sys.path.insert(0, str(REPO))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
-from bench import report  # noqa: E402
+from bench import report, scale  # noqa: E402
+from bench.runtimes import (  # noqa: E402
+    BenchError,
+    Runtime,
+    compile_engine,
+    copy_rootfs,
+    engine_revision,
+    ensure_rootfs,
+    execute,
+    filesystem_of,
+    interpreter_of,
+    machine,
+    pip_install_engine,
+    reap_all,
+    reap_strays,
+    runc_version,
+    scratch,
+    set_child_subreaper,
+    wait_for_load,
+    wait_gone,
+    write_bundle,
+)
 from bench.stats import Summary, median  # noqa: E402
 
-PR_SET_CHILD_SUBREAPER = 36
 # If runc refuses engine's ociVersion, both runtimes get this one (runc 1.1.5 reports spec 1.0.2-dev).
 FALLBACK_OCI_VERSION = "1.0.2-dev"
 LIFECYCLE = ("create", "state", "start", "kill", "delete")
@@ -44,13 +65,10 @@ LABELS = {
     "kill": "`kill KILL`",
     "delete": "`delete` (stopped)",
     "lifecycle": "create+state+start+kill+delete",
-    "list": "`list`",
 }
 PROFILED = ("create", "state", "start", "kill", "delete")
 
-
-class BenchError(Exception):
-    pass
+Samples = dict[str, dict[str, list[float]]]  # operation -> runtime name -> seconds
 
 
 @dataclass
@@ -62,256 +80,84 @@ class Profiled:
 
 
 @dataclass
-class Result:
-    seconds: float
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def execute(argv: list[str], *, capture: bool = False, env: dict[str, str] | None = None) -> Result:
-    """Run a command and time it. stdout goes to /dev/null unless captured: a created container's init
-    inherits the runtime's stdio and would hold a pipe open forever. stderr goes to a file for the same
-    reason; the file is opened before the clock starts so that only the command itself is timed."""
-    with tempfile.TemporaryFile() as err:
-        stdout = subprocess.PIPE if capture else subprocess.DEVNULL
-        begin = time.perf_counter()
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, env=env, check=False)
-        seconds = time.perf_counter() - begin
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-    out = proc.stdout.decode(errors="replace") if capture else ""
-    return Result(seconds, proc.returncode, out, stderr)
-
-
-@dataclass
-class Runtime:
-    name: str
-    binary: str
-    root: Path
-
-    def argv(self, *args: str) -> list[str]:
-        return [self.binary, "--root", str(self.root), *args]
-
-    def __call__(self, *args: str, capture: bool = False, check: bool = True) -> Result:
-        result = execute(self.argv(*args), capture=capture)
-        if check and result.returncode != 0:
-            raise BenchError(f"{self.name} {' '.join(args)}: exit {result.returncode}: {result.stderr.strip()}")
-        return result
-
-    def exists(self, container_id: str) -> bool:
-        # Both keep one directory per container under --root; looking is cheaper than a `state` command.
-        return (self.root / container_id).exists()
-
-    def ids(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-# ---- setup --------------------------------------------------------------------------------------------------
-
-
-def set_child_subreaper() -> None:
-    """Become the subreaper, as conmon and containerd-shim are: the created inits re-parent to us, so after
-    `kill` we can wait for the exit (and reap it) the way a real caller does."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
-def compile_engine(python: str) -> None:
-    """PYTHONDONTWRITEBYTECODE=1 is set here, so nothing would ever write engine's .pyc files and every
-    command would compile engine from source. Installed packages ship compiled; so must the engine we time."""
-    subprocess.run([python, "-m", "compileall", "-q", "engine", "state", "hooks"], cwd=REPO, check=True)
-
-
-def interpreter_of(script: str) -> str:
-    """The Python of a console script (its #! line), so profiling runs exactly what `engine` runs."""
-    with open(script, "rb") as f:
-        first = f.readline().decode(errors="replace").strip()
-    return first[2:].strip() if first.startswith("#!") else sys.executable
-
-
-def ensure_rootfs(rootfs: Path) -> None:
-    if not (rootfs / "bin" / "busybox").exists():
-        subprocess.run([str(REPO / "tests" / "make-rootfs.sh"), str(rootfs)], check=True)
-
-
-def copy_rootfs(source: Path, dest: Path, attempts: int = 3) -> Path:
-    """cp -a (symlinks, modes, any device nodes as they are); retried, since a rebuild of the shared rootfs
-    by someone else may be swapping it in at this very moment."""
-    for attempt in range(attempts):
-        ensure_rootfs(source)
-        shutil.rmtree(dest, ignore_errors=True)
-        if subprocess.run(["cp", "-a", str(source), str(dest)], check=False).returncode == 0:
-            return dest
-        if attempt < attempts - 1:
-            time.sleep(1)
-    raise BenchError(f"could not copy the rootfs {source}")
-
-
-def write_bundle(directory: Path, args: list[str], rootfs: Path, oci_version: str | None = None) -> Path:
-    """`engine spec`'s default config (no terminal), the busybox rootfs read-only: one config for both."""
-    from engine.spec.default import default_config
-
-    directory.mkdir(parents=True, exist_ok=True)
-    config: dict[str, Any] = default_config(args, terminal=False)
-    config["root"] = {"path": str(rootfs), "readonly": True}
-    if oci_version is not None:
-        config["ociVersion"] = oci_version
-    (directory / "config.json").write_text(json.dumps(config, indent=2))
-    return directory
-
-
-def wait_gone(pid: int, timeout: float = 10.0) -> None:
-    """Wait for a killed init to exit, and reap it if it is our child (we are the subreaper)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return
-        except ChildProcessError:
-            # Not ours to reap (someone else's subreaper): gone or a zombie is stopped for both runtimes.
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_bytes()
-            except FileNotFoundError:
-                return
-            if stat[stat.rindex(b")") + 2 :].split()[0] in (b"Z", b"X"):
-                return
-        time.sleep(0.001)
-    raise BenchError(f"pid {pid} did not exit within {timeout:.0f}s of SIGKILL")
-
-
-def wait_for_load(limit: float, timeout: float) -> None:
-    """Others run tests on this machine: starting when it is quieter gives tighter numbers (both runtimes
-    still see the same noise either way). Gives up after `timeout` and measures anyway."""
-    deadline = time.monotonic() + timeout
-    while os.getloadavg()[0] >= limit and time.monotonic() < deadline:
-        print(f"load average {os.getloadavg()[0]:.1f} >= {limit}: waiting", file=sys.stderr)
-        time.sleep(15)
-
-
-def reap_strays() -> None:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-
-
-def reap_all(timeout: float) -> list[int]:
-    """Wait for every orphan that re-parented to us to exit (engine's exit monitor, a daemon per --root,
-    exits within a second of its root being removed); return the pids still alive after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                time.sleep(0.05)
-        except ChildProcessError:
-            return []
-    try:
-        return [int(p) for p in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()]
-    except OSError:
-        return [-1]  # still have children, cannot say which
-
-
-# ---- measuring ----------------------------------------------------------------------------------------------
-
-Samples = dict[str, dict[str, list[float]]]  # operation -> runtime name -> seconds
-
-
-@dataclass
 class Bench:
-    engine: Runtime
-    runc: Runtime
+    runtimes: list[Runtime]  # engine first, then the pip-installed engine if any, runc last
+    python: str  # engine's interpreter: the floor is `python -S -I -c pass` with it
     run_bundle: Path
     sleep_bundle: Path
     workdir: Path
-    python: str
     notes: list[str]
 
-    def runtimes(self, round_index: int) -> tuple[Runtime, Runtime]:
-        # Alternate who goes first: the second command of a pair finds caches warmer (page cache, dentries).
-        return (self.engine, self.runc) if round_index % 2 == 0 else (self.runc, self.engine)
+    @property
+    def engine(self) -> Runtime:
+        return self.runtimes[0]
 
-    def each(self, round_index: int, step: Callable[[Runtime], float | None], samples: Samples, op: str) -> None:
-        for rt in self.runtimes(round_index):
-            seconds = step(rt)
-            if seconds is not None:
-                samples[op][rt.name].append(seconds)
+    @property
+    def runc(self) -> Runtime:
+        return self.runtimes[-1]
+
+    def order(self, round_index: int) -> list[Runtime]:
+        # Rotate who goes first: the later commands of a round find caches warmer (page cache, dentries).
+        k = round_index % len(self.runtimes)
+        return self.runtimes[k:] + self.runtimes[:k]
+
+    def each(self, i: int, step: Callable[[Runtime], float], samples: Samples, op: str) -> None:
+        for rt in self.order(i):
+            samples[op][rt.name].append(step(rt))
+
+    def floor(self, samples: Samples) -> None:
+        # The interpreter starting and exiting, which every engine command pays before its own work.
+        samples["floor"]["engine"].append(execute([self.python, "-S", "-I", "-c", "pass"]).seconds)
 
     def run_round(self, i: int, samples: Samples) -> None:
         run_id, life_id = f"bench-{i}-run", f"bench-{i}-life"
         pids: dict[str, int] = {}
 
         def run(rt: Runtime) -> float:
-            seconds = rt("run", "--bundle", str(self.run_bundle), run_id).seconds
-            if rt.exists(run_id):
+            seconds = rt("run", "--bundle", str(self.run_bundle), rt.cid(run_id)).seconds
+            if rt.exists(rt.cid(run_id)):
                 # runc run deletes its container unless --keep, and so does engine; if one did not, its
                 # time would be missing the delete: say so rather than hide it.
                 self.notes.append(f"{rt.name} run left {run_id} behind (deleted outside the timing)")
-                rt("delete", "--force", run_id, check=False)
+                rt("delete", "--force", rt.cid(run_id), check=False)
             return seconds
 
         def create(rt: Runtime) -> float:
-            pid_file = self.workdir / f"{rt.name}-{i}.pid"
-            seconds = rt("create", "--bundle", str(self.sleep_bundle), "--pid-file", str(pid_file), life_id).seconds
+            pid_file = self.workdir / f"{rt.tag}-{i}.pid"
+            bundle = str(self.sleep_bundle)
+            seconds = rt("create", "--bundle", bundle, "--pid-file", str(pid_file), rt.cid(life_id)).seconds
             pids[rt.name] = int(pid_file.read_text())
             return seconds
 
         def state(rt: Runtime) -> float:
-            result = rt("state", life_id, capture=True)
+            result = rt("state", rt.cid(life_id), capture=True)
             status = json.loads(result.stdout)["status"]
             if status != "created":
                 raise BenchError(f"{rt.name} state {life_id}: {status}, expected created")
             return result.seconds
 
-        def start(rt: Runtime) -> float:
-            return rt("start", life_id).seconds
-
-        def kill(rt: Runtime) -> float:
-            return rt("kill", life_id, "KILL").seconds
-
-        def delete(rt: Runtime) -> float:
-            return rt("delete", life_id).seconds
-
         self.each(i, run, samples, "run")
-        # The floor: the interpreter starting and exiting, which every engine command pays before its own work.
-        samples["floor"]["engine"].append(execute([self.python, "-c", "pass"]).seconds)
-        for op, step in (("create", create), ("state", state), ("start", start), ("kill", kill)):
-            self.each(i, step, samples, op)
-        for rt in self.runtimes(i):
+        self.each(i, create, samples, "create")
+        self.floor(samples)
+        self.each(i, state, samples, "state")
+        self.each(i, lambda rt: rt("start", rt.cid(life_id)).seconds, samples, "start")
+        self.floor(samples)
+        self.each(i, lambda rt: rt("kill", rt.cid(life_id), "KILL").seconds, samples, "kill")
+        for rt in self.order(i):
             wait_gone(pids[rt.name])  # not timed: the exit is the kernel's work, not the runtime's
-        self.each(i, delete, samples, "delete")
-        for rt in (self.engine, self.runc):
+        self.floor(samples)
+        self.each(i, lambda rt: rt("delete", rt.cid(life_id)).seconds, samples, "delete")
+        for rt in self.runtimes:
             samples["lifecycle"][rt.name].append(sum(samples[op][rt.name][-1] for op in LIFECYCLE))
 
-    def measure_list(self, count: int, runs: int, samples: Samples) -> None:
-        """`list` with `count` created containers (not started: a blocked init each, nothing else running)."""
-        ids = [f"bench-list-{n}" for n in range(count)]
-        try:
-            for n, container_id in enumerate(ids):
-                for rt in self.runtimes(n):
-                    rt("create", "--bundle", str(self.sleep_bundle), container_id)
-            for i in range(runs):
-                for rt in self.runtimes(i):
-                    samples["list"][rt.name].append(rt("list").seconds)
-        finally:
-            for rt in (self.engine, self.runc):
-                for container_id in ids:
-                    if rt.exists(container_id):
-                        rt("delete", "--force", container_id, check=False)
-            reap_strays()
-
     def cleanup(self) -> None:
-        for rt in (self.engine, self.runc):
-            for container_id in rt.ids():
-                rt("delete", "--force", container_id, check=False)
+        for rt in self.runtimes:
+            rt.cleanup()
         reap_strays()
 
 
 def probe_oci_version(bench: Bench, rootfs: Path) -> str:
-    """Use engine's ociVersion if runc accepts it, else the fallback; both runtimes always get the same file."""
+    """Use engine's ociVersion if runc accepts it, else the fallback; all runtimes always get the same file."""
     from engine import SPEC_VERSION
 
     for version in (SPEC_VERSION, FALLBACK_OCI_VERSION):
@@ -322,7 +168,7 @@ def probe_oci_version(bench: Bench, rootfs: Path) -> str:
             bench.runc("delete", "--force", "bench-probe", check=False)
         if result.returncode == 0:
             if version != SPEC_VERSION:
-                bench.notes.append(f"runc 1.1.5 refused ociVersion {SPEC_VERSION}: both ran {version}")
+                bench.notes.append(f"runc refused ociVersion {SPEC_VERSION}: all ran {version}")
             return version
     raise BenchError(f"runc refused both ociVersion {SPEC_VERSION} and {FALLBACK_OCI_VERSION}")
 
@@ -330,11 +176,12 @@ def probe_oci_version(bench: Bench, rootfs: Path) -> str:
 # ---- profiling ----------------------------------------------------------------------------------------------
 
 
-def profile_once(bench: Bench, python: str, k: int, found: dict[str, list[Profiled]]) -> None:
-    """`python -X importtime` of engine's lifecycle commands on one real container."""
+def profile_once(bench: Bench, k: int, found: dict[str, list[Profiled]]) -> None:
+    """`python -X importtime` of engine's lifecycle commands on one real container, started as the engine
+    command starts Python (-S -I); create's forked children report their imports too."""
 
     def profiled(command: str, *args: str) -> None:
-        argv = [python, "-X", "importtime", *bench.engine.argv(command, *args)]
+        argv = [bench.python, "-S", "-I", "-X", "importtime", *bench.engine.argv(command, *args)]
         result = execute(argv)
         if result.returncode != 0:
             raise BenchError(f"profiling engine {command}: exit {result.returncode}: {result.stderr[-2000:]}")
@@ -362,39 +209,41 @@ def profile_schedule(runs: int, profile_runs: int) -> list[int]:
 # ---- the report ---------------------------------------------------------------------------------------------
 
 
-def runc_version(binary: str) -> str:
-    lines = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.splitlines()
-    fields = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
-    version = lines[0].removeprefix("runc version ").strip()
-    commit = fields.get("commit", "").strip()
-    return f"runc {version}" + (f" ({commit})" if commit and commit != version else "")
-
-
-def engine_revision() -> str:
-    """Which engine was measured: the commit, and whether engine's code had uncommitted changes (the repo is
-    shared, so the working tree may be ahead of HEAD)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "engine", "state", "hooks"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "engine (unknown revision)"
-    return f"engine {commit}" + (" + uncommitted changes" if dirty else "")
-
-
-def rows_from(samples: Samples) -> list[report.Row]:
+def rows_from(samples: Samples, names: list[str]) -> list[report.Row]:
     rows = []
-    for key in ("run", *LIFECYCLE, "lifecycle", "list"):
+    pip = "engine (pip)" if "engine (pip)" in names else None
+    for key in ("run", "create", "lifecycle", *report.HOT):
         per = samples.get(key)
         if per and per.get("engine") and per.get("runc"):
-            rows.append(report.Row(key, LABELS[key], Summary.of(per["engine"]), Summary.of(per["runc"])))
+            pip_summary = Summary.of(per[pip]) if pip and per.get(pip) else None
+            rows.append(report.Row(key, LABELS[key], Summary.of(per["engine"]), Summary.of(per["runc"]), pip_summary))
+    return rows
+
+
+def compare_table(label: str, samples: Samples, floor: Summary) -> str:
+    """An extra engine (--compare) beside engine and runc, from the same rounds."""
+    lines = [
+        f"| operation | {label} (ms) | engine (ms) | runc (ms) | {label}/runc | engine/runc | {label}/interpreter |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for key in ("run", "create", "lifecycle", *report.HOT):
+        per = samples.get(key, {})
+        if not (per.get(label) and per.get("engine") and per.get("runc")):
+            continue
+        other, engine, runc = (median(per[name]) for name in (label, "engine", "runc"))
+        lines.append(
+            f"| {LABELS[key]} | {other * 1000:.1f} | {engine * 1000:.1f} | {runc * 1000:.1f} "
+            f"| {report.format_ratio(other / runc)} | {report.format_ratio(engine / runc)} "
+            f"| {report.format_ratio(other / floor.median)} |"
+        )
+    return "\n".join(lines)
+
+
+def scale_rows(results: scale.ScaleResults) -> list[report.Row]:
+    """The scale results that have a goal, as rows for report.goal_results."""
+    rows = []
+    for key, (engine, runc) in scale.goals(results).items():
+        rows.append(report.Row(key, key, Summary(1, engine, engine, engine), Summary(1, runc, runc, runc)))
     return rows
 
 
@@ -403,105 +252,115 @@ def readme_body(
     floor: Summary,
     load: Summary,
     runs: int,
-    list_count: int,
     oci_version: str,
     runc: str,
     engine: str,
+    scale_table: str,
+    goal_rows: list[report.Row],
     profile_lines: list[str],
+    roots_fs: str = "tmpfs",
 ) -> str:
     date = datetime.datetime.now(datetime.UTC).date().isoformat()
-    kernel = platform.release()
-    listed = f" `list` with {list_count} created containers of each runtime." if list_count else ""
     lines = [
         report.markdown_table(rows),
         "",
-        f"{date}, {os.cpu_count()} cores, kernel {kernel}, Python {platform.python_version()}, {engine}, {runc}; "
-        f"{runs} rounds (after one warm-up), engine and runc interleaved; p10-p90 is the spread of the rounds; "
-        f"1-minute load average {load.median:.1f} (median of the rounds, from {load.p10:.1f} to {load.p90:.1f}: "
-        "the machine is shared). "
-        "One bundle for both: `engine spec`'s default config, a private copy of the busybox rootfs (read-only), "
-        f"ociVersion {oci_version}. State under private `--root` dirs on tmpfs. engine's .pyc files compiled "
-        f"beforehand (`python -m compileall engine state hooks`: PYTHONDONTWRITEBYTECODE=1 is set on this machine)."
-        f"{listed}",
+        report.floor_table(rows, floor),
         "",
-        report.goals_line(rows),
+    ]
+    if scale_table:
+        lines += [scale_table, ""]
+    lines += [
+        f"{date}, {machine()}, Python {platform.python_version()}, {engine}, {runc}; {runs} rounds (after one "
+        "warm-up), the runtimes interleaved command by command; p10-p90 is the spread of the rounds; 1-minute load "
+        f"average {load.median:.1f} (median of the rounds, p10-p90 {load.p10:.1f}-{load.p90:.1f}: the machine is "
+        "shared). engine is setup.sh's (`#!python -SI`); the pip-installed engine is `pip install .` into a new "
+        "venv (bin/engine, a /bin/sh launcher that starts `python3 -S -I`). One bundle for all: `engine spec`'s "
+        f"default config, a private copy of the busybox rootfs (read-only), ociVersion {oci_version}; state under "
+        f"private `--root` dirs on {roots_fs}; engine's .pyc files compiled beforehand (PYTHONDONTWRITEBYTECODE=1 is "
+        "set on this machine). Command: `.venv/bin/python bench/run.py --write-readme`.",
+        "",
+        report.goals_line(rows + goal_rows, floor),
         report.floor_line(floor, rows),
     ]
     if profile_lines:
         lines += [
             "",
-            "Where engine's time goes (`python -X importtime`, which slows what it measures; ms):",
+            "Where engine's time goes (`python -S -I -X importtime`, which slows what it measures; ms):",
             "",
             *profile_lines,
         ]
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def scratch(keep: bool) -> Iterator[Path]:
-    # Under /run (tmpfs), as the runtimes' default roots /run/runc and /run/engine are: state.json writes and
-    # fsyncs cost there what they cost in real use.
-    base = "/run" if os.path.isdir("/run") and os.access("/run", os.W_OK) else None
-    path = Path(tempfile.mkdtemp(prefix="engine-bench-", dir=base))
-    try:
-        yield path
-    finally:
-        if not keep:
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def measure(
     args: argparse.Namespace, work: Path, python: str, notes: list[str]
-) -> tuple[Samples, list[float], dict[str, list[Profiled]], str]:
-    """All the measuring, in the scratch dir: (timings, load average per round, import profiles, ociVersion)."""
+) -> tuple[Samples, list[float], dict[str, list[Profiled]], str, scale.ScaleResults | None]:
+    """All the measuring, in the scratch dir."""
     # A private copy of the rootfs: the shared .cache/rootfs gets rebuilt (rm + mv) by other engineers' test
-    # runs, which once made /bin/sleep vanish mid-benchmark. On tmpfs, the same for both runtimes.
+    # runs, which once made /bin/sleep vanish mid-benchmark. On tmpfs, the same for all runtimes.
     rootfs = copy_rootfs(args.rootfs, work / "rootfs")
-    bench = Bench(
-        engine=Runtime("engine", args.engine, work / "engine-root"),
-        runc=Runtime("runc", args.runc, work / "runc-root"),
-        run_bundle=work / "bundle-true",
-        sleep_bundle=work / "bundle-sleep",
-        workdir=work,
-        python=python,
-        notes=notes,
-    )
+    runtimes = [Runtime("engine", args.engine, work / "engine-root", "e-")]
+    if args.pip:
+        print("pip install . into a new venv", file=sys.stderr)
+        pip_engine = pip_install_engine(work / "pip", python)
+        runtimes.append(Runtime("engine (pip)", pip_engine, work / "pip-root", "p-"))
+    for n, spec in enumerate(args.compare):
+        label, _, binary = spec.partition("=")
+        runtimes.append(Runtime(label, binary, work / f"compare-{n}-root", f"c{n}-"))
+    runtimes.append(Runtime("runc", args.runc, work / "runc-root", "r-"))
+    bench = Bench(runtimes, python, work / "bundle-true", work / "bundle-sleep", work, notes)
     samples: Samples = defaultdict(lambda: defaultdict(list))
     loads: list[float] = []  # the 1-minute load average per round: how busy the shared machine was
     imports: dict[str, list[Profiled]] = defaultdict(list)
+    results = None
     try:
         oci_version = probe_oci_version(bench, rootfs)
-        # One warm-up round, not counted: the first commands fill the page cache for both binaries.
+        # One warm-up round, not counted: the first commands fill the page cache for the binaries.
         bench.run_round(args.runs, defaultdict(lambda: defaultdict(list)))
         for i, profile_passes in enumerate(profile_schedule(args.runs, args.profile_runs)):
             print(f"round {i + 1}/{args.runs}", file=sys.stderr)
             loads.append(os.getloadavg()[0])
             bench.run_round(i, samples)
             for _ in range(profile_passes):
-                profile_once(bench, python, len(imports["create"]), imports)
-        if args.list:
-            print(f"list with {args.list} containers", file=sys.stderr)
-            bench.measure_list(args.list, args.runs, samples)
+                profile_once(bench, len(imports["create"]), imports)
+        if args.scale:
+            counts = scale.Counts.quick() if args.quick else scale.Counts()
+            results = scale.run_all(bench.engine, bench.runc, work, rootfs, counts, oci_version)
+            loads.append(os.getloadavg()[0])
     finally:
         bench.cleanup()
-    leftovers = [rt.name for rt in (bench.engine, bench.runc) if rt.ids()]
+    leftovers = [rt.name for rt in bench.runtimes if rt.ids()]
     if leftovers:
         notes.append(f"containers left behind by: {', '.join(leftovers)}")
-    return samples, loads, imports, oci_version
+    return samples, loads, imports, oci_version, results
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="measured rounds (default 20)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, small scale counts, no pip install (CI)")
     parser.add_argument("--write-readme", action="store_true", help="put the table into README.md's block")
+    parser.add_argument("--no-pip", dest="pip", action="store_false", help="skip the pip-installed engine")
+    parser.add_argument("--no-scale", dest="scale", action="store_false", help="skip bench/scale.py's rows")
     parser.add_argument("--profile", action="store_true", help="print the full import-time listing")
     parser.add_argument("--profile-runs", type=int, default=5, help="importtime runs per command (default 5)")
-    parser.add_argument("--list", type=int, default=0, metavar="N", help="also time `list` with N containers")
     parser.add_argument("--engine", default=str(Path(sys.executable).with_name("engine")), help="engine binary")
     parser.add_argument("--runc", default="/usr/sbin/runc", help="runc binary")
     parser.add_argument("--rootfs", type=Path, default=REPO / ".cache" / "rootfs", help="busybox rootfs")
     parser.add_argument("--raw", type=Path, help="also write every sample (seconds) to this JSON file")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="LABEL=ENGINE",
+        help="also time this engine binary, interleaved (e.g. an older build); printed apart, not in the README",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir (bundles, roots)")
+    parser.add_argument(
+        "--roots-on-disk",
+        action="store_true",
+        help="state roots in a directory under /run as it is (this machine: ext4), not on the bench's own tmpfs",
+    )
     parser.add_argument(
         "--max-load",
         type=float,
@@ -509,6 +368,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="first wait (up to 15 min) until the 1-minute load average is below L",
     )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.profile_runs, args.pip = 3, 1, False
     if args.runs < 1 or args.profile_runs < 1:
         parser.error("--runs and --profile-runs must be at least 1")
     return args
@@ -517,7 +378,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if os.geteuid() != 0:
-        print("bench: needs root (both runtimes create real namespaces and mounts)", file=sys.stderr)
+        print("bench: needs root (the runtimes create real namespaces and mounts)", file=sys.stderr)
         return 1
     if args.max_load is not None:
         wait_for_load(args.max_load, timeout=900)
@@ -528,23 +389,22 @@ def main(argv: list[str] | None = None) -> int:
     revision_before = engine_revision()  # others commit to this repo while we measure: note it if they did
     notes: list[str] = []
     try:
-        with scratch(args.keep) as work:
-            samples, loads, imports, oci_version = measure(args, work, python, notes)
+        with scratch(args.keep, on_disk=args.roots_on_disk) as work:
+            roots_fs = filesystem_of(work)
+            samples, loads, imports, oci_version, results = measure(args, work, python, notes)
     finally:
-        # The scratch dir (both roots) is gone now, so engine's exit monitor exits; it was orphaned to us (the
+        # The scratch dir (the roots) is gone now, so engine's exit monitor exits; it was orphaned to us (the
         # subreaper): wait for it, so the bench leaves nothing running even when it failed.
         alive = reap_all(timeout=5.0)
         if alive:
             notes.append(f"processes still alive after the bench (ours, orphaned): {alive}")
 
-    rows = rows_from(samples)
+    names = [name for name in ("engine", "engine (pip)", "runc") if samples["state"].get(name)]
+    rows = rows_from(samples, names)
     medians = {command: report.median_entries([p.entries for p in runs]) for command, runs in imports.items()}
     profile_lines = [
         report.import_summary_line(
-            command,
-            medians[command],
-            args.profile_runs,
-            profiled_wall=median([p.seconds for p in imports[command]]),
+            command, medians[command], args.profile_runs, profiled_wall=median([p.seconds for p in imports[command]])
         )
         for command in PROFILED
         if command in medians
@@ -559,13 +419,17 @@ def main(argv: list[str] | None = None) -> int:
         floor,
         Summary.of(loads),
         args.runs,
-        args.list,
         oci_version,
         runc_version(args.runc),
         revision,
+        scale.table(results) if results else "",
+        scale_rows(results) if results else [],
         profile_lines,
+        roots_fs + (" (this machine's /run as it is)" if args.roots_on_disk else " (mounted by the bench, as /run is)"),
     )
     print(body)
+    for spec in args.compare:
+        print("\n" + compare_table(spec.partition("=")[0], samples, floor))
     for note in notes:
         print(f"\nnote: {note}")
     if args.profile:
@@ -573,7 +437,11 @@ def main(argv: list[str] | None = None) -> int:
             if command in medians:
                 print("\n" + report.import_detail(command, medians[command]))
     if args.raw:
-        args.raw.write_text(json.dumps({op: dict(per) for op, per in samples.items()}, indent=1))
+        raw = {op: dict(per) for op, per in samples.items()}
+        if results is not None:
+            raw["scale"] = {"list": results.list_seconds, "run_d": results.run_d, "delete_force": results.delete_force}
+            raw["scale"]["concurrent"] = results.concurrent_wall
+        args.raw.write_text(json.dumps(raw, indent=1))
     if args.write_readme:
         report.write_readme(REPO / "README.md", body)
         print("\nREADME.md: benchmark block updated", file=sys.stderr)

@@ -1,14 +1,15 @@
 """`engine`: runc's command line (the commands and flags conmon and containerd-shim-runc-v2 pass).
 
 Each command lives in engine/commands/<name>.py and is imported only when chosen, so `engine state` never
-pays for pydantic, pyroute2 or watchdog.
+pays for pydantic, pyroute2 or watchdog. Plain command lines are parsed without argparse (parse_fast, from a
+table generated from build_parser), because argparse and what it imports (re, gettext, shutil...) cost more
+than `engine state` itself; anything unusual goes to argparse.
 """
 
 from __future__ import annotations
 
-import importlib
+import os
 import sys
-from types import SimpleNamespace
 
 from engine import SPEC_VERSION, __version__
 from engine.errors import EngineError
@@ -17,6 +18,17 @@ from engine.log import Log
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from typing import NoReturn
+
+
+class Args:
+    """What argparse.Namespace would hold (a plain class: `types` and `argparse` cost milliseconds)."""
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"Args({self.__dict__!r})"
 
 
 class Context:
@@ -147,61 +159,103 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The hot commands a supervisor calls many times a second, with the flags they pass: parsed by hand, because
-# argparse (and the shutil, locale and gettext it pulls in) costs more than the rest of `engine state`.
-_HOT = {"state": set(), "start": set(), "kill": {"--all", "-a"}, "delete": {"--force", "-f"}}
-_GLOBAL_VALUE = {"--root", "--log", "--log-format"}
+# ---- the fast path: argparse's parser, compiled ------------------------------------------------------------
+#
+# build_parser() is the definition of the command line. engine/cli_table.py is what parse_fast() needs of it
+# (each option's attribute, kind, choices and default; each command's positionals), generated from it by
+# engine/cli_codegen.py (`python -m engine.generate`); tests/unit/test_cli_parse.py fails while it is stale and
+# compares parse_fast with argparse on generated command lines. A command with anything the table cannot
+# express (a custom type, nargs="+") is simply left to argparse.
 
 
-def parse_hot(argv: list[str]) -> SimpleNamespace | None:
-    """The Namespace argparse would give for `[globals] state|start|kill|delete ...`, or None to fall back to
-    argparse (anything unusual: --help, an unknown flag, a missing id)."""
-    values = {
-        "root": None,
-        "log": None,
-        "log_format": "text",
-        "debug": False,
-        "systemd_cgroup": False,
-        "hooks_dir": [],
-        "version": False,
-    }
-    i = 0
+def parse_fast(argv: list[str]) -> Args | None:
+    """The Namespace argparse would give for `[global options] <command> ...`, or None to let argparse do it:
+    anything unusual (--help, an unknown or abbreviated option, `--`, a value or positional that starts with
+    "-", an option glued to its value, positionals not all in one run, a missing or extra argument)."""
+    from engine import cli_table
+
+    values = dict(cli_table.GLOBAL_DEFAULTS)
+    i = _options(argv, 0, cli_table.GLOBAL_FLAGS, values)
+    if i is None or i >= len(argv) or argv[i] not in cli_table.COMMANDS or values.get("version"):
+        return None
+    flags, defaults, positionals = cli_table.COMMANDS[argv[i]]
+    values.update(defaults, command=argv[i])
+    # A REMAINDER (exec's command) takes everything after the positional before it, options included.
+    rest = len(positionals) - 1 if positionals and positionals[-1][1] == "rest" else None
+    given: list[str] = []
+    run_over = False  # the positionals so far were followed by an option
+    j: int | None = i + 1
+    while j is not None and j < len(argv):
+        if rest is not None and len(given) == rest:
+            if "--" in argv:
+                return None  # argparse gives "--" to whichever positional its patterns let take it
+            values[positionals[rest][0]] = argv[j:]
+            break
+        if argv[j].startswith("-"):
+            j = _options(argv, j, flags, values)
+            run_over = bool(given)
+        elif run_over:
+            return None  # a second run of positionals: argparse's rules get subtle there
+        else:
+            given.append(argv[j])
+            j += 1
+    if j is None:
+        return None
+    if len(given) > len(positionals):
+        return None
+    for k, (name, nargs, default) in enumerate(positionals):
+        if k < len(given):
+            values[name] = given[k]
+        elif nargs == "one":
+            return None
+        elif nargs == "rest":
+            values.setdefault(name, [])
+        else:
+            values[name] = default
+    for name, value in values.items():
+        if type(value) is list:
+            values[name] = list(value)  # argparse copies an append option's default list
+    return Args(**values)
+
+
+def _options(
+    argv: list[str], i: int, flags: dict[str, tuple[str, str, object]], values: dict[str, object]
+) -> int | None:
+    """Apply the options from argv[i] on, up to the next positional; the index reached, or None."""
     while i < len(argv) and argv[i].startswith("-"):
         flag, eq, value = argv[i].partition("=")
-        if flag in _GLOBAL_VALUE:
-            if not eq:
-                if i + 1 >= len(argv):
-                    return None
-                i += 1
-                value = argv[i]
-            values[flag[2:].replace("-", "_")] = value
-        elif flag in ("--debug", "--systemd-cgroup") and not eq:
-            values[flag[2:].replace("-", "_")] = True  # podman passes --systemd-cgroup to every command
-        else:
+        entry = flags.get(flag)
+        if entry is None or (eq and not flag.startswith("--")):
             return None
+        name, kind, choices = entry
         i += 1
-    if i >= len(argv) or argv[i] not in _HOT or values["log_format"] not in ("text", "json"):
-        return None
-    command, rest = argv[i], argv[i + 1 :]
-    flags = [a for a in rest if a.startswith("-")]
-    positional = [a for a in rest if not a.startswith("-")]
-    if any(f not in _HOT[command] for f in flags) or not positional:
-        return None
-    if len(positional) > (2 if command == "kill" else 1):
-        return None
-    ns = SimpleNamespace(**values, command=command, container_id=positional[0])
-    if command == "kill":
-        ns.all = bool(flags)
-        ns.signal = positional[1] if len(positional) > 1 else "SIGTERM"
-    elif command == "delete":
-        ns.force = bool(flags)
-    return ns
+        if kind == "true":
+            if eq:
+                return None
+            values[name] = True
+            continue
+        if not eq:
+            if i >= len(argv) or argv[i].startswith("-"):
+                return None
+            value = argv[i]
+            i += 1
+        if choices is not None and value not in choices:
+            return None
+        if kind == "int":
+            if not value.isascii() or not value.strip().lstrip("+").isdigit():
+                return None
+            values[name] = int(value)
+        elif kind == "append":
+            values[name] = [*values[name], value]  # type: ignore[misc]
+        else:
+            values[name] = value
+    return i
 
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    args = parse_hot(argv) or build_parser().parse_args(argv)
+    args = parse_fast(argv) or build_parser().parse_args(argv)
     if args.version:
         print(f"engine version {__version__}\nspec: {SPEC_VERSION}")
         return 0
@@ -211,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ctx = Context(root=args.root, log=log, systemd_cgroup=args.systemd_cgroup, hooks_dirs=args.hooks_dir)
     try:
-        module = importlib.import_module(f"engine.commands.{args.command}")
-        return module.run(ctx, args)
+        name = f"engine.commands.{args.command}"
+        __import__(name)  # importlib would import warnings too
+        return sys.modules[name].run(ctx, args)
     except EngineError as err:
         log.error(str(err))
         return err.exit_code
@@ -224,5 +279,31 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def exit_quickly(code: int) -> NoReturn:
+    """End the `engine` command with `code`, skipping the interpreter's teardown when nothing needs it.
+
+    Tearing down the ~150 modules create imports (clearing each, collecting their cycles) takes ~12 ms on this
+    2-core machine, ~2 ms for `state`: work whose result nobody sees. So once stdout and stderr are flushed the
+    process ends at once (os._exit), unless something still relies on the ordinary exit: an atexit callback
+    (the console relay restores the caller's terminal with one), a thread that is not a daemon, or a profiler
+    or tracer that writes its report at exit. A flush that fails (a closed pipe) also takes the ordinary path,
+    which reports it as Python always has."""
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    import atexit  # builtin: already loaded
+
+    threading = sys.modules.get("threading")
+    main_thread = threading.main_thread() if threading is not None else None
+    busy = threading is not None and any(not t.daemon for t in threading.enumerate() if t is not main_thread)
+    watched = sys.getprofile() is not None or sys.gettrace() is not None  # cProfile, coverage: report at exit
+    if atexit._ncallbacks() or busy or watched:  # the count of callbacks is CPython's only way to ask
+        sys.exit(code)
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_quickly(main())

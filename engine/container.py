@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import _signal  # not signal: it wraps every number in an enum (~7 ms on every kill and delete)
-import contextlib
 import os
 import select
 import time
@@ -61,9 +60,11 @@ def container_pids(record: ContainerRecord) -> list[int]:
     pids = [record.pid]
     for name in os.listdir("/proc"):
         if name.isdigit() and int(name) != record.pid:
-            with contextlib.suppress(OSError):
+            try:  # not contextlib.suppress: contextlib costs start, kill and delete ~2 ms to import
                 if os.readlink(f"/proc/{name}/ns/pid") == ns:
                     pids.append(int(name))
+            except OSError:
+                pass
     return pids
 
 

@@ -50,11 +50,11 @@ class CreateOptions:
 
 
 def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
-    """Validate config.json (pydantic) and return it in JSON shape, with the absolute rootfs path."""
-    from engine.spec.load import load_config  # pydantic: only create/run/exec pay for it
+    """Validate config.json (the spec models, compiled: no pydantic) and return it in JSON shape, with the
+    absolute rootfs path."""
+    from engine.spec.document import load_config
 
-    spec = load_config(os.path.join(bundle, "config.json"))
-    config = spec.model_dump(by_alias=True, exclude_none=True)
+    config = load_config(os.path.join(bundle, "config.json"))
     if not config.get("root") or not config["root"].get("path"):
         raise ConfigError("config.json: root.path: required to create a container")
     if not config.get("process"):
@@ -187,9 +187,10 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 raise EngineError(f"create {options.container_id!r}: {err}") from None
             raise
         undo.discard()
-    from state.monitor import ensure_running
+    if not options.reaper:  # `engine run` in the foreground waits for its init: the monitor leaves it alone
+        from state.monitor import ensure_running
 
-    ensure_running(store.root)  # someone must notice when this init exits
+        ensure_running(store.root)  # someone must notice when this init exits
     return record
 
 

@@ -186,9 +186,9 @@ def _load_process_file(options: ExecOptions, log: Log) -> dict[str, Any]:
     given = [flag for name, flag in _FLAGS_IGNORED_WITH_PROCESS.items() if getattr(options, name)]
     if given:
         log.warning(f"{', '.join(given)}: ignored with --process (the file describes the whole process, as with runc)")
-    from engine.spec.load import load_process  # pydantic: only --process pays for it
+    from engine.spec.document import load_process  # the spec models, compiled: no pydantic
 
-    process = load_process(options.process_path or "").model_dump(by_alias=True, exclude_none=True)
+    process = load_process(options.process_path or "")
     if not process.get("args"):
         raise ExecError(f"{options.process_path}: args: must not be empty")
     return process

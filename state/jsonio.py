@@ -3,6 +3,10 @@
 `import json` imports re (json.decoder and json.scanner compile regexes), ~8 ms, a quarter of what
 `engine state` may cost. The scanner and encoder in _json need none of that. Output matches json.dumps:
 compact (separators "," and ":") or, with indent, json.dumps(obj, indent=n) byte for byte; ASCII-escaped.
+
+Why not orjson here: it parses a state.json ~3 µs faster but costs ~20 ms more to import, so a command that reads
+one document (or a `list` of a thousand) is faster with this; bench/json_choice.py measures it (bench/README.md
+has the numbers). The long-running readers (`engine events`) use orjson.
 """
 
 from __future__ import annotations
@@ -12,6 +16,16 @@ import _json
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+
+class JSONError(ValueError):
+    """Not JSON: `reason` says why, `position` is the index in the text where it went wrong (None: unknown)."""
+
+    def __init__(self, reason: str, position: int | None) -> None:
+        where = f" at character {position}" if position is not None else ""
+        super().__init__(f"invalid JSON{where}: {reason}")
+        self.reason = reason
+        self.position = position
 
 
 class _ScanContext:
@@ -25,7 +39,7 @@ class _ScanContext:
 
     @staticmethod
     def parse_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
+        raise JSONError(f"{name} is not valid JSON", None)
 
 
 _scan = _json.make_scanner(_ScanContext())
@@ -34,19 +48,48 @@ _WHITESPACE = " \t\n\r"
 
 
 def loads(data: str | bytes) -> Any:
+    """The value of a JSON document; JSONError (a ValueError) if it is not one. Bytes must be UTF-8."""
     text = data.decode() if isinstance(data, bytes) else data
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _scan(text, start)
     except StopIteration as err:
-        raise ValueError(f"invalid JSON at character {err.value}") from None
-    except (SystemError, RecursionError):
-        # Some malformed inputs (an unterminated string) make the bare scanner fail without the error json.decoder
-        # would have set up; too deep a nesting exhausts the stack. Either way: not valid JSON, one line.
-        raise ValueError("invalid JSON (malformed or nested too deeply)") from None
-    if text[end:].strip(_WHITESPACE):
-        raise ValueError(f"invalid JSON: extra data at character {end}")
+        raise JSONError("expecting a value", err.value) from None
+    except SystemError:
+        # The scanner reports most errors with json.decoder.JSONDecodeError, but only finds that class when
+        # json.decoder is imported already (else: "returned NULL without setting an exception"). Only now, on
+        # the error path, is it worth importing (with re); the second scan tells where and why.
+        import json.decoder  # noqa: F401
+
+        return _rescan(text, start)
+    except JSONError:
+        raise
+    except RecursionError:
+        raise JSONError("nested too deeply", None) from None
+    except ValueError as err:
+        raise _error_of(err) from None
+    rest = len(text) - len(text[end:].lstrip(_WHITESPACE))
+    if rest < len(text):
+        raise JSONError("unexpected content after the document", rest)
     return value
+
+
+def _rescan(text: str, start: int) -> Any:
+    try:
+        _scan(text, start)
+    except StopIteration as err:
+        raise JSONError("expecting a value", err.value) from None
+    except ValueError as err:
+        raise _error_of(err) from None
+    raise JSONError("unreadable", None)  # the first scan failed, so the second cannot succeed
+
+
+def _error_of(err: ValueError) -> JSONError:
+    # json.decoder.JSONDecodeError knows where and why; int() of a 5000-digit number only says why.
+    position = getattr(err, "pos", None)
+    message = getattr(err, "msg", None) or str(err).partition(":")[0]
+    message = message.removesuffix(" at")  # "Invalid control character at": the position is given apart
+    return JSONError(message[:1].lower() + message[1:], position)
 
 
 def dumps(value: Any, indent: int | None = None) -> str:

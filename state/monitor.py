@@ -17,33 +17,96 @@ The exit status of a container is not known here (only the init's parent can wai
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import select
-import socket
 import sys
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 MONITOR_SOCKET = ".monitor.sock"
 MONITOR_LOCK = ".monitor.lock"
 IDLE_EXIT = 5.0
 CONNECT_TIMEOUT = 0.2
+SPAWN_WAIT = 1.0  # at most this long for a monitor on its way out to go
 
 
 def ensure_running(root: str) -> None:
     """Tell the root's monitor to rescan, starting one if none answers. Never fails the caller."""
+    # _socket, not socket: create and start call this, and socket imports enum and selectors (~5 ms) on top of
+    # the one connect needed here. Not contextlib either, for the same reason.
+    import _socket
+
     path = os.path.join(root, MONITOR_SOCKET)
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-        sock.settimeout(CONNECT_TIMEOUT)
-        sock.connect(path)
-        sock.sendall(b"rescan\n")
-        return
-    with contextlib.suppress(OSError):
-        _spawn(root)
+    deadline = time.monotonic() + SPAWN_WAIT
+    while True:
+        try:
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+            try:
+                sock.settimeout(CONNECT_TIMEOUT)
+                sock.connect(path)  # the connection is the message (the monitor accepts, closes and rescans)
+                return
+            finally:
+                sock.close()
+        except OSError:
+            pass
+        try:
+            claimed = _claim(root, path)
+        except OSError:
+            return
+        if claimed is not None:
+            lock_fd, server_fd = claimed
+            try:
+                _spawn(root, lock_fd, server_fd)
+            except OSError:
+                pass
+            finally:
+                os.close(lock_fd)
+                os.close(server_fd)
+            return
+        # The lock is held but nothing listens: a monitor is on its way out (it unlinks the socket before it
+        # lets the lock go). Wait for it to go, then start the next one; bounded, as a monitor is only a help.
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.002)
 
 
-def _spawn(root: str) -> None:
+def _claim(root: str, path: str) -> tuple[int, int] | None:
+    """The root's monitor lock and a listening socket, made here for the monitor to be: so the socket answers
+    (connections wait in its backlog) from the moment the spawn starts, not once a new interpreter has started,
+    and a command right after this one (`engine start` after `engine create`) finds it instead of spawning a
+    second monitor. None if a monitor holds the lock."""
+    import _socket
+
+    lock_fd = os.open(os.path.join(root, MONITOR_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        return None
+    try:
+        try:  # noqa: SIM105 - as above
+            os.unlink(path)  # a dead monitor's socket
+        except FileNotFoundError:
+            pass
+        server = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            server.bind(path)
+            os.chmod(path, 0o600)
+            server.listen(64)
+        except BaseException:
+            server.close()
+            raise
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    return lock_fd, server.detach()
+
+
+def _spawn(root: str, lock_fd: int, server_fd: int) -> None:
     pid = os.fork()
     if pid != 0:
         os.waitpid(pid, 0)
@@ -55,7 +118,13 @@ def _spawn(root: str) -> None:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        os.closerange(3, 1 << 20)
+        # The lock and the socket, at fds 3 and 4 (inheritable); every other fd closed. Copies above 9 first,
+        # so that moving one into place cannot close the other.
+        lock_copy = fcntl.fcntl(lock_fd, fcntl.F_DUPFD_CLOEXEC, 10)
+        server_copy = fcntl.fcntl(server_fd, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.dup2(lock_copy, 3)
+        os.dup2(server_copy, 4)
+        os.closerange(5, 1 << 20)
         paths = [p for p in sys.path if p]
         code = f"import sys; sys.path[:0] = {paths!r}; from state.monitor import main; main({root!r})"
         os.execv(sys.executable, [sys.executable, "-S", "-c", code])
@@ -63,40 +132,51 @@ def _spawn(root: str) -> None:
         os._exit(1)
 
 
-def main(root: str) -> None:
+def main(root: str, lock_fd: int = 3, server_fd: int = 4) -> None:
+    """The monitor, exec'd by _spawn with the root's lock held and its socket listening on these fds."""
+    import contextlib
+    import socket
+
     from state.store import Store
 
     store = Store(root)
-    store.ensure_root()
-    lock_fd = os.open(os.path.join(store.root, MONITOR_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return  # another monitor owns this root
+    os.set_inheritable(lock_fd, False)
+    server = socket.socket(fileno=server_fd)
+    server.set_inheritable(False)
     sock_path = os.path.join(store.root, MONITOR_SOCKET)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(sock_path)
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    server.bind(sock_path)
-    os.chmod(sock_path, 0o600)
-    server.listen(64)
-    try:
-        Monitor(store, server).loop()
-    finally:
-        # Unlink while still holding the lock, so a new monitor never loses its fresh socket to us.
+    monitor = Monitor(store, server)
+    while True:
+        monitor.loop()
+        # Idle. Unlink while still holding the lock, so a new monitor never loses its fresh socket to us; from
+        # here on a command that pokes finds no socket and waits for the lock (ensure_running).
         with contextlib.suppress(FileNotFoundError):
             os.unlink(sock_path)
-        server.close()
+        monitor.poller.unregister(monitor.server)
+        monitor.server.close()
+        # A command that wrote its container and poked just before the unlink may not have been seen.
+        if not os.path.isdir(store.root):
+            return
+        monitor.rescan()
+        if not monitor.by_id:
+            return
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        server.bind(sock_path)
+        os.chmod(sock_path, 0o600)
+        server.listen(64)
+        monitor.listen_on(server)
 
 
 class Monitor:
     def __init__(self, store: object, server: socket.socket) -> None:
         self.store = store
-        self.server = server
         self.poller = select.poll()
-        self.poller.register(server, select.POLLIN)
+        self.listen_on(server)
         self.by_fd: dict[int, str] = {}
         self.by_id: dict[str, int] = {}
+
+    def listen_on(self, server: socket.socket) -> None:
+        self.server = server
+        self.poller.register(server, select.POLLIN)
 
     def loop(self) -> None:
         self.rescan()
@@ -116,9 +196,11 @@ class Monitor:
                     self._exited(fd)
 
     def _accept(self) -> None:
-        with contextlib.suppress(OSError):
+        try:
             conn, _ = self.server.accept()
-            conn.close()  # the connection itself is the message: rescan
+        except OSError:
+            return
+        conn.close()  # the connection itself is the message: rescan
 
     def rescan(self) -> None:
         from engine.container import open_pidfd
@@ -157,7 +239,10 @@ class Monitor:
         from state.machine import Lifecycle
         from state.rules import ALIVE, STOPPED
 
-        with contextlib.suppress(EngineError, OSError), self.store.locked(container_id) as dir_fd:
-            record = self.store.load(container_id, dir_fd)
-            if record.status in ALIVE and record.observed_status() == STOPPED:
-                Lifecycle(record, self.store).fire("stop")
+        try:
+            with self.store.locked(container_id) as dir_fd:
+                record = self.store.load(container_id, dir_fd)
+                if record.status in ALIVE and record.observed_status() == STOPPED:
+                    Lifecycle(record, self.store).fire("stop")
+        except (EngineError, OSError):
+            pass

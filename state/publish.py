@@ -19,7 +19,7 @@ import os
 import select
 import time
 
-import orjson
+from state import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,8 +41,9 @@ def publish(
     """Send message (the container's state) as one JSON line to the listener at socket_path."""
     deadline = time.monotonic() + timeout
     try:
-        data = orjson.dumps(message) + b"\n"
-    except (TypeError, orjson.JSONEncodeError) as err:
+        # One small document per transition: state/jsonio (no orjson import on create and start: bench/README.md).
+        data = jsonio.dumps(message).encode() + b"\n"
+    except (TypeError, ValueError) as err:
         warn(f"sync socket {socket_path}: cannot encode the message: {err}")
         return False
     # _socket, not socket: socket.py costs ~5 ms of imports (enum wrappers, selectors) on every command that
@@ -179,6 +180,8 @@ class SyncListener:
                     size += len(chunk)
             except OSError:  # timed out or reset: keep the complete lines we have
                 pass
+        import orjson  # a listener reads for as long as it runs: orjson's import pays off
+
         messages = []
         for line in b"".join(chunks).split(b"\n")[:-1]:
             try:

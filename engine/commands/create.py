@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-
 from engine.cli import Context
 from engine.create import CreateOptions, create
 from state.store import Store
+
+TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
+if TYPE_CHECKING:
+    import argparse
 
 
 def options_from(ctx: Context, args: argparse.Namespace) -> CreateOptions:

@@ -6,7 +6,6 @@ For supervisors that do not listen on a sync socket. Each line is {"type": "stat
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
@@ -14,6 +13,10 @@ import sys
 from engine.cli import Context
 from state.events import follow
 from state.record import ContainerRecord
+
+TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:

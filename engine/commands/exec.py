@@ -6,11 +6,13 @@ docs/exec.md). Any failure of the engine's own exits 255, as runc's exec does.
 
 from __future__ import annotations
 
-import argparse
-
 from engine.cli import Context
 from engine.errors import EngineError
 from state.store import Store
+
+TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:

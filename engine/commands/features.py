@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from engine.cli import Context
 from engine.spec.features import features_document
+
+TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:

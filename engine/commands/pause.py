@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
 from engine.cli import Context
 from engine.pause import set_frozen
+
+TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@ status (128+n when killed by signal n), deleting it afterwards as runc does."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -19,6 +18,10 @@ from engine.signals import FORWARDED
 from engine.start import start
 from state.machine import Lifecycle
 from state.store import Store
+
+TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 from engine.cli import Context
 from engine.errors import EngineError
 from engine.spec.default import default_config
+
+TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:

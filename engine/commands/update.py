@@ -109,13 +109,13 @@ def resources_from(args: argparse.Namespace, warn: Any = None) -> dict[str, Any]
         if flag in given:
             raise EngineError(f"update: --{flag}: Intel RDT is not supported by engine (linux.intelRdt neither)")
     if args.resources:
-        from engine.spec.load import load_resources
+        from engine.spec.document import load_resources  # the spec models, compiled: no pydantic
 
         if given and warn is not None:
             names = ", ".join(f"--{flag}" for flag in given)
             warn(f"update: {names} ignored: --resources gives all the changes (as with runc)")
         path = "/dev/stdin" if args.resources == "-" else args.resources
-        return load_resources(path).model_dump(by_alias=True, exclude_none=True)
+        return load_resources(path)
     resources: dict[str, Any] = {}
     for flag, text in given.items():
         section, key, _ = FLAGS[flag]

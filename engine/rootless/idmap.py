@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import subprocess
 from typing import Any
 
 from engine.errors import ConfigError
@@ -96,6 +95,8 @@ def _run_helper(pid: int, key: str, mappings: list[dict[str, Any]]) -> None:
     args = [path, str(pid)]
     for m in mappings:
         args += [str(m["containerID"]), str(m["hostID"]), str(m["size"])]
+    import subprocess  # here: every create imports this module, and only newuidmap/newgidmap need subprocess
+
     result = subprocess.run(args, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         detail = " ".join(result.stderr.split()) or f"exit status {result.returncode}"

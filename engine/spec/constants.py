@@ -7,9 +7,10 @@ it, so the model's accepted values and what `engine features` advertises cannot 
 
 from typing import Final, Literal, get_args
 
-# The runtime-spec versions this engine accepts in config.json and advertises in features.json.
-OCI_VERSION_MIN: Final = "1.0.0"
-OCI_VERSION_MAX: Final = "1.3.0"
+# The runtime-spec versions this engine accepts in config.json and advertises in features.json (defined in
+# engine.spec.version, which create imports without typing).
+from engine.spec.version import OCI_VERSION_MAX as OCI_VERSION_MAX
+from engine.spec.version import OCI_VERSION_MIN as OCI_VERSION_MIN
 
 NamespaceType = Literal["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"]
 NAMESPACE_TYPES: Final[tuple[str, ...]] = get_args(NamespaceType)

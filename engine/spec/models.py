@@ -19,11 +19,17 @@ Conventions every model here follows (other modules rely on them):
   only notice halfway through creating a container.
 
 Validation errors are pydantic ValidationErrors; engine.spec.load turns them into one-line ConfigErrors.
+
+The rules no JSON type expresses ("prose:") live in engine/spec/rules.py as plain functions on JSON-shaped
+values; the validators here only call them (model_rule, field_rule), and the compiled validator that the
+runtime uses (engine/spec/compiled.py, generated from these models by engine/spec/codegen.py) calls the same
+functions. After changing this file, run `python -m engine.spec.codegen` (a test fails until you do).
 The non-Linux platform objects (solaris, windows, vm, zos, freebsd) are kept as loose dicts: this engine
 never acts on them, it only must not reject a document that carries them.
 """
 
-from typing import Annotated, Any, Self
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -31,11 +37,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
-    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from engine.spec import rules
 from engine.spec.constants import (
     ContainerStatus,
     DeviceCgroupType,
@@ -53,7 +59,7 @@ from engine.spec.constants import (
     SeccompFlag,
     SeccompOperator,
 )
-from engine.spec.version import oci_version_error, semver_error
+from engine.spec.rules import SpecValueError as SpecValueError  # re-exported: it used to be defined here
 
 # Integer types of schema/defs.json. orjson hands Python ints of any size, so the ranges are checked here.
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
@@ -70,20 +76,6 @@ OomScoreAdj = Annotated[int, Field(ge=-1000, le=1000)]
 StrMap = dict[str, str]
 
 
-class SpecValueError(ValueError):
-    """A rule violation found by a model validator, pointing below the model it was raised in.
-
-    pydantic locates a model_validator's error at the model itself; `subpath` (JSON keys and list
-    indexes, relative to that model) lets engine.spec.load report e.g. `process.args` rather than
-    `process`.
-    """
-
-    def __init__(self, subpath: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.subpath = subpath
-        self.message = message
-
-
 class SpecModel(BaseModel):
     """Base of every model: strict types, camelCase aliases, unknown keys kept."""
 
@@ -95,14 +87,36 @@ class SpecModel(BaseModel):
     )
 
 
-def _non_empty_keys(value: StrMap) -> StrMap:
-    # prose (config.md, annotations): "Keys MUST NOT be an empty string."
-    if "" in value:
-        raise ValueError("keys must not be empty strings")
-    return value
+Rule = Callable[[Any, dict[str, Any]], None]
 
 
-Annotations = Annotated[StrMap, AfterValidator(_non_empty_keys)]
+def _context(info: ValidationInfo) -> dict[str, Any]:
+    return info.context if isinstance(info.context, dict) else {}
+
+
+def field_rule(rule: Rule) -> AfterValidator:
+    """An after-validator that checks a field's value with `rule` (from engine/spec/rules.py)."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        rule(value, _context(info))
+        return value
+
+    check.__spec_rule__ = rule  # type: ignore[attr-defined]  # what engine/spec/codegen.py calls instead
+    return AfterValidator(check)
+
+
+def model_rule(rule: Rule) -> Any:
+    """A model validator (after the fields) that checks the model's JSON object with `rule`."""
+
+    def check(self: BaseModel, info: ValidationInfo) -> BaseModel:
+        rule(self.model_dump(by_alias=True, exclude_none=True), _context(info))
+        return self
+
+    check.__spec_rule__ = rule  # type: ignore[attr-defined]
+    return model_validator(mode="after")(check)
+
+
+Annotations = Annotated[StrMap, field_rule(rules.non_empty_keys)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -130,15 +144,7 @@ class Mount(SpecModel):
     uid_mappings: list[IDMapping] | None = None
     gid_mappings: list[IDMapping] | None = None
 
-    @model_validator(mode="after")
-    def _mappings_come_in_pairs(self) -> Self:
-        # prose (config.md, POSIX mounts): uidMappings "MUST be specified along with gidMappings" and
-        # vice versa; an idmapped mount needs both maps.
-        if self.uid_mappings is not None and self.gid_mappings is None:
-            raise SpecValueError(("gidMappings",), "is required when uidMappings is set")
-        if self.gid_mappings is not None and self.uid_mappings is None:
-            raise SpecValueError(("uidMappings",), "is required when gidMappings is set")
-        return self
+    _pairs = model_rule(rules.mappings_come_in_pairs)
 
 
 class ConsoleSize(SpecModel):
@@ -215,20 +221,7 @@ class Process(SpecModel):
     io_priority: IOPriority | None = None
     exec_cpu_affinity: ExecCPUAffinity | None = Field(default=None, alias="execCPUAffinity")
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        # prose (config.md, process.args): at least one entry is REQUIRED except on Windows, where
-        # commandLine may stand in for it. An absent args is left to the runtime (process itself is only
-        # required at start), but an explicitly empty list can never be executed.
-        if self.args is not None and not self.args and self.command_line is None:
-            raise SpecValueError(("args",), "must not be empty")
-        # prose (config.md, rlimits): duplicated entries with the same type MUST be an error.
-        seen: set[str] = set()
-        for i, rlimit in enumerate(self.rlimits or ()):
-            if rlimit.type in seen:
-                raise SpecValueError(("rlimits", i, "type"), f'duplicate rlimit "{rlimit.type}"')
-            seen.add(rlimit.type)
-        return self
+    _runnable = model_rule(rules.runnable_process)
 
 
 class Hook(SpecModel):
@@ -276,15 +269,7 @@ class Device(SpecModel):
     uid: Uint32 | None = None
     gid: Uint32 | None = None
 
-    @model_validator(mode="after")
-    def _numbers_unless_fifo(self) -> Self:
-        # prose (config-linux.md, devices): major and minor are "REQUIRED unless type is p"; without them
-        # there is nothing to mknod.
-        if self.type != "p":
-            for key, value in (("major", self.major), ("minor", self.minor)):
-                if value is None:
-                    raise SpecValueError((key,), f'is required for device type "{self.type}"')
-        return self
+    _numbers = model_rule(rules.device_numbers_unless_fifo)
 
 
 class NetDevice(SpecModel):
@@ -393,20 +378,10 @@ class Resources(SpecModel):
 
 class IntelRdt(SpecModel):
     clos_id: str | None = Field(default=None, alias="closID")
-    schemata: list[str] | None = None
+    schemata: Annotated[list[str], field_rule(rules.one_line_each)] | None = None
     l3_cache_schema: str | None = None
     mem_bw_schema: Annotated[str, Field(pattern=r"^MB:[^\n]*$")] | None = None
     enable_monitoring: bool | None = None
-
-    @field_validator("schemata")
-    @classmethod
-    def _one_line_each(cls, value: list[str] | None) -> list[str] | None:
-        # prose (config-linux.md, intelRdt.schemata): each element is one line and "MUST NOT contain
-        # newlines"; a newline would smuggle an extra line into the resctrl schemata file.
-        for line in value or ():
-            if "\n" in line:
-                raise ValueError("entries must not contain newlines")
-        return value
 
 
 class SyscallArg(SpecModel):
@@ -432,12 +407,7 @@ class Seccomp(SpecModel):
     listener_metadata: str | None = None
     syscalls: list[Syscall] | None = None
 
-    @model_validator(mode="after")
-    def _metadata_needs_listener(self) -> Self:
-        # prose (config-linux.md, seccomp.listenerMetadata): "MUST NOT be set if listenerPath is not set".
-        if self.listener_metadata is not None and self.listener_path is None:
-            raise SpecValueError(("listenerMetadata",), "must not be set without listenerPath")
-        return self
+    _listener = model_rule(rules.metadata_needs_listener)
 
 
 class MemoryPolicy(SpecModel):
@@ -474,15 +444,7 @@ class Linux(SpecModel):
     personality: Personality | None = None
     memory_policy: MemoryPolicy | None = None
 
-    @model_validator(mode="after")
-    def _unique_namespaces(self) -> Self:
-        # prose (config-linux.md, namespaces): duplicated namespace types MUST be an error.
-        seen: set[str] = set()
-        for i, ns in enumerate(self.namespaces or ()):
-            if ns.type in seen:
-                raise SpecValueError(("namespaces", i, "type"), f'duplicate namespace type "{ns.type}"')
-            seen.add(ns.type)
-        return self
+    _namespaces = model_rule(rules.unique_namespaces)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -497,7 +459,8 @@ class Spec(SpecModel):
     document says "0.5.0-dev").
     """
 
-    oci_version: str
+    # config.md: SemVer, and (unless the context waives it) a version this engine implements.
+    oci_version: Annotated[str, field_rule(rules.supported_oci_version)]
     root: Root | None = None
     mounts: list[Mount] | None = None
     process: Process | None = None
@@ -512,17 +475,6 @@ class Spec(SpecModel):
     vm: dict[str, Any] | None = None
     zos: dict[str, Any] | None = None
     freebsd: dict[str, Any] | None = None
-
-    @field_validator("oci_version")
-    @classmethod
-    def _supported_version(cls, value: str, info: ValidationInfo) -> str:
-        context = info.context if isinstance(info.context, dict) else {}
-        # Waiving the check only waives the supported range; config.md's SemVer requirement still holds.
-        check_range = context.get("check_oci_version", True)
-        error = oci_version_error(value) if check_range else semver_error(value)
-        if error is not None:
-            raise ValueError(error)
-        return value
 
 
 # --------------------------------------------------------------------------------------------------

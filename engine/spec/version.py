@@ -4,40 +4,64 @@ Kept apart from the pydantic models so that code which only needs the version ru
 features reader) can use it without importing pydantic.
 """
 
-import json
-import re
-from typing import NamedTuple
+from __future__ import annotations
 
-from engine.spec.constants import OCI_VERSION_MAX, OCI_VERSION_MIN
+from _json import encode_basestring  # what json.dumps(s, ensure_ascii=False) uses; `import json` imports re
 
-# The regular expression recommended by semver.org for SemVer 2.0.0 (numeric identifiers have no leading
-# zeros; pre-release and build metadata are dot-separated identifiers).
-_SEMVER = re.compile(
-    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
-)
+# The runtime-spec versions this engine accepts in config.json and advertises in features.json. Here rather than in
+# engine.spec.constants (which re-exports them) because that module imports typing, and create checks every
+# config's version: create imports neither typing nor re for it.
+OCI_VERSION_MIN = "1.0.0"
+OCI_VERSION_MAX = "1.3.0"
+
+# SemVer 2.0.0 (semver.org) by hand rather than with its recommended regular expression: create runs this on every
+# container, and `import re` costs milliseconds. Identifiers are ASCII; numeric ones have no leading zeros.
+_DIGITS = frozenset("0123456789")
+_IDENTIFIER = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-")
 
 
-class SemVer(NamedTuple):
-    major: int
-    minor: int
-    patch: int
-    prerelease: str | None
-    build: str | None
+# (major, minor, patch, pre-release or None, build metadata or None). A plain tuple: NamedTuple means typing.
+SemVer = tuple[int, int, int, str | None, str | None]
+
+
+def _number(text: str) -> bool:
+    # semver.org: a numeric identifier is 0 or starts with 1-9.
+    return bool(text) and _DIGITS.issuperset(text) and (text == "0" or text[0] != "0")
+
+
+def _identifiers(text: str, *, prerelease: bool) -> bool:
+    # Dot-separated, none empty; a pre-release identifier made of digits only is a number (no leading zero).
+    for part in text.split("."):
+        if not part or not _IDENTIFIER.issuperset(part):
+            return False
+        if prerelease and _DIGITS.issuperset(part) and not _number(part):
+            return False
+    return True
 
 
 def parse_semver(version: str) -> SemVer | None:
     """The parts of a SemVer 2.0.0 string, or None if it is not one (e.g. "1.0", "v1.0.0", "01.0.0")."""
-    m = _SEMVER.fullmatch(version)
-    if m is None:
+    rest, plus, build = version.partition("+")
+    core, dash, prerelease = rest.partition("-")
+    if plus and not _identifiers(build, prerelease=False):
         return None
-    return SemVer(int(m[1]), int(m[2]), int(m[3]), m[4], m[5])
+    if dash and not _identifiers(prerelease, prerelease=True):
+        return None
+    numbers = core.split(".")
+    if len(numbers) != 3 or not all(_number(n) for n in numbers):
+        return None
+    major, minor, patch = (int(n) for n in numbers)
+    return (major, minor, patch, prerelease if dash else None, build if plus else None)
 
 
-_MIN = parse_semver(OCI_VERSION_MIN)
-_MAX = parse_semver(OCI_VERSION_MAX)
-assert _MIN is not None and _MAX is not None
+def _known(version: str) -> SemVer:
+    parsed = parse_semver(version)
+    assert parsed is not None, version
+    return parsed
+
+
+_MIN = _known(OCI_VERSION_MIN)
+_MAX = _known(OCI_VERSION_MAX)
 
 
 def semver_error(version: str) -> str | None:
@@ -58,10 +82,11 @@ def oci_version_error(version: str) -> str | None:
     v = parse_semver(version)
     if v is None:
         return semver_error(version)
-    if v.major != _MAX.major or (v.major, v.minor) < (_MIN.major, _MIN.minor) or v.minor > _MAX.minor:
+    major, minor = v[0], v[1]
+    if major != _MAX[0] or (major, minor) < (_MIN[0], _MIN[1]) or minor > _MAX[1]:
         return (
             f"version {_quote(version)} is not supported: this runtime implements "
-            f"{OCI_VERSION_MIN} through {_MAX.major}.{_MAX.minor}.x"
+            f"{OCI_VERSION_MIN} through {_MAX[0]}.{_MAX[1]}.x"
         )
     return None
 
@@ -69,4 +94,4 @@ def oci_version_error(version: str) -> str | None:
 def _quote(s: str) -> str:
     # JSON-style quoting, like every other value in ConfigError messages; it also escapes newlines, which
     # keeps the message on one line.
-    return json.dumps(s, ensure_ascii=False)
+    return encode_basestring(s)

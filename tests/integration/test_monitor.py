@@ -105,3 +105,38 @@ def test_a_dead_monitor_is_restarted_and_state_stays_truthful(engine: Engine) ->
     assert wait_for(lambda: monitor_pid(engine) is not None)
     assert wait_for(lambda: recorded_status(engine, first) == "stopped", timeout=2)
     assert (engine.root / MONITOR_LOCK).exists()
+
+
+def test_run_in_the_foreground_starts_no_monitor(engine: Engine) -> None:
+    # `engine run` waits for its init itself and the monitor would leave that container alone, so neither its
+    # create nor its start spawns one (a cold spawn is a double fork and a second interpreter: ~50 ms here).
+    engine("run", "--bundle", str(engine.bundle(["true"], name="true")), engine.new_id(), check=True)
+    assert not (engine.root / MONITOR_LOCK).exists()
+    assert monitor_pid(engine) is None
+    # A detached run still gets one: nobody else would record its exit.
+    engine("run", "--detach", "--bundle", str(engine.bundle(["sleep", "60"])), engine.new_id(), check=True)
+    assert wait_for(lambda: monitor_pid(engine) is not None)
+
+
+def test_the_monitor_answers_as_soon_as_create_returns(engine: Engine) -> None:
+    # create binds the monitor's socket (and takes its lock) before spawning it, so a command right after it
+    # (`engine start`, as conmon and containerd call it) reaches that monitor instead of spawning a second one
+    # while the first interpreter is still starting.
+    import socket
+
+    cid = engine.new_id()
+    engine("create", "--bundle", str(engine.bundle(["sleep", "60"])), cid, check=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(str(engine.root / ".monitor.sock"))
+    engine("start", cid, check=True)
+    monitors = [pid for pid in os.listdir("/proc") if pid.isdigit() and is_monitor_of(engine, int(pid))]
+    assert len(monitors) == 1, monitors
+    assert wait_for(lambda: engine.state(cid)["status"] == "running")
+
+
+def is_monitor_of(engine: Engine, pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"state.monitor" in cmdline and str(engine.root).encode() in cmdline

@@ -1,4 +1,6 @@
-"""engine.spec.load: the schema test documents, one-line error messages, ociVersion acceptance."""
+"""engine.spec.load and engine.spec.document: the schema test documents, one-line error messages, ociVersion
+acceptance. Every message is checked from both loaders (the pydantic models and the compiled validator the
+runtime uses): they must say the same thing."""
 
 import copy
 from pathlib import Path
@@ -13,6 +15,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from engine.errors import ConfigError
+from engine.spec import document
 from engine.spec.load import (
     load_config,
     load_process,
@@ -46,10 +49,14 @@ test_files.__test__ = False  # type: ignore[attr-defined]  # a helper, not a tes
 
 
 def message(data: bytes | dict[str, Any], **kwargs: Any) -> str:
+    """The error message for a config.json, the same from the models and from the runtime's loader."""
     if isinstance(data, dict):
         data = orjson.dumps(data)
     with pytest.raises(ConfigError) as info:
         parse_config(data, **kwargs)
+    with pytest.raises(ConfigError) as runtime:
+        document.parse_config(data, **kwargs)
+    assert str(runtime.value) == str(info.value)
     return str(info.value)
 
 
@@ -62,6 +69,7 @@ def test_good_documents_load(spec_dir: Path, name: str) -> None:
     path = spec_dir / "schema/test/config/good" / name
     spec = load_config(str(path), check_oci_version=False)
     assert spec.model_dump(by_alias=True, exclude_none=True) == orjson.loads(path.read_bytes())
+    assert document.load_config(str(path), check_oci_version=False) == orjson.loads(path.read_bytes())
     if spec.oci_version.startswith("1."):
         # Everything in the supported range also loads the way `create` loads it.
         assert load_config(str(path)) == spec
@@ -80,7 +88,7 @@ def test_pre_1_0_spec_example_is_refused_for_running(spec_dir: Path) -> None:
 
 BAD_MESSAGES = {
     "invalid-json.json": (
-        "invalid-json.json: invalid JSON at line 1 column 2: unexpected character, expected a string key"
+        "invalid-json.json: invalid JSON at line 1 column 2: expecting property name enclosed in double quotes"
     ),
     "linux-hugepage.json": (
         'linux-hugepage.json: linux.resources.hugepageLimits[0].pageSize: must match ^[1-9][0-9]*[KMG]B$, got "64kB"'
@@ -105,6 +113,9 @@ def test_bad_documents(spec_dir: Path, name: str) -> None:
     assert name in BAD_MESSAGES, f"new bad test document {name}: add its expected message"
     with pytest.raises(ConfigError) as info:
         load_config(str(path), check_oci_version=False)
+    assert str(info.value) == BAD_MESSAGES[name]
+    with pytest.raises(ConfigError) as info:
+        document.load_config(str(path), check_oci_version=False)
     assert str(info.value) == BAD_MESSAGES[name]
 
 
@@ -189,23 +200,30 @@ def test_several_errors_are_counted() -> None:
 
 
 def test_huge_integer_is_reported_as_out_of_range() -> None:
-    # orjson decodes integers beyond 64 bits as floats; the message should not talk about floats.
+    # Integers beyond 64 bits stay integers (JSON has no limit), so the message gives the bound and the number.
     data = b'{"ociVersion": "1.3.0", "linux": {"resources": {"pids": {"limit": 99999999999999999999}}}}'
-    assert message(data) == "config.json: linux.resources.pids.limit: integer out of range, got 1e+20"
+    assert message(data) == (
+        "config.json: linux.resources.pids.limit: must be at most 9223372036854775807, got 99999999999999999999"
+    )
 
 
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        (b"", "config.json: invalid JSON at line 1 column 1: Input is a zero-length, empty document"),
+        (b"", "config.json: invalid JSON at line 1 column 1: expecting a value"),
         (
             b'{\n  "ociVersion": "1.3.0",\n  "root": {"path": "r",}\n}',
-            "config.json: invalid JSON at line 3 column 23: trailing comma is not allowed",
+            "config.json: invalid JSON at line 3 column 24: expecting property name enclosed in double quotes",
         ),
         (
             b'{"ociVersion": "1.3.0"} x',
-            "config.json: invalid JSON at line 1 column 25: unexpected content after document",
+            "config.json: invalid JSON at line 1 column 25: unexpected content after the document",
         ),
+        (b'{"ociVersion": NaN}', "config.json: invalid JSON: NaN is not valid JSON"),
+        (b"[" * 100_000, "config.json: invalid JSON: nested too deeply"),
+        (b'{"ociVersion": "\\ud800"}', "config.json: invalid JSON: a string holds a lone UTF-16 surrogate"),
+        (b'{"ociVersion": "\xff"}', "config.json: invalid JSON: not UTF-8 (byte 16)"),
+        (b'{"a": "tab\there"}', "config.json: invalid JSON at line 1 column 11: invalid control character"),
     ],
 )
 def test_invalid_json(data: bytes, expected: str) -> None:
@@ -267,6 +285,24 @@ def test_load_resources(tmp_path: Path) -> None:
     res = load_resources(str(path))
     assert res.memory is not None and res.memory.limit == 1048576
     assert res.pids is not None and res.pids.limit == 10
+    assert document.load_resources(str(path)) == {"memory": {"limit": 1048576}, "pids": {"limit": 10}}
+    path.write_bytes(b'{"memory": {"limit": "1g"}}')
+    with pytest.raises(ConfigError, match=r'memory.limit: expected an integer, got "1g"$'):
+        document.load_resources(str(path))
+
+
+def test_runtime_loader_gives_the_json_objects(tmp_path: Path) -> None:
+    # What create, exec --process and update --resources use: dicts, as model_dump(by_alias, exclude_none) gives.
+    (tmp_path / "config.json").write_bytes(b'{"ociVersion": "1.2.0", "root": {"path": "rootfs"}, "hostname": null}')
+    assert document.load_config(str(tmp_path)) == {"ociVersion": "1.2.0", "root": {"path": "rootfs"}}
+    path = tmp_path / "process.json"
+    path.write_bytes(b'{"cwd": "/", "args": ["ls"], "x-extra": 1}')
+    assert document.load_process(str(path)) == {"cwd": "/", "args": ["ls"], "x-extra": 1}
+    path.write_bytes(b'{"cwd": "/", "args": []}')
+    with pytest.raises(ConfigError, match=r": args: must not be empty$"):
+        document.load_process(str(path))
+    with pytest.raises(ConfigError, match=r"no such file$"):
+        document.load_process(str(tmp_path / "nope.json"))
 
 
 def test_validate_config_takes_decoded_json() -> None:
