@@ -114,8 +114,7 @@ def resources_from(args: argparse.Namespace, warn: Any = None) -> dict[str, Any]
         if given and warn is not None:
             names = ", ".join(f"--{flag}" for flag in given)
             warn(f"update: {names} ignored: --resources gives all the changes (as with runc)")
-        path = "/dev/stdin" if args.resources == "-" else args.resources
-        return load_resources(path)
+        return load_resources(args.resources)
     resources: dict[str, Any] = {}
     for flag, text in given.items():
         section, key, _ = FLAGS[flag]

@@ -72,9 +72,10 @@ def parse_process(data: bytes, filename: str = "process.json") -> Process:
 
 
 def load_resources(path: str) -> Resources:
-    """Read and validate the linux.resources object of `update --resources`."""
-    data = read_file(path, path, not_found=f"{path}: no such file")
-    resources: Resources = _checked(compiled.validate_resources(parse_json(data, path), {}), path)
+    """Read and validate the linux.resources object of `update --resources` ("-": standard input)."""
+    label = "--resources (standard input)" if path == "-" else path
+    data = read_file(path, label, not_found=f"{path}: no such file")
+    resources: Resources = _checked(compiled.validate_resources(parse_json(data, label), {}), label)
     return resources
 
 
@@ -83,7 +84,12 @@ def load_resources(path: str) -> Resources:
 
 
 def read_file(path: str, label: str, *, not_found: str) -> bytes:
+    """The file's bytes; "-" is standard input, read from fd 0 itself (as runc reads os.Stdin): reopening
+    /dev/stdin by path fails with ENXIO when a supervisor hands us a socket as stdin."""
     try:
+        if path == "-":
+            with open(0, "rb", closefd=False) as f:
+                return f.read()
         with open(path, "rb") as f:
             return f.read()
     except FileNotFoundError:

@@ -4,6 +4,7 @@ kill --all over the cgroup, and nothing left after delete or a failed create."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -167,4 +168,12 @@ def test_update_changes_a_running_containers_limits(engine: Engine) -> None:
     assert (own_cgroup("pids") / "engine" / cid / "pids.max").read_text().strip() == "33"
     bad = engine("update", "--resources", "-", cid, input=b'{"memory": {"limit": "x"}}')
     assert bad.returncode != 0 and "memory.limit" in bad.stderr
+    assert bad.stderr.startswith("engine: --resources (standard input): memory.limit:"), bad.stderr
+    # Standard input may be a socket (a supervisor's): read from fd 0, not by reopening /dev/stdin (ENXIO).
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.sendall(b'{"pids": {"limit": 44}}')
+        ours.shutdown(socket.SHUT_WR)
+        engine("update", "--resources", "-", cid, stdin=theirs.fileno(), check=True)
+    assert (own_cgroup("pids") / "engine" / cid / "pids.max").read_text().strip() == "44"
     assert engine("update", cid).returncode != 0
