@@ -55,10 +55,10 @@ import os
 import socket
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 from engine.errors import EngineError, one_line
+from engine.record import field_names, record
 
 MAX_MESSAGE = 1 << 20
 
@@ -80,23 +80,23 @@ T = TypeVar("T")
 # --- create and its intermediate child -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InCgroup(Message):
     """create/exec -> first child: you are in the container's cgroups; enter the namespaces. Answer: UserNsMade
     (create, with a new user namespace), InitForked (create) or ProcessForked (exec)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UserNsMade(Message):
     """intermediate -> create: I unshared the user namespace and wait for its id maps. Answer: IdsMapped."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IdsMapped(Message):
     """create -> intermediate: uid_map and gid_map are written. Answer: InitForked."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InitForked(Message):
     """intermediate -> create: the init runs, pid as the host sees it; the intermediate exits next. No answer:
     create reads the init's own channel from here."""
@@ -107,12 +107,12 @@ class InitForked(Message):
 # --- create and the container's init ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MountsDone(Message):
     """init -> create: the mounts exist; run prestart and createRuntime hooks. Answer: HooksDone."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HooksDone(Message):
     """create -> init: the hooks passed; `state` is the container's state, for the createContainer hooks.
     Answer: ConsoleMaster (only with process.terminal), then Ready."""
@@ -120,19 +120,19 @@ class HooksDone(Message):
     state: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Ready(Message):
     """init -> create: set up; about to wait on the exec fifo. Answer: Created."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConsoleMaster(Message):
     """init -> create, with one fd (SCM_RIGHTS): the pty master of process.terminal, allocated in the container's
     devpts after pivot_root. create holds the connection to --console-socket (a host path the init, maybe a user
     namespace's root, may not reach) and forwards it there. Only with process.terminal; no answer: Ready follows."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Created(Message):
     """create -> init: state.json says "created"; wait for `engine start`. No answer: the init closes its end."""
 
@@ -140,7 +140,7 @@ class Created(Message):
 # --- exec and its children ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProcessForked(Message):
     """joiner -> exec: the process runs in the container's namespaces, pid as the host sees it; the joiner exits
     next. No answer: exec talks to the process on its own channel from here."""
@@ -148,7 +148,7 @@ class ProcessForked(Message):
     pid: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Adopted(Message):
     """exec -> process: the joiner is reaped, so we are your parent; `pid` is yours as the host sees it (for a
     seccomp agent). No answer: the channel ends when the process execs (Failed if it cannot)."""
@@ -159,7 +159,7 @@ class Adopted(Message):
 # --- either way --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Failed(Message):
     """either side -> the other, instead of the message it owes: the sender gives up, `message` says why in one
     line. No answer."""
@@ -168,7 +168,7 @@ class Failed(Message):
 
 
 def encode(message: Message) -> bytes:
-    body = {field.name: getattr(message, field.name) for field in fields(message)}  # type: ignore[arg-type]
+    body = {name: getattr(message, name) for name in field_names(message)}
     return json.dumps({"type": type(message).__name__, **body}).encode()
 
 

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import socket
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine import channel, console, hookpoints, lsm
@@ -22,6 +21,7 @@ from engine.init import InitPlan, intermediate
 from engine.linux import syscalls as sc
 from engine.log import Log
 from engine.pidfile import write_pid_file
+from engine.record import field, record
 from engine.rootless import checks as rootless_checks
 from engine.rootless import hooks as rootless_hooks
 from engine.rootless.idmap import write_id_maps
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from engine.cgroups import Manager
 
 
-@dataclass
+@record
 class CreateOptions:
     container_id: str
     bundle: str

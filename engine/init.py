@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-from dataclasses import dataclass, field
 from typing import Any
 
 from engine import channel, console, lsm
@@ -38,6 +37,7 @@ from engine.process_setup import (
     exec_as_the_process,
     prepare_exec,
 )
+from engine.record import field, record
 from engine.rootless import hooks as rootless_hooks
 from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
@@ -47,7 +47,7 @@ from hooks.runner import run_hooks
 # Everything the init uses is imported above: after pivot_root the engine's own files are out of sight.
 
 
-@dataclass
+@record
 class InitPlan:
     """Everything the init needs, resolved by `engine create` before forking."""
 

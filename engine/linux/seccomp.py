@@ -28,12 +28,12 @@ import ctypes
 import errno
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from engine.linux import seccomp_enosys
 from engine.linux.libc import libc
+from engine.record import field, record
 from engine.spec.constants import SECCOMP_ARCHS
 
 Warn = Callable[[str], None]
@@ -260,7 +260,7 @@ def arch_token(name: str) -> int | None:
     return token or None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rule:
     """One seccomp_rule_add_array() call: a syscall, an action, and conditions that are AND-ed."""
 
@@ -270,7 +270,7 @@ class Rule:
     conditions: tuple[tuple[int, int, int, int], ...] = ()  # (arg index, operator, datum_a, datum_b)
 
 
-@dataclass
+@record
 class FilterPlan:
     """A validated linux.seccomp object, ready for libseccomp."""
 
@@ -581,7 +581,7 @@ def send_notify_fd(
             ) from None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NotifyRequest:
     """One struct seccomp_notif: a syscall a filtered process is blocked in, waiting for our answer."""
 

@@ -9,13 +9,13 @@ attached onto that fd: nothing is looked up twice.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import os
 import posixpath
 import stat
 from typing import Any
 
+from engine import record
 from engine.errors import EngineError
 from engine.linux import kernel, mountfd
 from engine.linux import syscalls as sc
@@ -209,7 +209,7 @@ def mount_one(
     plan = parse_mount_options(mount.get("options") or [])
     deferred = readonly_later is not None and is_readonly_later(mount, plan.flags)
     if deferred:
-        plan = dataclasses.replace(plan, flags=plan.flags & ~sc.MS_RDONLY)
+        plan = record.replace(plan, flags=plan.flags & ~sc.MS_RDONLY)
     if plan.idmap:
         # Refused rather than silently mounted without the mapping the config asked for.
         raise MountError(f"mounts: {destination}: idmap/ridmap mounts are not supported yet")
