@@ -48,17 +48,26 @@ ends where a message was due raises PeerGone, naming who went away. Anything els
 
 from __future__ import annotations
 
+# _socket, not socket (enum, selectors: ~2 ms) and state.jsonio, not json (re: ~3 ms): create, the init and
+# exec load this module, and the init cannot import anything later (after pivot_root).
+import _socket
 import array
-import contextlib
-import json
 import os
-import socket
-import traceback
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
 
 from engine.errors import EngineError, one_line
 from engine.record import field_names, record
+from state import jsonio
+
+if os.environ.get("ENGINE_DEBUG_INIT"):  # a debugging aid: the error's traceback goes into Failed
+    import traceback
+
+TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, ClassVar, TypeVar
+
+    M = TypeVar("M", bound="Message")
+    T = TypeVar("T")
 
 MAX_MESSAGE = 1 << 20
 
@@ -71,10 +80,6 @@ class Message:
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         Message.registry[cls.__name__] = cls
-
-
-M = TypeVar("M", bound=Message)
-T = TypeVar("T")
 
 
 # --- create and its intermediate child -------------------------------------------------------------------
@@ -169,12 +174,12 @@ class Failed(Message):
 
 def encode(message: Message) -> bytes:
     body = {name: getattr(message, name) for name in field_names(message)}
-    return json.dumps({"type": type(message).__name__, **body}).encode()
+    return jsonio.dumps({"type": type(message).__name__, **body}).encode()
 
 
 def decode(data: bytes) -> Message:
     try:
-        raw = json.loads(data)
+        raw = jsonio.loads(data)
         cls = Message.registry[raw.pop("type")]
         return cls(**raw)
     except (ValueError, KeyError, TypeError, AttributeError) as err:
@@ -218,7 +223,7 @@ class ProtocolError(ChannelError):
 class Channel:
     """One end of a socketpair between two of engine's processes. `peer` names the other side in errors."""
 
-    def __init__(self, sock: socket.socket, peer: str) -> None:
+    def __init__(self, sock: _socket.socket, peer: str) -> None:
         self.sock = sock
         self.peer = peer
 
@@ -253,21 +258,21 @@ class Channel:
 
     def send_with_fd(self, message: Message, fd: int) -> None:
         """`message` with one file descriptor riding along (SCM_RIGHTS); the receiver takes it with receive_with_fd."""
-        self.sock.sendmsg([encode(message)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+        self.sock.sendmsg([encode(message)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
 
     def receive_with_fd(self, kind: type[M]) -> tuple[M, int]:
         """The next message, which must be a `kind` carrying exactly one fd (close-on-exec here; the caller owns
         it). Any fd that came with anything else is closed, so none leaks either way."""
         fds = array.array("i")
         data, ancillary, flags, _ = _past_a_reset(
-            self.sock.recvmsg, MAX_MESSAGE, socket.CMSG_SPACE(2 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+            self.sock.recvmsg, MAX_MESSAGE, _socket.CMSG_SPACE(2 * fds.itemsize), _socket.MSG_CMSG_CLOEXEC
         )
         for level, cmsg_type, cdata in ancillary:
-            if level == socket.SOL_SOCKET and cmsg_type == socket.SCM_RIGHTS:
+            if level == _socket.SOL_SOCKET and cmsg_type == _socket.SCM_RIGHTS:
                 fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
         try:
             message = self._expect(data, kind)
-            if len(fds) != 1 or flags & socket.MSG_CTRUNC:
+            if len(fds) != 1 or flags & _socket.MSG_CTRUNC:
                 raise ProtocolError(
                     f"expected {kind.__name__} with one file descriptor from {self.peer}, got {len(fds)}"
                 )
@@ -291,8 +296,10 @@ class Channel:
         message = one_line(err)
         if os.environ.get("ENGINE_DEBUG_INIT"):
             message += " | " + " ".join(traceback.format_exception(err)).replace("\n", " ")
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 (contextlib is ~2 ms of import on the create path)
             self.send(Failed(message))
+        except OSError:
+            pass
 
 
 def _past_a_reset(call: Callable[..., T], *args: Any) -> T:
@@ -307,5 +314,5 @@ def _past_a_reset(call: Callable[..., T], *args: Any) -> T:
 
 def pair(parent: str, child: str) -> tuple[Channel, Channel]:
     """(the parent's end, which names the child in errors; the child's end, which names the parent)."""
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     return Channel(a, child), Channel(b, parent)

@@ -31,30 +31,30 @@ the engine's files.
 
 from __future__ import annotations
 
+import _socket  # not socket (enum, selectors): the init sends the pty master with it
 import array
-import atexit
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import select
-import shutil
 import signal
-import socket
 import stat
 import struct
-import tempfile
 import termios
-import threading
-import tty
-from collections.abc import Callable
-from types import FrameType, TracebackType
-from typing import Any
 
 from engine.errors import EngineError
 from engine.linux import kernel
 from engine.linux.syscalls import DEVPTS_SUPER_MAGIC, TIOCGPTN, TIOCGPTPEER, TIOCSPTLCK, fs_type
+from state import jsonio
+
+TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
+
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable
+    from types import FrameType, TracebackType
+    from typing import Any
 
 # The error texts runc prints (utils_linux.go checkTerminal), with our name in runc's place.
 CONSOLE_SOCKET_REQUIRED = "cannot allocate tty if engine will detach without setting console socket"
@@ -96,7 +96,7 @@ def terminal_requested(bundle: str) -> bool:
     """
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            config = json.load(f)
+            config = jsonio.loads(f.read())
         return bool(config.get("process", {}).get("terminal", False))
     except (OSError, ValueError, AttributeError):
         return False
@@ -108,6 +108,8 @@ def terminal_requested(bundle: str) -> bool:
 def connect_console_socket(path: str) -> socket.socket:
     """Connect to --console-socket, on the host, as the caller: `engine create` and `engine exec` before they
     fork (a relative path is taken from the current directory, as runc's net.Dial does)."""
+    import socket  # only with --console-socket, on the host before any fork: socket.socket for the callers
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
@@ -117,7 +119,7 @@ def connect_console_socket(path: str) -> socket.socket:
     return sock
 
 
-def send_master(sock: socket.socket, master: int, name: str = MASTER_NAME) -> None:
+def send_master(sock: _socket.socket, master: int, name: str = MASTER_NAME) -> None:
     """Send `master` the way runc's SendRawFd does: data = the name (no NUL), one SCM_RIGHTS fd.
 
     SOCK_STREAM drops ancillary data sent without at least one byte of data (unix(7)), which is one reason
@@ -126,7 +128,7 @@ def send_master(sock: socket.socket, master: int, name: str = MASTER_NAME) -> No
     payload = name.encode()
     if not payload or len(payload) >= MAX_NAME_LEN:
         raise ConsoleError(f"console socket: the master's name must be 1 to {MAX_NAME_LEN - 1} bytes")
-    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]))]
+    rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [master]))]
     try:
         sent = sock.sendmsg([payload], rights)
         if sent < len(payload):  # the fd went with the first byte; the rest of the name is plain data
@@ -135,7 +137,7 @@ def send_master(sock: socket.socket, master: int, name: str = MASTER_NAME) -> No
         raise ConsoleError(f"console socket: cannot send the pty master: {err.strerror or err}") from None
 
 
-def forward_master(sock: socket.socket, master: int) -> None:
+def forward_master(sock: _socket.socket, master: int) -> None:
     """`engine create`'s half of the hand-off: the master the init allocated, and passed back over the create
     channel, goes to --console-socket in runc's format, once it is known to be a pty master (a character device
     5:2, the multiplexer's number) and not some other file of the container's."""
@@ -145,7 +147,7 @@ def forward_master(sock: socket.socket, master: int) -> None:
     send_master(sock, master)
 
 
-def receive_fd(sock: socket.socket) -> tuple[int, str]:
+def receive_fd(sock: _socket.socket) -> tuple[int, str]:
     """The counterpart of send_master: one message, exactly one fd. Returns (fd, name); the fd is CLOEXEC.
 
     Room is made for a few fds so that a sender passing more than one is reported (and none leak) rather
@@ -154,15 +156,15 @@ def receive_fd(sock: socket.socket) -> tuple[int, str]:
     fds = array.array("i")
     try:
         data, ancillary, flags, _ = sock.recvmsg(
-            MAX_NAME_LEN, socket.CMSG_SPACE(4 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+            MAX_NAME_LEN, _socket.CMSG_SPACE(4 * fds.itemsize), _socket.MSG_CMSG_CLOEXEC
         )
     except OSError as err:
         raise ConsoleError(f"console socket: cannot receive the pty master: {err.strerror or err}") from None
     for level, kind, cdata in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
     problem = None
-    if flags & socket.MSG_CTRUNC:
+    if flags & _socket.MSG_CTRUNC:
         problem = "the control message was truncated (more fds than expected?)"
     elif not fds:
         problem = "a message arrived without a file descriptor" if data else "the connection closed, no pty master"
@@ -178,7 +180,7 @@ def receive_fd(sock: socket.socket) -> tuple[int, str]:
     return fds[0], data.decode(errors="replace")
 
 
-def receive_master(sock: socket.socket) -> int:
+def receive_master(sock: _socket.socket) -> int:
     """Receive the pty master sent by the container's init (recvtty's RecvFd). The caller owns the fd."""
     fd, _ = receive_fd(sock)
     return fd
@@ -195,6 +197,8 @@ class ConsoleSocket:
     def __init__(self, path: str, *, remove_dir: bool = False) -> None:
         self.path = os.path.abspath(path)
         self._remove_dir = remove_dir
+        import socket  # the host side of `engine run` only (accept, timeouts): the init never needs it
+
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             self._listener.bind(self.path)
@@ -206,6 +210,9 @@ class ConsoleSocket:
     @classmethod
     def temporary(cls) -> ConsoleSocket:
         """A socket in a new private (0700) directory, removed again by close()."""
+        import shutil  # the host side of `engine run` only
+        import tempfile
+
         directory = tempfile.mkdtemp(prefix="engine-console-")
         try:
             return cls(os.path.join(directory, "pty.sock"), remove_dir=True)
@@ -229,6 +236,8 @@ class ConsoleSocket:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         if self._remove_dir:
+            import shutil
+
             shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
 
     def __enter__(self) -> ConsoleSocket:
@@ -404,7 +413,7 @@ def make_controlling_terminal(slave: int) -> None:
 
 
 def setup_console(
-    hand_off: socket.socket | Callable[[int], None] | None,
+    hand_off: _socket.socket | Callable[[int], None] | None,
     console_size: dict[str, Any] | None,
     *,
     uid: int | None = None,
@@ -426,7 +435,7 @@ def setup_console(
     """
     if hand_off is None:
         raise ConsoleError(CONSOLE_SOCKET_REQUIRED)
-    sock = hand_off if isinstance(hand_off, socket.socket) else None
+    sock = hand_off if isinstance(hand_off, _socket.socket) else None
     try:
         master, slave, slave_path = open_pty(pts)
         try:
@@ -478,6 +487,8 @@ class ConsoleRelay:
     """
 
     def __init__(self, master: int, stdin: int = 0, stdout: int = 1, *, raw: bool = True) -> None:
+        import threading  # the relay is the host side of `engine run` only: create and the init never load it
+
         self.master = master  # owned: closed by close()
         self.stdin = stdin
         self.stdout = stdout
@@ -494,6 +505,10 @@ class ConsoleRelay:
     # Lifecycle
 
     def start(self) -> ConsoleRelay:
+        import atexit
+        import threading
+        import tty
+
         if self._raw:
             self._saved_termios = termios.tcgetattr(self.stdin)
             atexit.register(self._restore_terminal)
@@ -556,6 +571,8 @@ class ConsoleRelay:
     def _restore_terminal(self) -> None:
         saved, self._saved_termios = self._saved_termios, None
         if saved is not None:
+            import atexit  # loaded already by start(), which saved the settings
+
             with contextlib.suppress(termios.error, OSError):
                 # TCSANOW: waiting for output to drain could hang on a terminal nobody reads any more.
                 termios.tcsetattr(self.stdin, termios.TCSANOW, saved)

@@ -27,14 +27,18 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
 
 from engine.linux import seccomp_enosys
 from engine.linux.libc import libc
 from engine.record import field, record
-from engine.spec.constants import SECCOMP_ARCHS
+
+TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 Warn = Callable[[str], None]
 
@@ -74,7 +78,34 @@ OPERATORS: dict[str, int] = {
 
 # The spec's architecture list (libseccomp 2.6). libseccomp names each one by the lowercased suffix,
 # which seccomp_arch_resolve_name() turns into the AUDIT_ARCH token.
-ARCHITECTURES = SECCOMP_ARCHS  # the spec's list (engine/spec/constants.py): one table for models and loader
+# Spelled out, not imported from engine/spec/constants.py: that module imports typing (and re), ~4 ms of every
+# create, which loads this module even without seccomp. tests/unit/test_seccomp.py holds it to the spec's text and
+# to constants.SECCOMP_ARCHS (the models' Literal), as ACTIONS and OPERATORS above.
+ARCHITECTURES = (
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_LOONGARCH64",
+    "SCMP_ARCH_M68K",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_SH",
+    "SCMP_ARCH_SHEB",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_RISCV64",
+)
 
 # seccomp(2) filter flags.
 SECCOMP_FILTER_FLAG_TSYNC = 1 << 0

@@ -13,7 +13,6 @@ import errno
 import os
 import posixpath
 import stat
-from typing import Any
 
 from engine import record
 from engine.errors import EngineError
@@ -25,6 +24,11 @@ from engine.rootless.hooks import mount_refusal_hint
 from engine.setup.cgroupfs import Hierarchy, host_hierarchies, mount_cgroups
 from engine.setup.devices import populate_dev
 from engine.setup.mount_options import MountPlan, parse_mount_options
+
+TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
+
+if TYPE_CHECKING:
+    from typing import Any
 
 PROPAGATION = {
     "shared": sc.MS_SHARED,
