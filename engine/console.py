@@ -31,6 +31,7 @@ the engine's files.
 
 from __future__ import annotations
 
+import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
 import _socket  # not socket (enum, selectors): the init sends the pty master with it
 import array
 import contextlib
@@ -38,7 +39,6 @@ import errno
 import fcntl
 import os
 import select
-import signal
 import stat
 import struct
 import termios
@@ -464,7 +464,7 @@ def setup_console(
 
 # --- The host side of `engine run`: relaying the caller's terminal -------------------------------------
 
-_TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_TERMINATING = (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
 
 
 class ConsoleRelay:
@@ -579,14 +579,14 @@ class ConsoleRelay:
             atexit.unregister(self._restore_terminal)
 
     def _install_handlers(self) -> None:
-        self._previous_handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._on_sigwinch)
+        self._previous_handlers[_signal.SIGWINCH] = _signal.signal(_signal.SIGWINCH, self._on_sigwinch)
         if self._raw:
             # Only where the signal would kill us outright: handlers the command installed (forwarding to
             # the container) stay in charge and keep us alive to restore on the normal path, and SIGINT's
             # KeyboardInterrupt already unwinds through close().
             for sig in _TERMINATING:
-                if signal.getsignal(sig) == signal.SIG_DFL:
-                    self._previous_handlers[sig] = signal.signal(sig, self._on_terminating)
+                if _signal.getsignal(sig) == _signal.SIG_DFL:
+                    self._previous_handlers[sig] = _signal.signal(sig, self._on_terminating)
 
     def _uninstall_handlers(self) -> None:
         handlers, self._previous_handlers = self._previous_handlers, {}
@@ -594,8 +594,8 @@ class ConsoleRelay:
         for sig, previous in handlers.items():
             # Someone (the run command's forwarding) may have taken the signal over since: leave theirs.
             with contextlib.suppress(ValueError, TypeError):  # not the main thread / not a Python handler
-                if signal.getsignal(sig) in ours:
-                    signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+                if _signal.getsignal(sig) in ours:
+                    _signal.signal(sig, previous if previous is not None else _signal.SIG_DFL)
 
     def _on_sigwinch(self, number: int, frame: FrameType | None) -> None:
         self.resize()
@@ -603,7 +603,7 @@ class ConsoleRelay:
     def _on_terminating(self, number: int, frame: FrameType | None) -> None:
         """Restore the caller's terminal, then die of the signal as we would have without this handler."""
         self._restore_terminal()
-        signal.signal(number, signal.SIG_DFL)
+        _signal.signal(number, _signal.SIG_DFL)
         os.kill(os.getpid(), number)
 
     # Copying
