@@ -34,7 +34,6 @@ from __future__ import annotations
 import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
 import _socket  # not socket (enum, selectors): the init sends the pty master with it
 import array
-import contextlib
 import errno
 import fcntl
 import os
@@ -43,7 +42,7 @@ import stat
 import struct
 import termios
 
-from engine.errors import EngineError
+from engine.errors import EngineError, suppress
 from engine.linux import kernel
 from engine.linux.syscalls import DEVPTS_SUPER_MAGIC, TIOCGPTN, TIOCGPTPEER, TIOCSPTLCK, fs_type
 from state import jsonio
@@ -174,7 +173,7 @@ def receive_fd(sock: _socket.socket) -> tuple[int, str]:
         problem = f"the master's name is {len(data)} bytes or longer, the limit is {MAX_NAME_LEN - 1}"
     if problem:
         for fd in fds:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.close(fd)
         raise ConsoleError(f"console socket: {problem}")
     return fds[0], data.decode(errors="replace")
@@ -233,7 +232,7 @@ class ConsoleSocket:
 
     def close(self) -> None:
         self._listener.close()
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(self.path)
         if self._remove_dir:
             import shutil
@@ -539,14 +538,14 @@ class ConsoleRelay:
             if self._thread is not None:
                 self._thread.join(timeout)
                 if self._thread.is_alive():
-                    with contextlib.suppress(OSError):
+                    with suppress(OSError):
                         os.write(self._wake_w, b"x")
                     self._thread.join()
         finally:
             self._uninstall_handlers()
             self._restore_terminal()
             for fd in (self.master, self._wake_r, self._wake_w):
-                with contextlib.suppress(OSError):
+                with suppress(OSError):
                     os.close(fd)
 
     def __enter__(self) -> ConsoleRelay:
@@ -563,7 +562,7 @@ class ConsoleRelay:
         """Copy the caller's window size to the pty (a 0x0 size, as some consoles report, is skipped)."""
         if self._size_fd is None or self._closed:
             return
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             height, width = window_size(self._size_fd)
             if height and width:
                 set_window_size(self.master, height, width)
@@ -573,7 +572,7 @@ class ConsoleRelay:
         if saved is not None:
             import atexit  # loaded already by start(), which saved the settings
 
-            with contextlib.suppress(termios.error, OSError):
+            with suppress(termios.error, OSError):
                 # TCSANOW: waiting for output to drain could hang on a terminal nobody reads any more.
                 termios.tcsetattr(self.stdin, termios.TCSANOW, saved)
             atexit.unregister(self._restore_terminal)
@@ -593,7 +592,7 @@ class ConsoleRelay:
         ours = (self._on_sigwinch, self._on_terminating)
         for sig, previous in handlers.items():
             # Someone (the run command's forwarding) may have taken the signal over since: leave theirs.
-            with contextlib.suppress(ValueError, TypeError):  # not the main thread / not a Python handler
+            with suppress(ValueError, TypeError):  # not the main thread / not a Python handler
                 if _signal.getsignal(sig) in ours:
                     _signal.signal(sig, previous if previous is not None else _signal.SIG_DFL)
 
@@ -630,7 +629,7 @@ class ConsoleRelay:
             if stdin_open and len(pending) < 65536:
                 poller.register(self.stdin, select.POLLIN)
             else:
-                with contextlib.suppress(KeyError):
+                with suppress(KeyError):
                     poller.unregister(self.stdin)
             poller.register(self.master, select.POLLIN | (select.POLLOUT if pending else 0))
             events = dict(poller.poll())

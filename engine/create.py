@@ -9,11 +9,10 @@ Every step registers its undo; a failure unwinds them in reverse and leaves no t
 from __future__ import annotations
 
 import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
-import contextlib
 import os
 
 from engine import channel, console, hookpoints, lsm
-from engine.errors import ConfigError, EngineError
+from engine.errors import ConfigError, EngineError, suppress
 from engine.init import InitPlan, intermediate
 from engine.linux import syscalls as sc
 from engine.log import Log
@@ -178,7 +177,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             _launch(plan, record, cgroups, life, undo, options, log, console_sock)
         except BaseException as err:
             if life.state != "new":
-                with contextlib.suppress(Exception):  # the unwind below matters more
+                with suppress(Exception):  # the unwind below matters more
                     life.fire("stop")  # supervisors on the sync socket learn that creating failed
             undo.unwind()
             if record.pid:

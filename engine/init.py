@@ -12,11 +12,11 @@ the fifo for `start` to read. The steps it shares with `engine exec`'s process a
 from __future__ import annotations
 
 import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
-import contextlib
 import os
 
 from engine import channel, console, lsm
 from engine.channel import Channel
+from engine.errors import suppress
 from engine.linux import kernel, proctitle
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
@@ -208,7 +208,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         )
     except BaseException as err:
         if fifo_fd >= 0:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.write(fifo_fd, str(err).encode()[:4000])
         else:
             chan.fail(err)

@@ -24,13 +24,12 @@ from __future__ import annotations
 import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
 import _socket  # not socket (enum, selectors: ~2 ms)
 import array
-import contextlib
 import errno
 import gc
 import os
 import stat
 
-from engine.errors import EngineError
+from engine.errors import EngineError, suppress
 from engine.linux import kernel
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
@@ -61,7 +60,7 @@ class SetupError(EngineError):
 def warn(message: str) -> None:
     """A warning from a container process: one line on its stderr (after create returned, the container's own,
     as runc's; exec's process: the caller's)."""
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         os.write(2, f"engine: warning: {message}\n".encode())
 
 
@@ -138,7 +137,7 @@ def exec_as_the_process(
     as the container's process, with its user, capabilities and seccomp filter), exec cfg's process.args through
     the trampoline. Returns only by raising."""
     become_the_process(cfg, state, seccomp_plan, notify_sock, process_pid=process_pid, cpu_affinity=cpu_affinity)
-    with contextlib.suppress(OSError):  # a user switch resets it; a seccomp filter may forbid prctl by now
+    with suppress(OSError):  # a user switch resets it; a seccomp filter may forbid prctl by now
         kernel.KERNEL.set_dumpable(False)
     if before_exec is not None:
         before_exec()
@@ -309,7 +308,7 @@ def find_executable(name: str, path: str) -> str:
 def close_fds(keep_below: int, keep: set[int]) -> None:
     """Nothing of the engine's may leak into the container: close every fd but stdio and --preserve-fds."""
     for fd in range(3, keep_below):
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.set_inheritable(fd, True)
     low = keep_below
     for fd in sorted(k for k in keep if k >= keep_below):

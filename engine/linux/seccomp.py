@@ -28,7 +28,6 @@ import ctypes
 import errno
 import os
 from collections.abc import Callable
-from functools import lru_cache
 
 from engine.linux import seccomp_enosys
 from engine.linux.libc import libc
@@ -193,9 +192,13 @@ class SeccompError(OSError):
     """libseccomp or the kernel refused something; the message names the call and the profile entry."""
 
 
-@lru_cache(maxsize=1)
+_LIB: list[ctypes.CDLL] = []  # the one library, once loaded (not functools.lru_cache: ~0.5 ms of import)
+
+
 def _lib() -> ctypes.CDLL:
     """Open libseccomp.so.2 once, on first use, and declare the prototypes used here."""
+    if _LIB:
+        return _LIB[0]
     try:
         lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     except OSError as err:
@@ -235,6 +238,7 @@ def _lib() -> ctypes.CDLL:
         lib.seccomp_notify_receive.argtypes = [ctypes.c_int, ctypes.POINTER(_Notif)]
         lib.seccomp_notify_respond.argtypes = [ctypes.c_int, ctypes.POINTER(_NotifResp)]
         lib.seccomp_notify_id_valid.argtypes = [ctypes.c_int, ctypes.c_uint64]
+    _LIB.append(lib)
     return lib
 
 

@@ -8,14 +8,13 @@ attached onto that fd: nothing is looked up twice.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import posixpath
 import stat
 
 from engine import record
-from engine.errors import EngineError
+from engine.errors import EngineError, suppress
 from engine.linux import kernel, mountfd
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root, same_file
@@ -337,7 +336,7 @@ def make_readonly(mount_fds: list[int]) -> None:
 
 def close_all(fds: list[int]) -> None:
     for fd in fds:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.close(fd)
     fds.clear()
 

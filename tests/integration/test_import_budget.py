@@ -76,7 +76,8 @@ CREATE_SETUP = {
     "_ctypes", "_socket", "_struct", "array", "atexit", "ctypes", "gc", "hooks", "pwd", "resource", "select", "struct",
     "termios",
 }  # fmt: skip
-RUN_SIGNALS = {"signal", "enum"}  # `engine run` forwards signals to its container (engine/commands/run.py)
+# `engine run` forwards signals to its container and waits for it (engine/commands/run.py): signal, enum, contextlib.
+RUN_ONLY = {"signal", "enum", "contextlib", "functools"}
 # What create and run no longer import (each named here cost ~1-10 ms of every create; bench/README.md, phase 2):
 # dataclasses (engine.record instead), typing (TYPE_CHECKING only), socket (_socket), json and re (state.jsonio),
 # traceback, shutil, tempfile, threading and tty (run's terminal relay imports those when it runs).
@@ -84,8 +85,9 @@ CREATE_FORBIDDEN = {
     "dataclasses", "inspect", "ast", "dis", "tokenize", "linecache", "typing", "socket", "selectors", "json", "re",
     "traceback", "textwrap", "shutil", "fnmatch", "bz2", "lzma", "tempfile", "random", "threading", "tty",
 }  # fmt: skip
-# signal's enum wrappers (enum: ~1.5 ms): the create path uses _signal.
-FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_SIGNALS, "run": CREATE_FORBIDDEN}
+# Not for create either: signal's enum wrappers (enum: ~1.5 ms; create uses _signal), contextlib and functools
+# (engine.errors.suppress).
+FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_ONLY, "run": CREATE_FORBIDDEN}
 BUDGETS = {
     "state": CORE,
     "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
@@ -96,8 +98,8 @@ BUDGETS = {
     "resume": CORE | LOCK | COLLECTIONS,
     "ps": CORE | COLLECTIONS | {"select"},
     "update": CORE | LOCK | CONTEXTLIB,
-    "create": CORE | LOCK | CONTEXTLIB | CREATE_SETUP,
-    "run": CORE | LOCK | CONTEXTLIB | CREATE_SETUP | RUN_SIGNALS,
+    "create": CORE | LOCK | COLLECTIONS | {"types", "math"} | CREATE_SETUP,
+    "run": CORE | LOCK | CONTEXTLIB | CREATE_SETUP | RUN_ONLY,
     "exec": CORE | LOCK | CONTEXTLIB | SETUP,
 }
 
