@@ -48,17 +48,26 @@ ends where a message was due raises PeerGone, naming who went away. Anything els
 
 from __future__ import annotations
 
+# _socket, not socket (enum, selectors: ~2 ms) and state.jsonio, not json (re: ~3 ms): create, the init and
+# exec load this module, and the init cannot import anything later (after pivot_root).
+import _socket
 import array
-import contextlib
-import json
 import os
-import socket
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar, TypeVar
 
 from engine.errors import EngineError, one_line
+from engine.record import field_names, record
+from state import jsonio
+
+if os.environ.get("ENGINE_DEBUG_INIT"):  # a debugging aid: the error's traceback goes into Failed
+    import traceback
+
+TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, ClassVar, TypeVar
+
+    M = TypeVar("M", bound="Message")
+    T = TypeVar("T")
 
 MAX_MESSAGE = 1 << 20
 
@@ -73,30 +82,26 @@ class Message:
         Message.registry[cls.__name__] = cls
 
 
-M = TypeVar("M", bound=Message)
-T = TypeVar("T")
-
-
 # --- create and its intermediate child -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InCgroup(Message):
     """create/exec -> first child: you are in the container's cgroups; enter the namespaces. Answer: UserNsMade
     (create, with a new user namespace), InitForked (create) or ProcessForked (exec)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UserNsMade(Message):
     """intermediate -> create: I unshared the user namespace and wait for its id maps. Answer: IdsMapped."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IdsMapped(Message):
     """create -> intermediate: uid_map and gid_map are written. Answer: InitForked."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InitForked(Message):
     """intermediate -> create: the init runs, pid as the host sees it; the intermediate exits next. No answer:
     create reads the init's own channel from here."""
@@ -107,12 +112,12 @@ class InitForked(Message):
 # --- create and the container's init ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MountsDone(Message):
     """init -> create: the mounts exist; run prestart and createRuntime hooks. Answer: HooksDone."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HooksDone(Message):
     """create -> init: the hooks passed; `state` is the container's state, for the createContainer hooks.
     Answer: ConsoleMaster (only with process.terminal), then Ready."""
@@ -120,19 +125,19 @@ class HooksDone(Message):
     state: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Ready(Message):
     """init -> create: set up; about to wait on the exec fifo. Answer: Created."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConsoleMaster(Message):
     """init -> create, with one fd (SCM_RIGHTS): the pty master of process.terminal, allocated in the container's
     devpts after pivot_root. create holds the connection to --console-socket (a host path the init, maybe a user
     namespace's root, may not reach) and forwards it there. Only with process.terminal; no answer: Ready follows."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Created(Message):
     """create -> init: state.json says "created"; wait for `engine start`. No answer: the init closes its end."""
 
@@ -140,7 +145,7 @@ class Created(Message):
 # --- exec and its children ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProcessForked(Message):
     """joiner -> exec: the process runs in the container's namespaces, pid as the host sees it; the joiner exits
     next. No answer: exec talks to the process on its own channel from here."""
@@ -148,7 +153,7 @@ class ProcessForked(Message):
     pid: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Adopted(Message):
     """exec -> process: the joiner is reaped, so we are your parent; `pid` is yours as the host sees it (for a
     seccomp agent). No answer: the channel ends when the process execs (Failed if it cannot)."""
@@ -159,7 +164,7 @@ class Adopted(Message):
 # --- either way --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Failed(Message):
     """either side -> the other, instead of the message it owes: the sender gives up, `message` says why in one
     line. No answer."""
@@ -168,13 +173,13 @@ class Failed(Message):
 
 
 def encode(message: Message) -> bytes:
-    body = {field.name: getattr(message, field.name) for field in fields(message)}  # type: ignore[arg-type]
-    return json.dumps({"type": type(message).__name__, **body}).encode()
+    body = {name: getattr(message, name) for name in field_names(message)}
+    return jsonio.dumps({"type": type(message).__name__, **body}).encode()
 
 
 def decode(data: bytes) -> Message:
     try:
-        raw = json.loads(data)
+        raw = jsonio.loads(data)
         cls = Message.registry[raw.pop("type")]
         return cls(**raw)
     except (ValueError, KeyError, TypeError, AttributeError) as err:
@@ -218,7 +223,7 @@ class ProtocolError(ChannelError):
 class Channel:
     """One end of a socketpair between two of engine's processes. `peer` names the other side in errors."""
 
-    def __init__(self, sock: socket.socket, peer: str) -> None:
+    def __init__(self, sock: _socket.socket, peer: str) -> None:
         self.sock = sock
         self.peer = peer
 
@@ -253,21 +258,21 @@ class Channel:
 
     def send_with_fd(self, message: Message, fd: int) -> None:
         """`message` with one file descriptor riding along (SCM_RIGHTS); the receiver takes it with receive_with_fd."""
-        self.sock.sendmsg([encode(message)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+        self.sock.sendmsg([encode(message)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
 
     def receive_with_fd(self, kind: type[M]) -> tuple[M, int]:
         """The next message, which must be a `kind` carrying exactly one fd (close-on-exec here; the caller owns
         it). Any fd that came with anything else is closed, so none leaks either way."""
         fds = array.array("i")
         data, ancillary, flags, _ = _past_a_reset(
-            self.sock.recvmsg, MAX_MESSAGE, socket.CMSG_SPACE(2 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+            self.sock.recvmsg, MAX_MESSAGE, _socket.CMSG_SPACE(2 * fds.itemsize), _socket.MSG_CMSG_CLOEXEC
         )
         for level, cmsg_type, cdata in ancillary:
-            if level == socket.SOL_SOCKET and cmsg_type == socket.SCM_RIGHTS:
+            if level == _socket.SOL_SOCKET and cmsg_type == _socket.SCM_RIGHTS:
                 fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
         try:
             message = self._expect(data, kind)
-            if len(fds) != 1 or flags & socket.MSG_CTRUNC:
+            if len(fds) != 1 or flags & _socket.MSG_CTRUNC:
                 raise ProtocolError(
                     f"expected {kind.__name__} with one file descriptor from {self.peer}, got {len(fds)}"
                 )
@@ -291,8 +296,10 @@ class Channel:
         message = one_line(err)
         if os.environ.get("ENGINE_DEBUG_INIT"):
             message += " | " + " ".join(traceback.format_exception(err)).replace("\n", " ")
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 (contextlib is ~2 ms of import on the create path)
             self.send(Failed(message))
+        except OSError:
+            pass
 
 
 def _past_a_reset(call: Callable[..., T], *args: Any) -> T:
@@ -307,5 +314,5 @@ def _past_a_reset(call: Callable[..., T], *args: Any) -> T:
 
 def pair(parent: str, child: str) -> tuple[Channel, Channel]:
     """(the parent's end, which names the child in errors; the child's end, which names the parent)."""
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     return Channel(a, child), Channel(b, parent)

@@ -31,30 +31,29 @@ the engine's files.
 
 from __future__ import annotations
 
+import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
+import _socket  # not socket (enum, selectors): the init sends the pty master with it
 import array
-import atexit
-import contextlib
 import errno
 import fcntl
-import json
 import os
 import select
-import shutil
-import signal
-import socket
 import stat
 import struct
-import tempfile
 import termios
-import threading
-import tty
-from collections.abc import Callable
-from types import FrameType, TracebackType
-from typing import Any
 
-from engine.errors import EngineError
+from engine.errors import EngineError, suppress
 from engine.linux import kernel
 from engine.linux.syscalls import DEVPTS_SUPER_MAGIC, TIOCGPTN, TIOCGPTPEER, TIOCSPTLCK, fs_type
+from state import jsonio
+
+TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
+
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable
+    from types import FrameType, TracebackType
+    from typing import Any
 
 # The error texts runc prints (utils_linux.go checkTerminal), with our name in runc's place.
 CONSOLE_SOCKET_REQUIRED = "cannot allocate tty if engine will detach without setting console socket"
@@ -96,7 +95,7 @@ def terminal_requested(bundle: str) -> bool:
     """
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            config = json.load(f)
+            config = jsonio.loads(f.read())
         return bool(config.get("process", {}).get("terminal", False))
     except (OSError, ValueError, AttributeError):
         return False
@@ -108,6 +107,8 @@ def terminal_requested(bundle: str) -> bool:
 def connect_console_socket(path: str) -> socket.socket:
     """Connect to --console-socket, on the host, as the caller: `engine create` and `engine exec` before they
     fork (a relative path is taken from the current directory, as runc's net.Dial does)."""
+    import socket  # only with --console-socket, on the host before any fork: socket.socket for the callers
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
@@ -117,7 +118,7 @@ def connect_console_socket(path: str) -> socket.socket:
     return sock
 
 
-def send_master(sock: socket.socket, master: int, name: str = MASTER_NAME) -> None:
+def send_master(sock: _socket.socket, master: int, name: str = MASTER_NAME) -> None:
     """Send `master` the way runc's SendRawFd does: data = the name (no NUL), one SCM_RIGHTS fd.
 
     SOCK_STREAM drops ancillary data sent without at least one byte of data (unix(7)), which is one reason
@@ -126,7 +127,7 @@ def send_master(sock: socket.socket, master: int, name: str = MASTER_NAME) -> No
     payload = name.encode()
     if not payload or len(payload) >= MAX_NAME_LEN:
         raise ConsoleError(f"console socket: the master's name must be 1 to {MAX_NAME_LEN - 1} bytes")
-    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]))]
+    rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [master]))]
     try:
         sent = sock.sendmsg([payload], rights)
         if sent < len(payload):  # the fd went with the first byte; the rest of the name is plain data
@@ -135,7 +136,7 @@ def send_master(sock: socket.socket, master: int, name: str = MASTER_NAME) -> No
         raise ConsoleError(f"console socket: cannot send the pty master: {err.strerror or err}") from None
 
 
-def forward_master(sock: socket.socket, master: int) -> None:
+def forward_master(sock: _socket.socket, master: int) -> None:
     """`engine create`'s half of the hand-off: the master the init allocated, and passed back over the create
     channel, goes to --console-socket in runc's format, once it is known to be a pty master (a character device
     5:2, the multiplexer's number) and not some other file of the container's."""
@@ -145,7 +146,7 @@ def forward_master(sock: socket.socket, master: int) -> None:
     send_master(sock, master)
 
 
-def receive_fd(sock: socket.socket) -> tuple[int, str]:
+def receive_fd(sock: _socket.socket) -> tuple[int, str]:
     """The counterpart of send_master: one message, exactly one fd. Returns (fd, name); the fd is CLOEXEC.
 
     Room is made for a few fds so that a sender passing more than one is reported (and none leak) rather
@@ -154,15 +155,15 @@ def receive_fd(sock: socket.socket) -> tuple[int, str]:
     fds = array.array("i")
     try:
         data, ancillary, flags, _ = sock.recvmsg(
-            MAX_NAME_LEN, socket.CMSG_SPACE(4 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+            MAX_NAME_LEN, _socket.CMSG_SPACE(4 * fds.itemsize), _socket.MSG_CMSG_CLOEXEC
         )
     except OSError as err:
         raise ConsoleError(f"console socket: cannot receive the pty master: {err.strerror or err}") from None
     for level, kind, cdata in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
     problem = None
-    if flags & socket.MSG_CTRUNC:
+    if flags & _socket.MSG_CTRUNC:
         problem = "the control message was truncated (more fds than expected?)"
     elif not fds:
         problem = "a message arrived without a file descriptor" if data else "the connection closed, no pty master"
@@ -172,13 +173,13 @@ def receive_fd(sock: socket.socket) -> tuple[int, str]:
         problem = f"the master's name is {len(data)} bytes or longer, the limit is {MAX_NAME_LEN - 1}"
     if problem:
         for fd in fds:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.close(fd)
         raise ConsoleError(f"console socket: {problem}")
     return fds[0], data.decode(errors="replace")
 
 
-def receive_master(sock: socket.socket) -> int:
+def receive_master(sock: _socket.socket) -> int:
     """Receive the pty master sent by the container's init (recvtty's RecvFd). The caller owns the fd."""
     fd, _ = receive_fd(sock)
     return fd
@@ -195,6 +196,8 @@ class ConsoleSocket:
     def __init__(self, path: str, *, remove_dir: bool = False) -> None:
         self.path = os.path.abspath(path)
         self._remove_dir = remove_dir
+        import socket  # the host side of `engine run` only (accept, timeouts): the init never needs it
+
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             self._listener.bind(self.path)
@@ -206,6 +209,9 @@ class ConsoleSocket:
     @classmethod
     def temporary(cls) -> ConsoleSocket:
         """A socket in a new private (0700) directory, removed again by close()."""
+        import shutil  # the host side of `engine run` only
+        import tempfile
+
         directory = tempfile.mkdtemp(prefix="engine-console-")
         try:
             return cls(os.path.join(directory, "pty.sock"), remove_dir=True)
@@ -226,9 +232,11 @@ class ConsoleSocket:
 
     def close(self) -> None:
         self._listener.close()
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(self.path)
         if self._remove_dir:
+            import shutil
+
             shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
 
     def __enter__(self) -> ConsoleSocket:
@@ -404,7 +412,7 @@ def make_controlling_terminal(slave: int) -> None:
 
 
 def setup_console(
-    hand_off: socket.socket | Callable[[int], None] | None,
+    hand_off: _socket.socket | Callable[[int], None] | None,
     console_size: dict[str, Any] | None,
     *,
     uid: int | None = None,
@@ -426,7 +434,7 @@ def setup_console(
     """
     if hand_off is None:
         raise ConsoleError(CONSOLE_SOCKET_REQUIRED)
-    sock = hand_off if isinstance(hand_off, socket.socket) else None
+    sock = hand_off if isinstance(hand_off, _socket.socket) else None
     try:
         master, slave, slave_path = open_pty(pts)
         try:
@@ -455,7 +463,7 @@ def setup_console(
 
 # --- The host side of `engine run`: relaying the caller's terminal -------------------------------------
 
-_TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_TERMINATING = (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
 
 
 class ConsoleRelay:
@@ -478,6 +486,8 @@ class ConsoleRelay:
     """
 
     def __init__(self, master: int, stdin: int = 0, stdout: int = 1, *, raw: bool = True) -> None:
+        import threading  # the relay is the host side of `engine run` only: create and the init never load it
+
         self.master = master  # owned: closed by close()
         self.stdin = stdin
         self.stdout = stdout
@@ -494,6 +504,10 @@ class ConsoleRelay:
     # Lifecycle
 
     def start(self) -> ConsoleRelay:
+        import atexit
+        import threading
+        import tty
+
         if self._raw:
             self._saved_termios = termios.tcgetattr(self.stdin)
             atexit.register(self._restore_terminal)
@@ -524,14 +538,14 @@ class ConsoleRelay:
             if self._thread is not None:
                 self._thread.join(timeout)
                 if self._thread.is_alive():
-                    with contextlib.suppress(OSError):
+                    with suppress(OSError):
                         os.write(self._wake_w, b"x")
                     self._thread.join()
         finally:
             self._uninstall_handlers()
             self._restore_terminal()
             for fd in (self.master, self._wake_r, self._wake_w):
-                with contextlib.suppress(OSError):
+                with suppress(OSError):
                     os.close(fd)
 
     def __enter__(self) -> ConsoleRelay:
@@ -548,7 +562,7 @@ class ConsoleRelay:
         """Copy the caller's window size to the pty (a 0x0 size, as some consoles report, is skipped)."""
         if self._size_fd is None or self._closed:
             return
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             height, width = window_size(self._size_fd)
             if height and width:
                 set_window_size(self.master, height, width)
@@ -556,29 +570,31 @@ class ConsoleRelay:
     def _restore_terminal(self) -> None:
         saved, self._saved_termios = self._saved_termios, None
         if saved is not None:
-            with contextlib.suppress(termios.error, OSError):
+            import atexit  # loaded already by start(), which saved the settings
+
+            with suppress(termios.error, OSError):
                 # TCSANOW: waiting for output to drain could hang on a terminal nobody reads any more.
                 termios.tcsetattr(self.stdin, termios.TCSANOW, saved)
             atexit.unregister(self._restore_terminal)
 
     def _install_handlers(self) -> None:
-        self._previous_handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._on_sigwinch)
+        self._previous_handlers[_signal.SIGWINCH] = _signal.signal(_signal.SIGWINCH, self._on_sigwinch)
         if self._raw:
             # Only where the signal would kill us outright: handlers the command installed (forwarding to
             # the container) stay in charge and keep us alive to restore on the normal path, and SIGINT's
             # KeyboardInterrupt already unwinds through close().
             for sig in _TERMINATING:
-                if signal.getsignal(sig) == signal.SIG_DFL:
-                    self._previous_handlers[sig] = signal.signal(sig, self._on_terminating)
+                if _signal.getsignal(sig) == _signal.SIG_DFL:
+                    self._previous_handlers[sig] = _signal.signal(sig, self._on_terminating)
 
     def _uninstall_handlers(self) -> None:
         handlers, self._previous_handlers = self._previous_handlers, {}
         ours = (self._on_sigwinch, self._on_terminating)
         for sig, previous in handlers.items():
             # Someone (the run command's forwarding) may have taken the signal over since: leave theirs.
-            with contextlib.suppress(ValueError, TypeError):  # not the main thread / not a Python handler
-                if signal.getsignal(sig) in ours:
-                    signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+            with suppress(ValueError, TypeError):  # not the main thread / not a Python handler
+                if _signal.getsignal(sig) in ours:
+                    _signal.signal(sig, previous if previous is not None else _signal.SIG_DFL)
 
     def _on_sigwinch(self, number: int, frame: FrameType | None) -> None:
         self.resize()
@@ -586,7 +602,7 @@ class ConsoleRelay:
     def _on_terminating(self, number: int, frame: FrameType | None) -> None:
         """Restore the caller's terminal, then die of the signal as we would have without this handler."""
         self._restore_terminal()
-        signal.signal(number, signal.SIG_DFL)
+        _signal.signal(number, _signal.SIG_DFL)
         os.kill(os.getpid(), number)
 
     # Copying
@@ -613,7 +629,7 @@ class ConsoleRelay:
             if stdin_open and len(pending) < 65536:
                 poller.register(self.stdin, select.POLLIN)
             else:
-                with contextlib.suppress(KeyError):
+                with suppress(KeyError):
                     poller.unregister(self.stdin)
             poller.register(self.master, select.POLLIN | (select.POLLOUT if pending else 0))
             events = dict(poller.poll())

@@ -29,3 +29,19 @@ def one_line(err: BaseException) -> str:
     if isinstance(err, EngineError | ValueError):
         return str(err)
     return repr(err)
+
+
+class suppress:
+    """contextlib.suppress without contextlib: the create path (and the container's init, which cannot import
+    after pivot_root) would pay ~1-2 ms to import contextlib, functools and types for it."""
+
+    __slots__ = ("_kinds",)
+
+    def __init__(self, *kinds: type[BaseException]) -> None:
+        self._kinds = kinds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, value: object, traceback: object) -> bool:
+        return kind is not None and issubclass(kind, self._kinds)

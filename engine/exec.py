@@ -31,7 +31,6 @@ import json
 import os
 import signal
 import socket
-from dataclasses import dataclass, field
 from typing import Any
 
 from engine import channel, lsm
@@ -54,6 +53,7 @@ from engine.process_setup import (
     exec_as_the_process,
     prepare_exec,
 )
+from engine.record import field, record
 from engine.signals import FORWARDED
 from state import process as proc
 from state.record import ContainerRecord
@@ -80,7 +80,7 @@ class ExecError(EngineError):
     exit_code = 255
 
 
-@dataclass
+@record
 class ExecOptions:
     """runc exec's flags (engine/cli.py)."""
 
@@ -104,7 +104,7 @@ class ExecOptions:
     ignore_paused: bool = False
 
 
-@dataclass
+@record
 class ExecPlan:
     """Everything the children need, resolved before forking (they cannot read the host's files later)."""
 
@@ -123,7 +123,7 @@ class ExecPlan:
     proc: ProcFS | None = None  # the joiner's own procfs (host side), used by the process before it execs
 
 
-@dataclass
+@record
 class Launched:
     pid: int  # the process, as the host sees it; our child (subreaper) until we exit
     relay_socket: Any = None  # console.ConsoleSocket: we relay the caller's terminal ourselves

@@ -12,10 +12,10 @@ label is exercised by the unit tests only.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from engine.errors import ConfigError, EngineError
 from engine.linux.procfs import ProcFS
+from engine.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Labels:
     """What to apply: None where nothing was asked for or the host has no such LSM (SELinux: a warning)."""
 

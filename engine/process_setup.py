@@ -21,19 +21,15 @@ Nothing here may import lazily (tests/integration/test_late_imports.py).
 
 from __future__ import annotations
 
+import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
+import _socket  # not socket (enum, selectors: ~2 ms)
 import array
-import contextlib
 import errno
 import gc
-import json
 import os
-import signal
-import socket
 import stat
-from collections.abc import Callable
-from typing import Any, Literal
 
-from engine.errors import EngineError
+from engine.errors import EngineError, suppress
 from engine.linux import kernel
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
@@ -41,6 +37,13 @@ from engine.linux.paths import O_PATH, RESOLVE_NO_MAGICLINKS, mkdir_all_in_root,
 from engine.linux.syscalls import AT_FDCWD
 from engine.linux.trampoline import Trampoline
 from engine.rootless import hooks as rootless_hooks
+from state import jsonio
+
+TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Literal
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -57,7 +60,7 @@ class SetupError(EngineError):
 def warn(message: str) -> None:
     """A warning from a container process: one line on its stderr (after create returned, the container's own,
     as runc's; exec's process: the caller's)."""
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         os.write(2, f"engine: warning: {message}\n".encode())
 
 
@@ -73,7 +76,7 @@ def begin_child(process: dict[str, Any], keep: set[int], keep_below: int, parent
     rootless_hooks.apply_oom_score_adj_early(process)
     kernel.KERNEL.set_dumpable(False)
     if parent_pid is not None:
-        kernel.KERNEL.set_parent_death_signal(signal.SIGKILL)
+        kernel.KERNEL.set_parent_death_signal(_signal.SIGKILL)
         if os.getppid() != parent_pid:
             os._exit(1)
     gc.freeze()  # objects from before the fork must never be collected here: they would close reused fd numbers
@@ -122,7 +125,7 @@ def exec_as_the_process(
     cfg: dict[str, Any],
     state: dict[str, Any],
     seccomp_plan: Any,
-    notify_sock: socket.socket | None,
+    notify_sock: _socket.socket | None,
     trampoline: Trampoline,
     env: dict[str, str],
     *,
@@ -134,7 +137,7 @@ def exec_as_the_process(
     as the container's process, with its user, capabilities and seccomp filter), exec cfg's process.args through
     the trampoline. Returns only by raising."""
     become_the_process(cfg, state, seccomp_plan, notify_sock, process_pid=process_pid, cpu_affinity=cpu_affinity)
-    with contextlib.suppress(OSError):  # a user switch resets it; a seccomp filter may forbid prctl by now
+    with suppress(OSError):  # a user switch resets it; a seccomp filter may forbid prctl by now
         kernel.KERNEL.set_dumpable(False)
     if before_exec is not None:
         before_exec()
@@ -146,7 +149,7 @@ def become_the_process(
     cfg: dict[str, Any],
     state: dict[str, Any],
     seccomp_plan: Any,
-    notify_sock: socket.socket | None,
+    notify_sock: _socket.socket | None,
     *,
     process_pid: int | None = None,
     cpu_affinity: Literal["initial", "final"] = "initial",
@@ -183,13 +186,13 @@ def become_the_process(
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
 
 
-def connect_seccomp_listener(cfg: dict[str, Any]) -> socket.socket | None:
+def connect_seccomp_listener(cfg: dict[str, Any]) -> _socket.socket | None:
     """The seccomp agent's socket is a host path: connect while we can still see it; send after loading."""
     seccomp = (cfg.get("linux") or {}).get("seccomp") or {}
     path = seccomp.get("listenerPath")
     if not path:
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError as err:
@@ -202,7 +205,7 @@ def load_seccomp(
     plan: Any,
     seccomp: dict[str, Any],
     state: dict[str, Any],
-    notify_sock: socket.socket | None,
+    notify_sock: _socket.socket | None,
     process_pid: int | None = None,
 ) -> None:
     fd = kernel.KERNEL.load_seccomp(plan)
@@ -217,8 +220,8 @@ def load_seccomp(
         metadata=seccomp.get("listenerMetadata"),
         oci_version=state["ociVersion"],
     )
-    payload = json.dumps(message).encode()
-    notify_sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    payload = jsonio.dumps(message).encode()
+    notify_sock.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
     notify_sock.close()
     os.close(fd)
 
@@ -305,7 +308,7 @@ def find_executable(name: str, path: str) -> str:
 def close_fds(keep_below: int, keep: set[int]) -> None:
     """Nothing of the engine's may leak into the container: close every fd but stdio and --preserve-fds."""
     for fd in range(3, keep_below):
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.set_inheritable(fd, True)
     low = keep_below
     for fd in sorted(k for k in keep if k >= keep_below):
@@ -316,11 +319,11 @@ def close_fds(keep_below: int, keep: set[int]) -> None:
 
 # Terminating signals that may arrive while the init waits for `start`; the init handles them (pid 1 of a pid
 # namespace drops signals whose action is the default), so they are among those to reset before exec.
-WAIT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+WAIT_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
 
 
 def restore_signals() -> None:
     """exec keeps ignored signals ignored: undo Python's SIGPIPE/SIGXFSZ ignores and our handlers."""
-    for sig in (*WAIT_SIGNALS, signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for sig in (*WAIT_SIGNALS, _signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, set())

@@ -27,14 +27,17 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any
+from collections.abc import Callable
 
 from engine.linux import seccomp_enosys
 from engine.linux.libc import libc
-from engine.spec.constants import SECCOMP_ARCHS
+from engine.record import field, record
+
+TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 Warn = Callable[[str], None]
 
@@ -74,7 +77,34 @@ OPERATORS: dict[str, int] = {
 
 # The spec's architecture list (libseccomp 2.6). libseccomp names each one by the lowercased suffix,
 # which seccomp_arch_resolve_name() turns into the AUDIT_ARCH token.
-ARCHITECTURES = SECCOMP_ARCHS  # the spec's list (engine/spec/constants.py): one table for models and loader
+# Spelled out, not imported from engine/spec/constants.py: that module imports typing (and re), ~4 ms of every
+# create, which loads this module even without seccomp. tests/unit/test_seccomp.py holds it to the spec's text and
+# to constants.SECCOMP_ARCHS (the models' Literal), as ACTIONS and OPERATORS above.
+ARCHITECTURES = (
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_LOONGARCH64",
+    "SCMP_ARCH_M68K",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_SH",
+    "SCMP_ARCH_SHEB",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_RISCV64",
+)
 
 # seccomp(2) filter flags.
 SECCOMP_FILTER_FLAG_TSYNC = 1 << 0
@@ -162,9 +192,13 @@ class SeccompError(OSError):
     """libseccomp or the kernel refused something; the message names the call and the profile entry."""
 
 
-@lru_cache(maxsize=1)
+_LIB: list[ctypes.CDLL] = []  # the one library, once loaded (not functools.lru_cache: ~0.5 ms of import)
+
+
 def _lib() -> ctypes.CDLL:
     """Open libseccomp.so.2 once, on first use, and declare the prototypes used here."""
+    if _LIB:
+        return _LIB[0]
     try:
         lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     except OSError as err:
@@ -204,6 +238,7 @@ def _lib() -> ctypes.CDLL:
         lib.seccomp_notify_receive.argtypes = [ctypes.c_int, ctypes.POINTER(_Notif)]
         lib.seccomp_notify_respond.argtypes = [ctypes.c_int, ctypes.POINTER(_NotifResp)]
         lib.seccomp_notify_id_valid.argtypes = [ctypes.c_int, ctypes.c_uint64]
+    _LIB.append(lib)
     return lib
 
 
@@ -260,7 +295,7 @@ def arch_token(name: str) -> int | None:
     return token or None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rule:
     """One seccomp_rule_add_array() call: a syscall, an action, and conditions that are AND-ed."""
 
@@ -270,7 +305,7 @@ class Rule:
     conditions: tuple[tuple[int, int, int, int], ...] = ()  # (arg index, operator, datum_a, datum_b)
 
 
-@dataclass
+@record
 class FilterPlan:
     """A validated linux.seccomp object, ready for libseccomp."""
 
@@ -581,7 +616,7 @@ def send_notify_fd(
             ) from None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NotifyRequest:
     """One struct seccomp_notif: a syscall a filtered process is blocked in, waiting for our answer."""
 

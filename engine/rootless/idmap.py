@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-from typing import Any
 
 from engine.errors import ConfigError
+
+TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
+
+if TYPE_CHECKING:
+    from typing import Any
 
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
@@ -86,6 +89,8 @@ def _write_setgroups_deny(pid: int) -> None:
 def _run_helper(pid: int, key: str, mappings: list[dict[str, Any]]) -> None:
     _, helper, _, _ = _KINDS[key]
     check_subordinate_ids(key, mappings)
+    import shutil  # rootless multi-id mappings only (in create, before any fork): fnmatch, bz2, lzma cost ~2 ms
+
     path = shutil.which(helper)
     if path is None:
         raise ConfigError(

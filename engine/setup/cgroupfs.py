@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from engine.linux import kernel
 from engine.linux import syscalls as sc
+from engine.record import record
+
+TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 HOST_CGROUP_ROOT = "/sys/fs/cgroup"
 
 
-@dataclass
+@record
 class Hierarchy:
     name: str  # directory name under /sys/fs/cgroup, e.g. "memory", "unified"; "" for a pure v2 host
     fstype: str  # "cgroup" or "cgroup2"

@@ -19,8 +19,6 @@ runc's table produces for ratime and rnostrictatime.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from engine.linux.mount_attr import (
     MOUNT_ATTR__ATIME,
     MOUNT_ATTR_NOATIME,
@@ -57,6 +55,7 @@ from engine.linux.syscalls import (
     MS_SYNCHRONOUS,
     MS_UNBINDABLE,
 )
+from engine.record import record
 
 # option -> (clears the flag?, MS_* flag)
 MOUNT_FLAGS: dict[str, tuple[bool, int]] = {
@@ -144,7 +143,7 @@ KNOWN_OPTIONS: tuple[str, ...] = tuple(
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MountPlan:
     """What one config.json mount's options ask for."""
 

@@ -60,8 +60,8 @@ LOCK = {"fcntl"}  # the per-container lock: every command that changes a contain
 COLLECTIONS = {"collections", "_collections", "operator", "_operator", "itertools", "keyword", "reprlib"}
 # contextlib and what it brings (~2 ms): engine/cgroups/controllers/devices.py imports it (update, create).
 CONTEXTLIB = COLLECTIONS | {"contextlib", "functools", "_functools", "types", "math"}
-# What create, run and exec import today beyond that: the container set-up code (engine/init.py,
-# process_setup.py, setup/*, console.py, channel.py, seccomp...), to be cut down next (see bench/README.md).
+# What exec imports today beyond that: the container set-up code (engine/exec.py, console.py, channel.py, seccomp...),
+# to be cut down as create's was (see bench/README.md).
 SETUP = {
     "_ast", "_bisect", "_bz2", "_compression", "_ctypes", "_locale", "_lzma", "_opcode", "_random", "_sha512",
     "_socket", "_sre", "_struct", "_typing", "_weakrefset", "array", "ast", "atexit", "bisect", "bz2", "copy",
@@ -70,6 +70,24 @@ SETUP = {
     "socket", "struct", "tempfile", "termios", "textwrap", "threading", "token", "tokenize", "traceback", "tty",
     "typing", "warnings", "weakref", "zlib",
 }  # fmt: skip
+# What create and run need for the container's set-up (the init imports everything before it forks: nothing after
+# pivot_root): ctypes for the syscalls, _socket/array/select for the channels and fd passing, signal, resource...
+CREATE_SETUP = {
+    "_ctypes", "_socket", "_struct", "array", "atexit", "ctypes", "gc", "hooks", "pwd", "resource", "select", "struct",
+    "termios",
+}  # fmt: skip
+# `engine run` forwards signals to its container and waits for it (engine/commands/run.py): signal, enum, contextlib.
+RUN_ONLY = {"signal", "enum", "contextlib", "functools"}
+# What create and run no longer import (each named here cost ~1-10 ms of every create; bench/README.md, phase 2):
+# dataclasses (engine.record instead), typing (TYPE_CHECKING only), socket (_socket), json and re (state.jsonio),
+# traceback, shutil, tempfile, threading and tty (run's terminal relay imports those when it runs).
+CREATE_FORBIDDEN = {
+    "dataclasses", "inspect", "ast", "dis", "tokenize", "linecache", "typing", "socket", "selectors", "json", "re",
+    "traceback", "textwrap", "shutil", "fnmatch", "bz2", "lzma", "tempfile", "random", "threading", "tty",
+}  # fmt: skip
+# Not for create either: signal's enum wrappers (enum: ~1.5 ms; create uses _signal), contextlib and functools
+# (engine.errors.suppress).
+FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_ONLY, "run": CREATE_FORBIDDEN}
 BUDGETS = {
     "state": CORE,
     "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
@@ -80,8 +98,8 @@ BUDGETS = {
     "resume": CORE | LOCK | COLLECTIONS,
     "ps": CORE | COLLECTIONS | {"select"},
     "update": CORE | LOCK | CONTEXTLIB,
-    "create": CORE | LOCK | CONTEXTLIB | SETUP,
-    "run": CORE | LOCK | CONTEXTLIB | SETUP,
+    "create": CORE | LOCK | COLLECTIONS | {"types", "math"} | CREATE_SETUP,
+    "run": CORE | LOCK | CONTEXTLIB | CREATE_SETUP | RUN_ONLY,
     "exec": CORE | LOCK | CONTEXTLIB | SETUP,
 }
 
@@ -138,8 +156,16 @@ def imports_of(tmp_path: Path, *argv: str) -> tuple[int, set[str], str]:
 def within_budget(command: str, modules: set[str]) -> None:
     heavy = modules & HEAVY
     assert not heavy, f"`engine {command}` imported {sorted(heavy)}"
+    if command in FORBIDDEN:
+        slow = modules & FORBIDDEN[command]
+        assert not slow, f"`engine {command}` imported {sorted(slow)}, which create's path no longer needs"
     over = modules - BUDGETS[command]
     assert not over, f"`engine {command}` imported {sorted(over)}, beyond its budget"
+
+
+def test_create_budget_excludes_what_create_stopped_importing() -> None:
+    for command, forbidden in FORBIDDEN.items():
+        assert not BUDGETS[command] & forbidden, command
 
 
 def test_bare_interpreter_imports_no_os() -> None:

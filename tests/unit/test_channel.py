@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import pytest
 
 from engine import channel
 from engine.errors import EngineError
+from engine.record import field_names
 
 
 def every_message() -> list[channel.Message]:
     samples = {"pid": 4242, "state": {"ociVersion": "1.3.0", "id": "c1", "status": "creating"}, "message": "m"}
     out = []
     for cls in channel.Message.registry.values():
-        out.append(cls(**{f.name: samples[f.name] for f in dataclasses.fields(cls)}))  # type: ignore[arg-type]
+        out.append(cls(**{name: samples[name] for name in field_names(cls)}))
     return out
 
 

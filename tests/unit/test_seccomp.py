@@ -22,6 +22,7 @@ import pytest
 
 from engine.linux import seccomp
 from engine.linux.libc import libc
+from engine.spec.constants import SECCOMP_ARCHS
 from tests.forked import run_in_child_with_status as run_in_child
 
 ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CAP_SYS_ADMIN to load without no_new_privs)")
@@ -79,6 +80,7 @@ def test_tables_cover_every_constant_the_spec_lists(spec_dir: Path) -> None:
     assert actions == set(seccomp.ACTIONS)
     assert operators == set(seccomp.OPERATORS)
     assert arches == set(seccomp.ARCHITECTURES)
+    assert seccomp.ARCHITECTURES == SECCOMP_ARCHS  # the loader's copy (no typing import) is the models' list
     assert flags == set(seccomp.FLAGS)
 
 

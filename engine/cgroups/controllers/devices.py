@@ -8,12 +8,12 @@ moment without a policy. Programs an LSM hides from us are left alone (runc does
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 
 from engine.cgroups import fs
 from engine.cgroups.fs import fail
+from engine.errors import suppress
 
 KEY = "devices"
 
@@ -79,11 +79,11 @@ def release(d: str, programs: list[int]) -> None:
         return
     from engine.linux import bpf
 
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         cgroup_fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for prog_id in programs:
-                with contextlib.suppress(OSError):
+                with suppress(OSError):
                     _detach(bpf, cgroup_fd, prog_id)
         finally:
             os.close(cgroup_fd)
