@@ -75,36 +75,18 @@ OPERATORS: dict[str, int] = {
     "SCMP_CMP_MASKED_EQ": 7,
 }
 
-# The spec's architecture list (libseccomp 2.6). libseccomp names each one by the lowercased suffix,
-# which seccomp_arch_resolve_name() turns into the AUDIT_ARCH token.
-# Spelled out, not imported from engine/spec/constants.py: that module imports typing (and re), ~4 ms of every
-# create, which loads this module even without seccomp. tests/unit/test_seccomp.py holds it to the spec's text and
-# to constants.SECCOMP_ARCHS (the models' Literal), as ACTIONS and OPERATORS above.
-ARCHITECTURES = (
-    "SCMP_ARCH_X86",
-    "SCMP_ARCH_X86_64",
-    "SCMP_ARCH_X32",
-    "SCMP_ARCH_ARM",
-    "SCMP_ARCH_AARCH64",
-    "SCMP_ARCH_LOONGARCH64",
-    "SCMP_ARCH_M68K",
-    "SCMP_ARCH_MIPS",
-    "SCMP_ARCH_MIPS64",
-    "SCMP_ARCH_MIPS64N32",
-    "SCMP_ARCH_MIPSEL",
-    "SCMP_ARCH_MIPSEL64",
-    "SCMP_ARCH_MIPSEL64N32",
-    "SCMP_ARCH_PPC",
-    "SCMP_ARCH_PPC64",
-    "SCMP_ARCH_PPC64LE",
-    "SCMP_ARCH_S390",
-    "SCMP_ARCH_S390X",
-    "SCMP_ARCH_SH",
-    "SCMP_ARCH_SHEB",
-    "SCMP_ARCH_PARISC",
-    "SCMP_ARCH_PARISC64",
-    "SCMP_ARCH_RISCV64",
-)
+# The spec's architecture names (libseccomp 2.6) are the models' list, read from its compiled form
+# (engine.spec.constants would import typing, ~4 ms of every create). libseccomp names each one by the lowercased
+# suffix, which seccomp_arch_resolve_name() turns into the AUDIT_ARCH token.
+
+
+def spec_architectures() -> tuple[str, ...]:
+    """The architectures config.json may name. Imported on first use, not with this module: `exec` without a
+    profile never loads the validator, and the callers run before pivot_root (create has it loaded already)."""
+    from engine.spec.compiled import SECCOMP_ARCHS
+
+    return SECCOMP_ARCHS
+
 
 # seccomp(2) filter flags.
 SECCOMP_FILTER_FLAG_TSYNC = 1 << 0
@@ -289,7 +271,7 @@ def arch_token(name: str) -> int | None:
 
     Raises ValueError for a name that is not one of the spec's architectures at all.
     """
-    if name not in ARCHITECTURES:
+    if name not in spec_architectures():
         raise ValueError(f"unknown seccomp architecture {name!r}")
     token = _lib().seccomp_arch_resolve_name(name.removeprefix("SCMP_ARCH_").lower().encode())
     return token or None
@@ -354,7 +336,7 @@ def compile_profile(seccomp: Mapping[str, Any], *, warn: Warn | None = None) -> 
     plan = FilterPlan(default_action=default)
 
     for i, arch in enumerate(seccomp.get("architectures") or []):
-        if arch not in ARCHITECTURES:
+        if arch not in spec_architectures():
             raise ValueError(f"{where}.architectures[{i}]: unknown architecture {arch!r}")
         token = arch_token(arch)
         if token is None:

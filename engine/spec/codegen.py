@@ -500,7 +500,18 @@ class Writer:
                 "    return (None, errors) if errors else (out, errors)",
             ]
         header = _HEADER.format(source_hash=source_hash)
-        return "\n".join([header, *self.constant_lines, *self.lines, *roots, _FOOTER])
+        return "\n".join([header, *_exported_lists(), *self.constant_lines, *self.lines, *roots, _FOOTER])
+
+
+def _exported_lists() -> list[str]:
+    """The spec's lists that runtime code outside validation reads, copied from engine.spec.constants' Literals
+    (which import typing: too slow for create's path)."""
+    from engine.spec import constants
+
+    return [
+        "# engine.spec.constants.SECCOMP_ARCHS, for engine/linux/seccomp.py",
+        f"SECCOMP_ARCHS = {tuple(constants.SECCOMP_ARCHS)!r}",
+    ]
 
 
 _HEADER = '''\

@@ -25,9 +25,11 @@ if TYPE_CHECKING:
     Output = dict[str, Any] | None
     Result = tuple[dict[str, Any] | None, list[Error]]
 
-SOURCE_HASH = "e8e503e69d2d286ac233ef4dd0cf1337fe00c1c9b850df9c06942526c3a485e6"
+SOURCE_HASH = "7eea23ccf8230b1ecba6fd674479cb1806c63984c6e2f54acf244168c80be7c9"
 _MISSING = object()
 
+# engine.spec.constants.SECCOMP_ARCHS, for engine/linux/seccomp.py
+SECCOMP_ARCHS = ('SCMP_ARCH_X86', 'SCMP_ARCH_X86_64', 'SCMP_ARCH_X32', 'SCMP_ARCH_ARM', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_RISCV64')
 _KEYS0 = frozenset(['annotations', 'domainname', 'freebsd', 'hooks', 'hostname', 'linux', 'mounts', 'ociVersion', 'process', 'root', 'solaris', 'vm', 'windows', 'zos'])
 _KEYS1 = frozenset(['path', 'readonly'])
 _KEYS2 = frozenset(['destination', 'gidMappings', 'options', 'source', 'type', 'uidMappings'])
