@@ -38,11 +38,7 @@ CONFIG_FILENAME = "config.json"
 
 def load_config(path: str, *, check_oci_version: bool = True) -> Spec:
     """Read and validate a bundle's config.json. `path` is the file, or the bundle directory itself."""
-    if os.path.isdir(path):
-        path = os.path.join(path, CONFIG_FILENAME)
-    name = os.path.basename(path)
-    bundle = os.path.dirname(os.path.abspath(path))
-    data = read_file(path, name, not_found=f"{name}: not found in bundle {bundle}")
+    data, name = read_config(path)
     return parse_config(data, name, check_oci_version=check_oci_version)
 
 
@@ -73,14 +69,28 @@ def parse_process(data: bytes, filename: str = "process.json") -> Process:
 
 def load_resources(path: str) -> Resources:
     """Read and validate the linux.resources object of `update --resources` ("-": standard input)."""
-    label = "--resources (standard input)" if path == "-" else path
-    data = read_file(path, label, not_found=f"{path}: no such file")
+    data, label = read_resources(path)
     resources: Resources = _checked(compiled.validate_resources(parse_json(data, label), {}), label)
     return resources
 
 
 # --------------------------------------------------------------------------------------------------
 # Shared with engine.spec.load, so that both report unreadable files and broken JSON alike.
+
+
+def read_config(path: str) -> tuple[bytes, str]:
+    """config.json's bytes and the name its messages use; `path` is the file, or the bundle directory itself."""
+    if os.path.isdir(path):
+        path = os.path.join(path, CONFIG_FILENAME)
+    name = os.path.basename(path)
+    bundle = os.path.dirname(os.path.abspath(path))
+    return read_file(path, name, not_found=f"{name}: not found in bundle {bundle}"), name
+
+
+def read_resources(path: str) -> tuple[bytes, str]:
+    """`update --resources` input ("-": standard input) and the label its messages use."""
+    label = "--resources (standard input)" if path == "-" else path
+    return read_file(path, label, not_found=f"{path}: no such file"), label
 
 
 def read_file(path: str, label: str, *, not_found: str) -> bytes:

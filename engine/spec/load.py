@@ -13,13 +13,12 @@ gets the same message from either:
 """
 
 import inspect
-import os
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import ConfigError
-from engine.spec.document import CONFIG_FILENAME, parse_json, read_file
+from engine.spec.document import CONFIG_FILENAME, parse_json, read_config, read_file, read_resources
 from engine.spec.messages import format_errors
 from engine.spec.models import Process, Resources, Spec
 
@@ -28,11 +27,7 @@ M = TypeVar("M", bound=BaseModel)
 
 def load_config(path: str, *, check_oci_version: bool = True) -> Spec:
     """Read and validate a bundle's config.json. `path` is the file, or the bundle directory itself."""
-    if os.path.isdir(path):
-        path = os.path.join(path, CONFIG_FILENAME)
-    name = os.path.basename(path)
-    bundle = os.path.dirname(os.path.abspath(path))
-    data = read_file(path, name, not_found=f"{name}: not found in bundle {bundle}")
+    data, name = read_config(path)
     return parse_config(data, name, check_oci_version=check_oci_version)
 
 
@@ -58,8 +53,8 @@ def parse_process(data: bytes, filename: str = "process.json") -> Process:
 
 def load_resources(path: str) -> Resources:
     """Read and validate the linux.resources object of `update --resources`."""
-    data = read_file(path, path, not_found=f"{path}: no such file")
-    return _validate(Resources, parse_json(data, path), path)
+    data, label = read_resources(path)
+    return _validate(Resources, parse_json(data, label), label)
 
 
 def validate_config(obj: Any, filename: str = CONFIG_FILENAME, *, check_oci_version: bool = True) -> Spec:
