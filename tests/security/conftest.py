@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from engine.spec.default import default_config
+from tests.integration.conftest import leftover_processes
 
 ENGINE = str(Path(sys.executable).with_name("engine"))
 RUNC = "/usr/sbin/runc"
@@ -132,20 +133,6 @@ def _leftover_mounts(path: Path) -> list[str]:
         return [line for line in f if f" {path}" in line]
 
 
-def _leftover_processes(ids: list[str]) -> list[str]:
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if any(f" {i}" in cmdline for i in ids) and "pytest" not in cmdline:
-            found.append(f"{name}: {cmdline}")
-    return found
-
-
 def _cgroup_dirs(container_id: str) -> list[str]:
     """Where engine's default cgroupsPath (engine/<id>, under the caller's cgroup) puts the id, per hierarchy."""
     found = []
@@ -168,7 +155,7 @@ def leftovers(runtime: Runtime, tmp: Path, container_id: str) -> dict[str, list[
         if runtime.root.exists()
         else [],
         "mounts": _leftover_mounts(tmp),
-        "processes": _leftover_processes([container_id]),
+        "processes": leftover_processes([container_id]),
         "cgroups": _cgroup_dirs(container_id),
     }
     return {key: value for key, value in found.items() if value}
@@ -194,7 +181,7 @@ def _make_runtime(name: str, request: pytest.FixtureRequest, tmp_path: Path, roo
     leftovers = {
         "state": [n for n in os.listdir(rt.root) if not n.startswith(".")] if rt.root.exists() else [],
         "mounts": _leftover_mounts(tmp_path),
-        "processes": _leftover_processes(rt.ids),
+        "processes": leftover_processes(rt.ids),
     }
     assert not any(leftovers.values()), f"left behind: {leftovers}"
 
