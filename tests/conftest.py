@@ -35,6 +35,20 @@ def rootfs() -> Path:
     return path
 
 
+@pytest.fixture
+def fresh_rootfs(tmp_path: Path, rootfs: Path) -> Callable[[], Path]:
+    """Makes private writable copies of the busybox rootfs (2 MB each), to plant an image's tricks in."""
+    made: list[Path] = []
+
+    def make() -> Path:
+        copy = tmp_path / f"rootfs-{len(made)}"
+        subprocess.run(["cp", "-a", str(rootfs), str(copy)], check=True)
+        made.append(copy)
+        return copy
+
+    return make
+
+
 def run_in_cgroup2_guest(command: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run tests/cgroup2-guest/run.sh with `command`. A guest that never finished booting or running (exit 3:
     seen once under heavy load) is tried once more; any other result is the test's."""

@@ -114,19 +114,6 @@ def pair(engine: Engine, tmp_path: Path) -> Iterator[Pair]:
     assert p.cleanup() == [], "runc left containers behind"
 
 
-@pytest.fixture
-def fresh_rootfs(tmp_path: Path, rootfs: Path) -> Callable[[], Path]:
-    made = []
-
-    def make() -> Path:
-        copy = tmp_path / f"rootfs-{len(made)}"
-        subprocess.run(["cp", "-a", str(rootfs), str(copy)], check=True)
-        made.append(copy)
-        return copy
-
-    return make
-
-
 # -- normalization -------------------------------------------------------------------------------------------
 
 

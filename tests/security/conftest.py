@@ -200,20 +200,6 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path, rootfs: Path) -> Iter
     yield from _make_runtime("engine", request, tmp_path, rootfs)
 
 
-@pytest.fixture
-def rootfs_copy(tmp_path: Path, rootfs: Path) -> Callable[[], Path]:
-    """Private writable copies of the busybox rootfs (2 MB each), to plant an image's tricks in."""
-    made: list[Path] = []
-
-    def make() -> Path:
-        copy = tmp_path / f"rootfs-{len(made)}"
-        subprocess.run(["cp", "-a", str(rootfs), str(copy)], check=True)
-        made.append(copy)
-        return copy
-
-    return make
-
-
 def bind(source: Path | str, destination: str, *options: str) -> dict[str, Any]:
     return {"destination": destination, "type": "bind", "source": str(source), "options": ["rbind", *options]}
 

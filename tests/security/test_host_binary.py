@@ -35,9 +35,9 @@ def _library_dirs() -> list[str]:
 
 
 @pytest.fixture
-def image(rootfs_copy: Callable[[], Path]) -> Path:
+def image(fresh_rootfs: Callable[[], Path]) -> Path:
     """A rootfs with a script whose #! is /proc/self/exe (the exec'ing process's own executable)."""
-    rootfs = rootfs_copy()
+    rootfs = fresh_rootfs()
     script = rootfs / "selfexe"
     script.write_text("#!/proc/self/exe -V\n")
     script.chmod(0o755)
@@ -133,10 +133,10 @@ def test_cve_2019_5736_the_trampoline_cannot_be_written(tmp_path: Path) -> None:
         tramp.close()
 
 
-def test_the_trampoline_still_reports_a_failed_exec(engine: Runtime, rootfs_copy: Callable[[], Path]) -> None:
+def test_the_trampoline_still_reports_a_failed_exec(engine: Runtime, fresh_rootfs: Callable[[], Path]) -> None:
     """The defence keeps the contract: a program the kernel cannot run (here an ELF whose interpreter the image
     lacks) fails `start` with one line naming it and the reason, as a direct execve did; `exec` likewise."""
-    rootfs = rootfs_copy()
+    rootfs = fresh_rootfs()
     shutil.copy("/usr/bin/true", rootfs / "dynamic-true")  # dynamically linked: no ld.so in the busybox image
     container_id, created = engine.create(engine.config(["/dynamic-true"], rootfs=rootfs))
     assert created.returncode == 0, created.stderr

@@ -71,13 +71,13 @@ def test_cve_2021_30465_flags_apply_to_the_mount_not_to_a_second_lookup(runtime:
 
 @pytest.mark.parametrize("how", ["direct", "image symlink"])
 def test_cve_2019_16884_no_mount_over_proc_sys(
-    runtime: Runtime, tmp_path: Path, rootfs_copy: Callable[[], Path], how: str
+    runtime: Runtime, tmp_path: Path, fresh_rootfs: Callable[[], Path], how: str
 ) -> None:
     """A bind over /proc/sys (a plain directory whose files take the sysctl writes, the AppArmor/LSM writes of
     the same kind, CVE-2019-16884) is refused, also when an image symlink steers the destination there."""
     fake = tmp_path / "fake-sys"
     (fake / "kernel").mkdir(parents=True)
-    rootfs = rootfs_copy()
+    rootfs = fresh_rootfs()
     os.symlink("/proc", rootfs / "pp")
     destination = "/proc/sys" if how == "direct" else "/pp/sys"
 
@@ -91,7 +91,7 @@ def test_cve_2019_16884_no_mount_over_proc_sys(
         assert destination in error and "/proc" in error, error
 
 
-def test_cve_2019_19921_only_procfs_on_proc(runtime: Runtime, tmp_path: Path, rootfs_copy: Callable[[], Path]) -> None:
+def test_cve_2019_19921_only_procfs_on_proc(runtime: Runtime, tmp_path: Path, fresh_rootfs: Callable[[], Path]) -> None:
     """A tmpfs (or any bind of a non-procfs directory) on /proc itself is refused: only a procfs goes there."""
     fake = tmp_path / "fake-proc"
     fake.mkdir()
@@ -100,16 +100,16 @@ def test_cve_2019_19921_only_procfs_on_proc(runtime: Runtime, tmp_path: Path, ro
         config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/proc"]
         config["mounts"].append(bind(fake, "/proc"))
 
-    _, result = runtime.create(runtime.config(["true"], rootfs=rootfs_copy(), edit=edit))
+    _, result = runtime.create(runtime.config(["true"], rootfs=fresh_rootfs(), edit=edit))
     assert result.returncode != 0, "a non-procfs bind on /proc was accepted"
     if not runtime.is_runc:
         assert "only a procfs may be mounted on /proc" in one_line_error(result)
 
 
-def test_cve_2023_28642_procfs_never_on_a_symlink(runtime: Runtime, rootfs_copy: Callable[[], Path]) -> None:
+def test_cve_2023_28642_procfs_never_on_a_symlink(runtime: Runtime, fresh_rootfs: Callable[[], Path]) -> None:
     """An image whose /proc is a symlink would get procfs mounted where the symlink points (out of reach of the
     LSM rules that name /proc): refused."""
-    rootfs = rootfs_copy()
+    rootfs = fresh_rootfs()
     (rootfs / "proc").rmdir()
     (rootfs / "elsewhere").mkdir()
     os.symlink("/elsewhere", rootfs / "proc")

@@ -29,13 +29,13 @@ def _in_netns_of(pid: int, path: str) -> str:
 
 
 def test_cve_2025_52881_sysctl_and_oom_score_reach_the_kernel(
-    runtime: Runtime, rootfs_copy: Callable[[], Path]
+    runtime: Runtime, fresh_rootfs: Callable[[], Path]
 ) -> None:
     """No procfs mounted in the container, and an image with plain files at /proc/sys/... and /proc/self/...: a
     runtime that writes through the container's /proc writes those files and the sysctl and oom_score_adj the
     config asked for silently never happen. Written through a procfs of the runtime's own, they must."""
     runtime.falls("its sysctl write goes through the container's /proc (a plain file here) and is lost")
-    rootfs = rootfs_copy()
+    rootfs = fresh_rootfs()
     _plant_fake_proc(rootfs)
 
     def edit(config: dict) -> None:
