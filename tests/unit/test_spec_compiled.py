@@ -34,6 +34,7 @@ from engine.spec.codegen import (
 )
 from engine.spec.messages import format_errors
 from state import jsonio
+from tests.unit.test_spec_load import all_paths
 
 SPEC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "runtime-spec"
 DESCRIPTION = codegen.describe_models()
@@ -185,17 +186,6 @@ def model_strategy(name: str, bad: bool) -> st.SearchStrategy[dict[str, Any]]:
         return doc
 
     return build()
-
-
-def all_paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += all_paths(value, (*path, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += all_paths(value, (*path, i))
-    return found
 
 
 EDGES = st.sampled_from([None, 2**64, 2**63, -1, 0, "", "\n", True, 1.0, [], {}, "SCMP_ACT_ALLOW", "pid", "/"])
