@@ -51,10 +51,10 @@ from __future__ import annotations
 # _socket, not socket (enum, selectors: ~2 ms) and state.jsonio, not json (re: ~3 ms): create, the init and
 # exec load this module, and the init cannot import anything later (after pivot_root).
 import _socket
-import array
 import os
 
 from engine.errors import EngineError, one_line
+from engine.linux import scm
 from engine.record import field_names, record
 from state import jsonio
 
@@ -258,18 +258,15 @@ class Channel:
 
     def send_with_fd(self, message: Message, fd: int) -> None:
         """`message` with one file descriptor riding along (SCM_RIGHTS); the receiver takes it with receive_with_fd."""
-        self.sock.sendmsg([encode(message)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
+        self.sock.sendmsg([encode(message)], scm.rights(fd))
 
     def receive_with_fd(self, kind: type[M]) -> tuple[M, int]:
         """The next message, which must be a `kind` carrying exactly one fd (close-on-exec here; the caller owns
         it). Any fd that came with anything else is closed, so none leaks either way."""
-        fds = array.array("i")
         data, ancillary, flags, _ = _past_a_reset(
-            self.sock.recvmsg, MAX_MESSAGE, _socket.CMSG_SPACE(2 * fds.itemsize), _socket.MSG_CMSG_CLOEXEC
+            self.sock.recvmsg, MAX_MESSAGE, scm.space(2), _socket.MSG_CMSG_CLOEXEC
         )
-        for level, cmsg_type, cdata in ancillary:
-            if level == _socket.SOL_SOCKET and cmsg_type == _socket.SCM_RIGHTS:
-                fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
+        fds = scm.received_fds(ancillary)
         try:
             message = self._expect(data, kind)
             if len(fds) != 1 or flags & _socket.MSG_CTRUNC:

@@ -13,15 +13,14 @@ import os
 
 from engine import channel, console, hookpoints, lsm
 from engine.errors import ConfigError, EngineError, suppress
-from engine.init import InitPlan, intermediate
-from engine.linux import syscalls as sc
+from engine.init_plan import InitPlan
+from engine.linux.namespaces import CLONE_NEWTIME, CLONE_NEWUSER, NAMESPACES
 from engine.log import Log
 from engine.pidfile import write_pid_file
 from engine.record import field, record
 from engine.rootless import checks as rootless_checks
 from engine.rootless import hooks as rootless_hooks
 from engine.rootless.idmap import write_id_maps
-from engine.setup.rootfs import open_bind_sources
 from state import jsonio, process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
@@ -75,22 +74,22 @@ def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
 def namespace_plan(config: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
     # Duplicate types never get here: the spec models reject them (engine/spec/models.py).
     flags, paths, seen = 0, [], set()
-    for ns in (config.get("linux") or {}).get("namespaces") or []:
-        ns_type = ns["type"]
+    for entry in (config.get("linux") or {}).get("namespaces") or []:
+        ns_type = entry["type"]
         seen.add(ns_type)
-        if ns.get("path"):
-            paths.append((ns_type, ns["path"]))
+        if entry.get("path"):
+            paths.append((ns_type, entry["path"]))
         else:
-            flags |= sc.NAMESPACES[ns_type][0]
+            flags |= NAMESPACES[ns_type][0]
     if "mount" not in seen:
         # config-linux.md: an unlisted namespace is the runtime's. The host's mount namespace then: chroot, no mounts.
         from engine.setup.host_mount_ns import refuse_what_needs_mounts
 
         refuse_what_needs_mounts(config)
     linux = config.get("linux") or {}
-    if flags & sc.CLONE_NEWUSER and not (linux.get("uidMappings") and linux.get("gidMappings")):
+    if flags & CLONE_NEWUSER and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings/gidMappings: required with a new user namespace")
-    if linux.get("timeOffsets") and not flags & sc.CLONE_NEWTIME:
+    if linux.get("timeOffsets") and not flags & CLONE_NEWTIME:
         raise ConfigError("config.json: linux.timeOffsets: needs a new time namespace in linux.namespaces")
     return flags, paths
 
@@ -146,9 +145,12 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             undo.push("close the fifo fd", lambda: os.close(fifo_fd))
             try:
                 # Only a user namespace's root may fail to reach a source; others bind by path, as before.
-                userns = ns_flags & sc.CLONE_NEWUSER
-                by_create = rootless_hooks.bind_sources_opened_by_create(bool(userns))
-                source_fds = open_bind_sources(config.get("mounts") or [], bundle) if by_create else {}
+                userns = ns_flags & CLONE_NEWUSER
+                source_fds = {}
+                if rootless_hooks.bind_sources_opened_by_create(bool(userns)):
+                    from engine.setup.rootfs import open_bind_sources  # the mount code: only for a user namespace
+
+                    source_fds = open_bind_sources(config.get("mounts") or [], bundle)
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
@@ -213,7 +215,7 @@ def _launch(
     if pid == 0:
         to_intermediate.close()
         to_init.close()
-        intermediate(intermediate_end, init_end, plan)  # never returns
+        _intermediate(intermediate_end, init_end, plan)  # never returns
     intermediate_end.close()
     init_end.close()
     undo.push("reap the intermediate child", lambda: process.reap(pid))
@@ -225,7 +227,7 @@ def _launch(
         except CgroupError as err:
             raise EngineError(str(err)) from None
         to_intermediate.send(channel.InCgroup())
-        if plan.namespace_flags & sc.CLONE_NEWUSER:
+        if plan.namespace_flags & CLONE_NEWUSER:
             to_intermediate.receive(channel.UserNsMade)
             write_id_maps(pid, plan.config["linux"])
             to_intermediate.send(channel.IdsMapped())
@@ -259,6 +261,27 @@ def _launch(
         life.fire("finish_create")
         to_init.send(channel.Created())
         log.debug(f"create {record.id}: created; the init (pid {init_pid}) waits for start")
+
+
+def _intermediate(chan: channel.Channel, init_chan: channel.Channel, plan: InitPlan) -> None:
+    """The forked child: load the container's set-up code, then become the intermediate (engine/init.py).
+
+    Imported here, not by `engine create`'s own process, which never runs it: the child loads it (ctypes, the
+    mounts, capabilities, seccomp... ~10 ms) while the parent puts it into the cgroups, whose first cgroup.procs
+    write sleeps as long in the kernel (an RCU grace period). Before any namespace or mount: the files are the
+    host's, as the parent would have read them; the init imports nothing later (tests/integration/
+    test_late_imports.py)."""
+    import gc
+
+    # As begin_child does next: no object from before the fork may be collected here (it could close an fd number
+    # reused since); the imports below allocate enough to trigger a collection.
+    gc.freeze()
+    try:
+        from engine.init import intermediate
+    except BaseException as err:
+        chan.fail(err)
+        os._exit(1)
+    intermediate(chan, init_chan, plan)
 
 
 def _create_cgroups(
@@ -355,7 +378,7 @@ def _own_namespace(namespaces: dict[str, str | None], kind: str, where: str) -> 
         raise ConfigError(f"{where}: needs the container's own {kind} namespace (linux.namespaces has none)")
     path = namespaces[kind]
     if path:
-        proc_name = sc.NAMESPACES[kind][1]
+        proc_name = NAMESPACES[kind][1]
         try:
             theirs, ours = os.stat(path), os.stat(f"/proc/self/ns/{proc_name}")
         except OSError as err:
@@ -383,7 +406,7 @@ def _check_unsupported(config: dict[str, Any], log: Log) -> None:
 def _drop_unknown_capabilities(process: dict[str, Any], log: Log) -> None:
     """config.md: a capability that "cannot be mapped to a relevant kernel interface ... MUST be logged as a
     warning": warn here, where the caller sees it (create's stderr and --log), and drop it from the config."""
-    from engine.linux.capabilities import CAPABILITIES
+    from engine.linux.capability_names import CAPABILITIES
 
     for key, names in (process.get("capabilities") or {}).items():
         unknown = [name for name in names if name not in CAPABILITIES]

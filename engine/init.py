@@ -14,7 +14,7 @@ from __future__ import annotations
 import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
 import os
 
-from engine import channel, console, lsm
+from engine import channel, lsm, pty
 from engine.channel import Channel
 from engine.errors import suppress
 from engine.linux import kernel, proctitle
@@ -35,7 +35,6 @@ from engine.process_setup import (
     exec_as_the_process,
     prepare_exec,
 )
-from engine.record import field, record
 from engine.rootless import hooks as rootless_hooks
 from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
@@ -48,27 +47,9 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 if TYPE_CHECKING:
     from typing import Any
 
+    from engine.init_plan import InitPlan
+
 # Everything the init uses is imported above: after pivot_root the engine's own files are out of sight.
-
-
-@record
-class InitPlan:
-    """Everything the init needs, resolved by `engine create` before forking."""
-
-    container_id: str
-    bundle: str
-    rootfs: str
-    config: dict[str, Any]  # config.json as validated (JSON shape, camelCase keys)
-    fifo_path: str
-    no_pivot: bool = False
-    preserve_fds: int = 0
-    namespace_flags: int = 0
-    namespace_paths: list[tuple[str, str]] = field(default_factory=list)  # (type, path) to setns into
-    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # config's + drop-ins', by stage
-    time_offsets: dict[str, Any] = field(default_factory=dict)
-    fifo_fd: int = -1  # O_PATH fd on the exec fifo, opened by `engine create` (the init may not reach the path)
-    bind_source_fds: dict[int, int] = field(default_factory=dict)  # mounts[i] -> O_PATH fd on its source
-    labels: lsm.Labels = field(default_factory=lsm.Labels)  # AppArmor/SELinux, as the host can apply them
 
 
 def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
@@ -169,7 +150,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         if terminal:  # the container's /dev/pts is our /dev/pts now; before anything is made read-only
             # The master goes back to `engine create`, which holds the connection to --console-socket: a host path
             # that we, maybe a user namespace's root, may not reach.
-            console.setup_console(
+            pty.setup_console(
                 lambda master: chan.send_with_fd(channel.ConsoleMaster(), master),
                 process.get("consoleSize"),
                 uid=(process.get("user") or {}).get("uid"),

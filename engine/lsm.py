@@ -14,13 +14,16 @@ from __future__ import annotations
 import os
 
 from engine.errors import ConfigError, EngineError
-from engine.linux.procfs import ProcFS
 from engine.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+    # Only a type here (the caller passes its own): procfs brings ctypes, which `engine create`'s own process
+    # does without (its children import it).
+    from engine.linux.procfs import ProcFS
 
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
