@@ -240,7 +240,14 @@ class Channel:
         self.close()
 
     def send(self, message: Message) -> None:
-        self.sock.send(encode(message))
+        try:
+            self.sock.send(encode(message))
+        except (BrokenPipeError, ConnectionResetError):
+            # The other side is gone, and what it queued for us before it went says why (its Failed, read past
+            # the reset as receive does): a one-line ChannelError, never an OSError the CLI could mistake for
+            # its own stdout's broken pipe.
+            self._expect(_past_a_reset(self.sock.recv, MAX_MESSAGE), Failed)
+            raise PeerGone(self.peer) from None
 
     def receive(self, kind: type[M]) -> M:
         """The next message, which must be a `kind`."""
@@ -295,7 +302,7 @@ class Channel:
             message += " | " + " ".join(traceback.format_exception(err)).replace("\n", " ")
         try:  # noqa: SIM105 (contextlib is ~2 ms of import on the create path)
             self.send(Failed(message))
-        except OSError:
+        except (OSError, ChannelError):  # nobody left to tell
             pass
 
 

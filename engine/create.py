@@ -1,7 +1,8 @@
 """`engine create`: validate the bundle, claim the id, fork the container's init and wait until it is set up.
 
-Follow a container from here: load config -> claim id (state "creating") -> fork the intermediate child ->
-it enters the namespaces and forks the init -> init mounts the rootfs -> prestart/createRuntime hooks run here
+Follow a container from here: load config -> claim id -> fork the intermediate child (it loads the set-up code
+meanwhile) -> make the cgroups, state "creating", put the child in them -> it enters the namespaces and forks the
+init -> init mounts the rootfs -> prestart/createRuntime hooks run here
 -> init pivots and finishes -> state "created" -> the init blocks on the exec fifo until `engine start`.
 Every step registers its undo; a failure unwinds them in reverse and leaves no trace.
 """
@@ -154,12 +155,6 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
-            cgroups = _create_cgroups(config, record, undo, options, log)
-            if cgroups is not None:
-                log.debug(f"create {record.id}: made the cgroups (cgroupsPath {cgroups.cgroups_path})")
-            # The first state.json already names the cgroups: if this process is killed from here on,
-            # `delete --force` still finds everything it made.
-            life.fire("begin_create")
             plan = InitPlan(
                 container_id=record.id,
                 bundle=bundle,
@@ -176,7 +171,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 bind_source_fds=source_fds,
                 labels=labels,
             )
-            _launch(plan, record, cgroups, life, undo, options, log, console_sock)
+            _launch(plan, record, life, undo, options, log, console_sock)
         except BaseException as err:
             if life.state != "new":
                 with suppress(Exception):  # the unwind below matters more
@@ -200,7 +195,6 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 def _launch(
     plan: InitPlan,
     record: ContainerRecord,
-    cgroups: Manager | None,
     life: Lifecycle,
     undo: Any,
     options: CreateOptions,
@@ -211,6 +205,8 @@ def _launch(
 
     to_intermediate, intermediate_end = channel.pair("engine create", "the intermediate child")
     to_init, init_end = channel.pair("engine create", "the container's init")
+    # Forked before the cgroups are made: the child loads the container's set-up code (_intermediate) while we make
+    # them, write the first state.json and put the child in (whose first cgroup.procs write sleeps in the kernel).
     pid = os.fork()
     if pid == 0:
         to_intermediate.close()
@@ -218,8 +214,20 @@ def _launch(
         _intermediate(intermediate_end, init_end, plan)  # never returns
     intermediate_end.close()
     init_end.close()
-    undo.push("reap the intermediate child", lambda: process.reap(pid))
     with to_intermediate, to_init:  # the protocol: engine/channel.py
+        try:
+            cgroups = _create_cgroups(plan.config, record, undo, options, log)
+        except BaseException:
+            to_intermediate.close()  # the child, waiting for InCgroup, sees the channel end and exits
+            process.reap(pid)
+            raise
+        # After the cgroups' undo, so unwound before it: the child is gone before they are removed.
+        undo.push("reap the intermediate child", lambda: process.reap(pid))
+        if cgroups is not None:
+            log.debug(f"create {record.id}: made the cgroups (cgroupsPath {cgroups.cgroups_path})")
+        # The first state.json already names the cgroups: if this process is killed from here on,
+        # `delete --force` still finds everything it made.
+        life.fire("begin_create")
         try:
             if cgroups is not None:  # before any cgroup namespace: its root is to be the container's cgroup
                 cgroups.add(pid)
