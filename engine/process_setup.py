@@ -30,7 +30,6 @@ import stat
 
 from engine.errors import EngineError, suppress
 from engine.linux import kernel, scm
-from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH, RESOLVE_NO_MAGICLINKS, mkdir_all_in_root, open_in_root, openat2
 from engine.linux.syscalls import AT_FDCWD
@@ -213,6 +212,8 @@ def load_seccomp(
     if notify_sock is None:
         os.close(fd)
         raise SetupError("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath")
+    from engine.linux import seccomp as libseccomp  # loaded already by whoever compiled the plan
+
     message = libseccomp.container_process_state(
         state,
         pid=state["pid"] if process_pid is None else process_pid,

@@ -284,3 +284,24 @@ def test_kill_of_a_dead_init_and_delete_of_a_stopped_record(tmp_path: Path) -> N
     code, modules, _ = imports_of(tmp_path, "--root", str(root), "delete", "c2")
     assert code == 0 and not directory.exists()
     within_budget("delete", modules)
+
+
+# ---- the split between create's own process and the child it forks --------------------------------------------
+
+
+def modules_after(*imports: str) -> set[str]:
+    statements = "; ".join(f"import {module}" for module in imports)
+    code = f"import sys; sys.path += [{str(REPO)!r}]; {statements}; print(sorted(sys.modules))"
+    result = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, check=True)
+    return set(ast.literal_eval(result.stdout))
+
+
+def test_create_leaves_the_set_up_code_to_its_child() -> None:
+    # engine.create's own process makes no syscall through ctypes; its forked child imports engine.init (while
+    # create waits on the cgroups), which loads seccomp only for a config with a filter (init's
+    # _import_what_the_config_needs).
+    parent = modules_after("engine.commands.create")
+    assert not {"ctypes", "engine.init", "engine.pty", "engine.linux.kernel", "engine.setup.rootfs"} & parent
+    child = modules_after("engine.init")
+    assert {"ctypes", "engine.pty", "engine.linux.kernel", "engine.setup.rootfs"} <= child
+    assert not {"engine.linux.seccomp", "collections", "array"} & child
