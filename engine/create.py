@@ -96,8 +96,12 @@ def namespace_plan(config: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
 
 
 def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
+    from engine.cgroups import attach_warmup
     from engine.undo import UndoStack
 
+    # The child's first cgroup.procs write would wait ~10 ms for an RCU grace period: have it start now, in a thread,
+    # while we validate and fork (engine/cgroups/attach_warmup.py).
+    attach_warmup.start()
     bundle = os.path.realpath(options.bundle)
     config, rootfs = load_bundle(bundle)
     _drop_unknown_capabilities(config["process"], log)
