@@ -16,8 +16,7 @@ import os
 import time
 
 from engine.cgroups import fs
-from engine.cgroups.fs import CgroupError, fail, jpath
-from engine.cgroups.layout import CGROUPS_PATH
+from engine.cgroups.fs import CGROUPS_PATH, CgroupError, fail, jpath
 
 TYPE_CHECKING = False  # typing costs ~8 ms at import; `engine delete` and `kill` load this module
 if TYPE_CHECKING:

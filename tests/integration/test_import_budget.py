@@ -56,7 +56,9 @@ CORE = {
     "_json",
 }
 LOCK = {"fcntl"}  # the per-container lock: every command that changes a container
-# collections (namedtuples of engine/cgroups/layout.py: ~1 ms), for the commands that read a container's cgroups.
+# collections (namedtuples of engine/cgroups/layout.py: ~1.5 ms): only the commands that detect the host's cgroup
+# layout (create, run, update); those that act on an existing container's cgroups (delete, kill --all, pause,
+# resume, ps) load its manager from state.json without it.
 COLLECTIONS = {"collections", "_collections", "operator", "_operator", "itertools", "keyword", "reprlib"}
 # contextlib and what it brings (~2 ms): engine/cgroups/controllers/devices.py imports it (update, create).
 CONTEXTLIB = COLLECTIONS | {"contextlib", "functools", "_functools", "types", "math"}
@@ -93,10 +95,10 @@ BUDGETS = {
     "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
     "start": CORE | LOCK | {"select", "_socket"},
     "kill": CORE | LOCK | {"select"},
-    "delete": CORE | LOCK | COLLECTIONS | {"select"},
-    "pause": CORE | LOCK | COLLECTIONS,
-    "resume": CORE | LOCK | COLLECTIONS,
-    "ps": CORE | COLLECTIONS | {"select"},
+    "delete": CORE | LOCK | {"select"},
+    "pause": CORE | LOCK,
+    "resume": CORE | LOCK,
+    "ps": CORE | {"select"},
     "update": CORE | LOCK | CONTEXTLIB,
     "create": CORE | LOCK | COLLECTIONS | {"types", "math"} | CREATE_SETUP,
     "run": CORE | LOCK | CONTEXTLIB | CREATE_SETUP | RUN_ONLY,
