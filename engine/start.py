@@ -54,11 +54,13 @@ def start(store: Store, container_id: str, log: Log) -> None:
         life.fire("start")
         log.debug(f"start {container_id}: running")
         if record.reaper_pid != os.getpid():
-            # A monitor that died since create is replaced here. Not for `engine run` in the foreground: it waits
-            # for its init itself, and the monitor leaves such a container to it (state/monitor.py).
-            from state.monitor import ensure_running
+            # A monitor that died since create is replaced here (one that runs watches the container since
+            # create). Not for `engine run` in the foreground: it waits for its init itself, and the monitor
+            # leaves such a container to it (state/monitor.py).
+            from state import monitor
 
-            ensure_running(store.root)
+            if not monitor.running(store.root):
+                monitor.ensure_running(store.root)
         # config.md: poststart hooks run after the user's process is executed, before start returns; a failing
         # one is a warning (the choice, as runc does).
         hooks = hookpoints.load(store.path(container_id))

@@ -93,7 +93,7 @@ FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_ONLY, "run": CREATE_FORBIDDEN}
 BUDGETS = {
     "state": CORE,
     "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
-    "start": CORE | LOCK | {"select", "_socket"},
+    "start": CORE | LOCK | {"select"},  # no _socket: start asks whether the monitor runs by its lock
     "kill": CORE | LOCK | {"select"},
     "delete": CORE | LOCK | {"select"},
     "pause": CORE | LOCK,
