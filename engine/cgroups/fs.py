@@ -120,6 +120,11 @@ def walk_down(directory: str) -> Iterator[str]:
         current = stack.pop()
         yield current
         try:
+            # cgroupfs (kernfs) counts a directory's subdirectories in its link count: 2 means none, and one
+            # stat saves listing the dozens of control files (delete walks every hierarchy twice). A filesystem
+            # that does not count them (btrfs says 1) is listed.
+            if os.stat(current).st_nlink == 2:
+                continue
             with os.scandir(current) as entries:
                 stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
