@@ -94,11 +94,11 @@ BUDGETS = {
     "state": CORE,
     "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
     "start": CORE | LOCK | {"select"},  # no _socket: start asks whether the monitor runs by its lock
-    "kill": CORE | LOCK | {"select"},
+    "kill": CORE | LOCK,
     "delete": CORE | LOCK | {"select"},
     "pause": CORE | LOCK,
     "resume": CORE | LOCK,
-    "ps": CORE | {"select"},
+    "ps": CORE,
     "update": CORE | LOCK | CONTEXTLIB,
     "create": CORE | LOCK | COLLECTIONS | {"types", "math"} | CREATE_SETUP,
     "run": CORE | LOCK | CONTEXTLIB | CREATE_SETUP | RUN_ONLY,
