@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import select
 
-from engine import hookpoints
 from engine.container import open_pidfd
 from engine.errors import EngineError
 from engine.log import Log
 from state.machine import Lifecycle
 from state.rules import require_startable
-from state.store import EXEC_FIFO, Store
+from state.store import EXEC_FIFO, HOOKS_FILE, Store
 
 
 def start(store: Store, container_id: str, log: Log) -> None:
@@ -62,9 +61,12 @@ def start(store: Store, container_id: str, log: Log) -> None:
             if not monitor.running(store.root):
                 monitor.ensure_running(store.root)
         # config.md: poststart hooks run after the user's process is executed, before start returns; a failing
-        # one is a warning (the choice, as runc does).
-        hooks = hookpoints.load(store.path(container_id))
-        hookpoints.run("poststart", hooks, record.public_state("running"), log, warn_only=True, cwd=record.bundle)
+        # one is a warning (the choice, as runc does). Only a container with hooks has the file.
+        if os.path.exists(store.path(container_id, HOOKS_FILE)):
+            from engine import hookpoints
+
+            hooks = hookpoints.load(store.path(container_id))
+            hookpoints.run("poststart", hooks, record.public_state("running"), log, warn_only=True, cwd=record.bundle)
 
 
 def _read_until_exec(fifo: int, pidfd: int) -> bytes:
