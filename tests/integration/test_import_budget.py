@@ -94,7 +94,7 @@ BUDGETS = {
     "state": CORE,
     "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
     "start": CORE | LOCK | {"select"},  # no _socket: start asks whether the monitor runs by its lock
-    "kill": CORE | LOCK,
+    "kill": CORE,  # no lock to signal the init (kill --all takes one)
     "delete": CORE | LOCK | {"select"},
     "pause": CORE | LOCK,
     "resume": CORE | LOCK,
