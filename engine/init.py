@@ -17,7 +17,7 @@ import os
 from engine import channel, console, lsm
 from engine.channel import Channel
 from engine.errors import suppress
-from engine.linux import kernel, proctitle
+from engine.linux import capabilities, kernel, proctitle
 from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH
@@ -192,6 +192,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
             Trampoline(str(hook.get("path")), 2, mark_cloexec=False).fd
             for hook in plan.hooks.get("startContainer") or []
         ]
+        capabilities.last_cap()  # asked of the kernel now and kept: the capability steps after the wait need it
         # Blocks until `engine start` opens the read end. dup2 closes the O_PATH fd (runc closes it before exec,
         # for CVE-2016-9962) in the same step.
         opened = proc.reopen(plan.fifo_fd, os.O_WRONLY)

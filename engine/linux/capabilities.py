@@ -158,16 +158,23 @@ def names_to_mask(names: Iterable[str]) -> int:
     return mask
 
 
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
     """The highest capability number the running kernel knows (what /proc/sys/kernel/cap_last_cap says).
 
     Asked of the kernel, not read from /proc: in the container's init /proc is the container's, and an image
     with a fake cap_last_cap of 10 would keep every capability above 10 in the bounding set. PR_CAPBSET_READ
-    answers EINVAL above the last capability."""
-    cap = 0
-    while cap < 63 and libc.prctl(PR_CAPBSET_READ, cap + 1, 0, 0, 0) >= 0:
-        cap += 1
-    return cap
+    answers EINVAL above the last capability. Asked once per process (the kernel's answer cannot change): the
+    init asks before it waits for `start`, which then does not wait for these ~41 prctls."""
+    global _last_cap
+    if _last_cap is None:
+        cap = 0
+        while cap < 63 and libc.prctl(PR_CAPBSET_READ, cap + 1, 0, 0, 0) >= 0:
+            cap += 1
+        _last_cap = cap
+    return _last_cap
 
 
 def current_sets(*, kernel_last_cap: int | None = None, ambient: bool = True) -> dict[str, int]:
