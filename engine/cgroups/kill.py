@@ -31,13 +31,14 @@ BATCH = 256  # pidfds open at once (the soft RLIMIT_NOFILE may be 1024)
 
 
 def signal_cgroups(mgr: Manager, sig: int) -> set[int] | None:
-    """The pids signalled, or None if cgroup.kill killed the whole tree. Manager.signal_all calls this only when
-    the cgroups hold a process."""
+    """The pids signalled, or None if cgroup.kill killed the whole tree."""
     if sig == SIGKILL and not mgr.shared:
         kill_file = mgr.kill_file()
         if kill_file is not None:
             fs.write("kill", os.path.dirname(kill_file), "cgroup.kill", "1")
             return None
+    if not mgr.procs():
+        return set()  # nothing to signal, nothing that could fork: no need to freeze
     paused = mgr.is_frozen()
     frozen = _freeze(mgr)
     signalled: set[int] = set()

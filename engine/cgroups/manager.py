@@ -300,9 +300,10 @@ class Manager:
         """Signal every process of the container (kill --all, delete) so that a reused pid is never hit: through
         cgroup.kill (v2, SIGKILL, when the kernel has it), else freeze, signal through pidfds, thaw (kill.py).
         The pids signalled, or None when cgroup.kill took them all."""
-        if not self.procs():
-            # Nothing to signal, and nothing in there that could fork: the usual case for delete, which calls this
-            # for a stopped container too (the processes its init left behind), and then does not load kill.py.
+        if self.kill_file() is None and not self.procs():
+            # No cgroup.kill to write, nothing to signal and nothing in there that could fork: the usual case for
+            # delete, which calls this for a stopped container too (the processes its init left behind), and then
+            # does not load kill.py.
             return set()
         from engine.cgroups.kill import signal_cgroups
 
