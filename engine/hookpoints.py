@@ -22,12 +22,12 @@ import os
 from engine.errors import ConfigError, EngineError
 from engine.log import Log
 from state import jsonio
+from state.store import HOOKS_FILE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-HOOKS_FILE = "hooks.json"
 Hooks = dict  # stage -> list of hooks (config.md's shape); a plain alias: typing is not imported at run time
 
 
@@ -45,6 +45,10 @@ def collect(config: dict[str, Any], hooks_dirs: list[str]) -> Hooks:
 
 
 def save(state_dir: str, hooks: Hooks) -> None:
+    """Keep the hooks for start and delete. No hooks, no file: most containers have none, and start and delete
+    then skip loading this module (they look for the file first)."""
+    if not hooks:
+        return
     with open(os.path.join(state_dir, HOOKS_FILE), "w") as f:
         f.write(jsonio.dumps(hooks))
 

@@ -23,10 +23,9 @@ from __future__ import annotations
 import posixpath
 from collections import namedtuple
 
-from engine.cgroups.fs import CgroupError
+from engine.cgroups.fs import CGROUPS_PATH, CgroupError
 
 DEFAULT_PARENT = "/engine"
-CGROUPS_PATH = "linux.cgroupsPath"
 
 
 # Immutable records as namedtuples, not frozen dataclasses: `import dataclasses` (inspect, ast) costs ~15 ms,

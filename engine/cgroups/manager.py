@@ -16,8 +16,7 @@ import os
 import time
 
 from engine.cgroups import fs
-from engine.cgroups.fs import CgroupError, fail, jpath
-from engine.cgroups.layout import CGROUPS_PATH
+from engine.cgroups.fs import CGROUPS_PATH, CgroupError, fail, jpath
 
 TYPE_CHECKING = False  # typing costs ~8 ms at import; `engine delete` and `kill` load this module
 if TYPE_CHECKING:
@@ -301,6 +300,11 @@ class Manager:
         """Signal every process of the container (kill --all, delete) so that a reused pid is never hit: through
         cgroup.kill (v2, SIGKILL, when the kernel has it), else freeze, signal through pidfds, thaw (kill.py).
         The pids signalled, or None when cgroup.kill took them all."""
+        if self.kill_file() is None and not self.procs():
+            # No cgroup.kill to write, nothing to signal and nothing in there that could fork: the usual case for
+            # delete, which calls this for a stopped container too (the processes its init left behind), and then
+            # does not load kill.py.
+            return set()
         from engine.cgroups.kill import signal_cgroups
 
         return signal_cgroups(self, sig)
