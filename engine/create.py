@@ -31,9 +31,13 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 
 if TYPE_CHECKING:
     import _socket
-    from typing import Any
+    from typing import Literal
 
     from engine.cgroups import Manager
+    from engine.spec.typed import Linux, Process, Spec
+    from engine.undo import UndoStack
+
+    CapabilitySet = Literal["bounding", "effective", "inheritable", "permitted", "ambient"]
 
 
 @record
@@ -50,7 +54,7 @@ class CreateOptions:
     systemd_cgroup: bool = False  # --systemd-cgroup: the cgroup is a systemd scope (engine/cgroups/systemd.py)
 
 
-def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
+def load_bundle(bundle: str) -> tuple[Spec, str]:
     """Validate config.json (the spec models, compiled: no pydantic) and return it in JSON shape, with the
     absolute rootfs path."""
     from engine.spec.document import load_config
@@ -72,9 +76,10 @@ def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
     return config, os.path.realpath(rootfs)
 
 
-def namespace_plan(config: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
+def namespace_plan(config: Spec) -> tuple[int, list[tuple[str, str]]]:
     # Duplicate types never get here: the spec models reject them (engine/spec/models.py).
-    flags, paths, seen = 0, [], set()
+    flags, seen = 0, set()
+    paths: list[tuple[str, str]] = []
     for ns in (config.get("linux") or {}).get("namespaces") or []:
         ns_type = ns["type"]
         seen.add(ns_type)
@@ -151,7 +156,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 source_fds = open_bind_sources(config.get("mounts") or [], bundle) if by_create else {}
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
-            undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
+            undo.push("close the bind source fds", lambda: list(map(os.close, source_fds.values())))
             cgroups = _create_cgroups(config, record, undo, options, log)
             if cgroups is not None:
                 log.debug(f"create {record.id}: made the cgroups (cgroupsPath {cgroups.cgroups_path})")
@@ -200,7 +205,7 @@ def _launch(
     record: ContainerRecord,
     cgroups: Manager | None,
     life: Lifecycle,
-    undo: Any,
+    undo: UndoStack,
     options: CreateOptions,
     log: Log,
     console_sock: _socket.socket | None = None,
@@ -252,9 +257,10 @@ def _launch(
                 console_sock.close()
             log.debug(f"create {record.id}: sent the pty master to the console socket")
         to_init.receive(channel.Ready)
-        if options.pid_file:
-            write_pid_file(options.pid_file, init_pid)
-            undo.push("remove pid file", lambda: os.unlink(options.pid_file))
+        pid_file = options.pid_file
+        if pid_file:
+            write_pid_file(pid_file, init_pid)
+            undo.push("remove pid file", lambda: os.unlink(pid_file))
         # state.json must say "created" before the init may go on waiting for `engine start`.
         life.fire("finish_create")
         to_init.send(channel.Created())
@@ -262,7 +268,7 @@ def _launch(
 
 
 def _create_cgroups(
-    config: dict[str, Any], record: ContainerRecord, undo: Any, options: CreateOptions, log: Log
+    config: Spec, record: ContainerRecord, undo: UndoStack, options: CreateOptions, log: Log
 ) -> Manager | None:
     from engine.cgroups import CgroupError, manager_for
     from engine.rootless import cgroups as rootless_cgroups
@@ -285,7 +291,7 @@ def _create_cgroups(
     return cgroups
 
 
-def _create_systemd_cgroups(linux: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> Manager:
+def _create_systemd_cgroups(linux: Linux, record: ContainerRecord, undo: UndoStack, log: Log) -> Manager:
     """--systemd-cgroup: a scope that systemd makes at the first add(pid) (engine/cgroups/systemd.py)."""
     from engine.cgroups import CgroupError, manager_for
     from engine.rootless import rootless
@@ -302,7 +308,7 @@ def _create_systemd_cgroups(linux: dict[str, Any], record: ContainerRecord, undo
     return cgroups
 
 
-def save_config(directory: str, config: dict[str, Any]) -> None:
+def save_config(directory: str, config: Spec) -> None:
     """Write the validated config (the dict create works from) into the state directory, atomically."""
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -326,13 +332,13 @@ IPC_SYSCTLS = {
 }
 
 
-def check_sysctls(config: dict[str, Any]) -> None:
+def check_sysctls(config: Spec) -> None:
     """linux.sysctl: only keys the container's own namespaces scope, written as dotted names."""
     linux = config.get("linux") or {}
     sysctls = linux.get("sysctl") or {}
     if not sysctls:
         return
-    namespaces = {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []}
+    namespaces: dict[str, str | None] = {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []}
     for key in sysctls:
         where = f"config.json: linux.sysctl.{key}"
         parts = key.split(".")
@@ -364,7 +370,7 @@ def _own_namespace(namespaces: dict[str, str | None], kind: str, where: str) -> 
             raise ConfigError(f"{where}: the {kind} namespace at {path} is the host's")
 
 
-def _check_unsupported(config: dict[str, Any], log: Log) -> None:
+def _check_unsupported(config: Spec, log: Log) -> None:
     """runtime.md Create: "If the runtime cannot apply a property as specified in the configuration, it MUST
     generate an error". What engine does not do yet is refused here, before anything is made."""
     linux = config.get("linux") or {}
@@ -380,19 +386,23 @@ def _check_unsupported(config: dict[str, Any], log: Log) -> None:
         )
 
 
-def _drop_unknown_capabilities(process: dict[str, Any], log: Log) -> None:
+def _drop_unknown_capabilities(process: Process, log: Log) -> None:
     """config.md: a capability that "cannot be mapped to a relevant kernel interface ... MUST be logged as a
     warning": warn here, where the caller sees it (create's stderr and --log), and drop it from the config."""
     from engine.linux.capabilities import CAPABILITIES
 
-    for key, names in (process.get("capabilities") or {}).items():
+    caps = process.get("capabilities", {})
+    # In the models' order, which is the validated document's (its keys come out in the models' field order).
+    sets: tuple[CapabilitySet, ...] = ("bounding", "effective", "inheritable", "permitted", "ambient")
+    for key in sets:
+        names = caps.get(key, [])
         unknown = [name for name in names if name not in CAPABILITIES]
         if unknown:
             log.warning(f"process.capabilities.{key}: ignoring unknown capabilities {', '.join(unknown)}")
-            process["capabilities"][key] = [name for name in names if name in CAPABILITIES]
+            caps[key] = [name for name in names if name in CAPABILITIES]
 
 
-def _socket_activation(config: dict[str, Any]) -> int:
+def _socket_activation(config: Spec) -> int:
     """systemd socket activation, as runc: with LISTEN_FDS=n in our environment, fds 3..3+n-1 go to the
     container too (before the --preserve-fds ones) and its process gets LISTEN_FDS=n and LISTEN_PID=1.
     Only when LISTEN_PID names us (sd_listen_fds' rule): a LISTEN_FDS inherited from somewhere else says
@@ -411,15 +421,15 @@ def _socket_activation(config: dict[str, Any]) -> int:
     return count
 
 
-def _host_ids_of_root(config: dict[str, Any]) -> tuple[int, int]:
+def _host_ids_of_root(config: Spec) -> tuple[int, int]:
     """The host uid/gid that the container's root maps to (0, 0 without a user namespace)."""
     linux = config.get("linux") or {}
     if not any(ns["type"] == "user" and not ns.get("path") for ns in linux.get("namespaces") or []):
         return 0, 0
     ids = []
-    for key in ("uidMappings", "gidMappings"):
+    for mappings in (linux.get("uidMappings") or [], linux.get("gidMappings") or []):
         host = 0
-        for m in linux.get(key) or []:
+        for m in mappings:
             if m["containerID"] <= 0 < m["containerID"] + m["size"]:
                 host = m["hostID"] - m["containerID"]
         ids.append(host)

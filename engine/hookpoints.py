@@ -25,14 +25,30 @@ from state import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Literal
+
+    from engine.spec.typed import Hook, Spec
+
+    Hooks = dict[str, list[Hook]]  # stage -> list of hooks (config.md's shape)
+    Stage = Literal["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+else:
+    Hooks = dict  # a plain alias: typing is not imported at run time
 
 HOOKS_FILE = "hooks.json"
-Hooks = dict  # stage -> list of hooks (config.md's shape); a plain alias: typing is not imported at run time
 
 
-def collect(config: dict[str, Any], hooks_dirs: list[str]) -> Hooks:
-    hooks: Hooks = {stage: list(entries) for stage, entries in (config.get("hooks") or {}).items() if entries}
+def collect(config: Spec, hooks_dirs: list[str]) -> Hooks:
+    given = config.get("hooks", {})
+    # The models' stages, in their order: the validated document's keys come out in the models' field order.
+    stages: tuple[Stage, ...] = (
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    )
+    hooks: Hooks = {stage: list(given[stage]) for stage in stages if given.get(stage)}
     if not hooks_dirs:
         return hooks
     from hooks.dropins import DropInError, load_dropins, matching_hooks, merge

@@ -48,7 +48,12 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 if TYPE_CHECKING:
     from typing import Any
 
+    from engine.hookpoints import Hooks
+    from engine.spec.typed import Linux, Spec, TimeOffsets
+
 # Everything the init uses is imported above: after pivot_root the engine's own files are out of sight.
+
+_NO_TIME_OFFSETS: TimeOffsets = {}
 
 
 @record
@@ -58,14 +63,14 @@ class InitPlan:
     container_id: str
     bundle: str
     rootfs: str
-    config: dict[str, Any]  # config.json as validated (JSON shape, camelCase keys)
+    config: Spec  # config.json as validated (JSON shape, camelCase keys)
     fifo_path: str
     no_pivot: bool = False
     preserve_fds: int = 0
     namespace_flags: int = 0
     namespace_paths: list[tuple[str, str]] = field(default_factory=list)  # (type, path) to setns into
-    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # config's + drop-ins', by stage
-    time_offsets: dict[str, Any] = field(default_factory=dict)
+    hooks: Hooks = field(default_factory=dict)  # config's + drop-ins', by stage
+    time_offsets: TimeOffsets = field(default_factory=lambda: _NO_TIME_OFFSETS.copy())
     fifo_fd: int = -1  # O_PATH fd on the exec fifo, opened by `engine create` (the init may not reach the path)
     bind_source_fds: dict[int, int] = field(default_factory=dict)  # mounts[i] -> O_PATH fd on its source
     labels: lsm.Labels = field(default_factory=lsm.Labels)  # AppArmor/SELinux, as the host can apply them
@@ -110,7 +115,7 @@ def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
         os._exit(1)
 
 
-def _write_time_offsets(offsets: dict[str, Any], proc: ProcFS) -> None:
+def _write_time_offsets(offsets: TimeOffsets, proc: ProcFS) -> None:
     """linux.timeOffsets: must be written before any process enters the new time namespace (our child)."""
     lines = []
     for clock in ("monotonic", "boottime"):
@@ -246,7 +251,7 @@ def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dic
     return state, propagation, readonly_later
 
 
-def _mask_and_protect(rootfs: str, linux: dict[str, Any]) -> None:
+def _mask_and_protect(rootfs: str, linux: Linux) -> None:
     """maskedPaths and readonlyPaths, resolved in the rootfs, before pivot_root (the host's /dev/null, a mask's
     fallback, is only in reach until then)."""
     masked, readonly = linux.get("maskedPaths") or [], linux.get("readonlyPaths") or []
@@ -263,11 +268,11 @@ def _mask_and_protect(rootfs: str, linux: dict[str, Any]) -> None:
             os.close(dev_null)
 
 
-def _finish_setup(cfg: dict[str, Any], proc: ProcFS, readonly_later: list[int]) -> tuple[dict[str, str], str]:
+def _finish_setup(cfg: Spec, proc: ProcFS, readonly_later: list[int]) -> tuple[dict[str, str], str]:
     """After pivot_root and /dev/console: the remaining config, and the checks that must fail create, not start."""
     linux = cfg.get("linux") or {}
     process = cfg["process"]
-    readonly_root = bool((cfg.get("root") or {}).get("readonly"))
+    readonly_root = bool(cfg.get("root", {}).get("readonly"))
     if readonly_root or readonly_later:
         # runc creates a missing cwd, even in a read-only root: enter it (making it) before anything turns
         # read-only. enter_cwd resolves it inside our root, never through a magic link.

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Literal
 
+    from engine.linux.seccomp import FilterPlan
+    from engine.spec.typed import Process, Seccomp, Spec
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # The order namespaces are entered in. The user namespace first: once in it we hold every capability over the
@@ -64,7 +67,7 @@ def warn(message: str) -> None:
         os.write(2, f"engine: warning: {message}\n".encode())
 
 
-def begin_child(process: dict[str, Any], keep: set[int], keep_below: int, parent_pid: int | None = None) -> None:
+def begin_child(process: Process, keep: set[int], keep_below: int, parent_pid: int | None = None) -> None:
     """First thing in a child forked to enter the container (create's intermediate, exec's joiner):
 
     - process.oomScoreAdj, while our /proc/self is still ours to write (engine/rootless/hooks.py); inherited;
@@ -110,7 +113,7 @@ def become_namespace_root() -> None:
     kernel.KERNEL.set_dumpable(False)  # a uid change resets it to fs.suid_dumpable: say it again
 
 
-def prepare_exec(process: dict[str, Any]) -> tuple[dict[str, str], str]:
+def prepare_exec(process: Process) -> tuple[dict[str, str], str]:
     """Inside the container's root: (the environment, the executable), cwd entered and rlimits set. Errors here
     fail create (or exec) rather than start."""
     env = environment(process)
@@ -122,9 +125,9 @@ def prepare_exec(process: dict[str, Any]) -> tuple[dict[str, str], str]:
 
 
 def exec_as_the_process(
-    cfg: dict[str, Any],
+    cfg: Spec,
     state: dict[str, Any],
-    seccomp_plan: Any,
+    seccomp_plan: FilterPlan | None,
     notify_sock: _socket.socket | None,
     trampoline: Trampoline,
     env: dict[str, str],
@@ -146,9 +149,9 @@ def exec_as_the_process(
 
 
 def become_the_process(
-    cfg: dict[str, Any],
+    cfg: Spec,
     state: dict[str, Any],
-    seccomp_plan: Any,
+    seccomp_plan: FilterPlan | None,
     notify_sock: _socket.socket | None,
     *,
     process_pid: int | None = None,
@@ -186,10 +189,10 @@ def become_the_process(
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
 
 
-def connect_seccomp_listener(cfg: dict[str, Any]) -> _socket.socket | None:
+def connect_seccomp_listener(cfg: Spec) -> _socket.socket | None:
     """The seccomp agent's socket is a host path: connect while we can still see it; send after loading."""
-    seccomp = (cfg.get("linux") or {}).get("seccomp") or {}
-    path = seccomp.get("listenerPath")
+    seccomp = cfg.get("linux", {}).get("seccomp")
+    path = seccomp.get("listenerPath") if seccomp else None
     if not path:
         return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -202,8 +205,8 @@ def connect_seccomp_listener(cfg: dict[str, Any]) -> _socket.socket | None:
 
 
 def load_seccomp(
-    plan: Any,
-    seccomp: dict[str, Any],
+    plan: FilterPlan,
+    seccomp: Seccomp,
     state: dict[str, Any],
     notify_sock: _socket.socket | None,
     process_pid: int | None = None,
@@ -226,7 +229,7 @@ def load_seccomp(
     os.close(fd)
 
 
-def environment(process: dict[str, Any]) -> dict[str, str]:
+def environment(process: Process) -> dict[str, str]:
     """process.env as a dict: a later KEY=... overrides an earlier one (so `exec --env` wins)."""
     env: dict[str, str] = {}
     for entry in process.get("env") or []:

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+    from engine.spec.typed import Seccomp
+
 Warn = Callable[[str], None]
 
 # seccomp.h actions (libseccomp values; the kernel's SECCOMP_RET_* in a different encoding for KILL).
@@ -323,7 +325,7 @@ def _u64(value: Any, where: str) -> int:
     return value
 
 
-def compile_profile(seccomp: Mapping[str, Any], *, warn: Warn | None = None) -> FilterPlan:
+def compile_profile(seccomp: Seccomp, *, warn: Warn | None = None) -> FilterPlan:
     """Validate config.json `linux.seccomp` and resolve every name; nothing is loaded."""
     warn = warn or _default_warn
     where = "linux.seccomp"
@@ -452,8 +454,8 @@ def _load_by_hand(ctx: int, flags: int, stub: list[tuple[int, int, int, int]]) -
         ctypes.byref(prog),
     )
     if result == -1:
-        err = ctypes.get_errno()
-        raise SeccompError(err, f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}): {_load_hint(err)}")
+        code = ctypes.get_errno()
+        raise SeccompError(code, f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}): {_load_hint(code)}")
     return int(result) if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER else None
 
 
@@ -527,7 +529,7 @@ def load_plan(plan: FilterPlan, *, warn: Warn | None = None) -> int | None:
 
 
 def build_and_load(
-    seccomp: Mapping[str, Any],
+    seccomp: Seccomp,
     *,
     on_notify_fd: Callable[[int], None] | None = None,
     warn: Warn | None = None,

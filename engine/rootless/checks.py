@@ -18,14 +18,14 @@ from engine.rootless import unprivileged
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from typing import Any
+    from engine.spec.typed import IDMapping, Spec
 
 
-def mapped(container_id: int, mappings: list[dict[str, Any]]) -> bool:
+def mapped(container_id: int, mappings: list[IDMapping]) -> bool:
     return any(m["containerID"] <= container_id < m["containerID"] + m["size"] for m in mappings)
 
 
-def check_config(config: dict[str, Any]) -> None:
+def check_config(config: Spec) -> None:
     if not unprivileged():
         return
     linux = config.get("linux") or {}
@@ -43,8 +43,12 @@ def check_config(config: dict[str, Any]) -> None:
             name, eq, value = option.partition("=")
             if not eq or name not in ("uid", "gid") or not value.isdigit():
                 continue
-            key = "uidMappings" if name == "uid" else "gidMappings"
-            if not mapped(int(value), linux.get(key) or []):
+            key, mappings = (
+                ("uidMappings", linux.get("uidMappings"))
+                if name == "uid"
+                else ("gidMappings", linux.get("gidMappings"))
+            )
+            if not mapped(int(value), mappings or []):
                 raise ConfigError(
                     f"config.json: mounts[{i}].options: {option} is not mapped by linux.{key} (rootless: map it,"
                     " or drop the option)"

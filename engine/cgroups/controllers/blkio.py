@@ -103,5 +103,5 @@ def _apply_v2(cg: Any, d: str, bio: Mapping[str, Any], w: str) -> None:
         for i, dev in enumerate(bio.get(key) or ()):
             wd = jpath(w, key, i)
             # v1 removes a throttle rule with rate 0; the v2 spelling of "no limit" is "max".
-            value = "max" if not dev["rate"] else str(dev["rate"])
-            cg.write(wd, d, "io.max", f"{device_node(dev, wd)} {knob}={value}")
+            rate = "max" if not dev["rate"] else str(dev["rate"])
+            cg.write(wd, d, "io.max", f"{device_node(dev, wd)} {knob}={rate}")
