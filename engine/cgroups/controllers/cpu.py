@@ -24,18 +24,19 @@ FIELDS = ("shares", "quota", "period", "burst", "idle", "realtimeRuntime", "real
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import Any
 
+    from engine.spec.typed import CPU
 
-def _values(cpu: Mapping[str, Any], w: str) -> dict[str, int | None]:
+
+def _values(cpu: CPU, w: str) -> dict[str, int | None]:
     values = {key: number(cpu, key, w) for key in FIELDS}
     for key in ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod"):
         values[key] = values[key] or None  # 0 is unset
     return values
 
 
-def check(cg: Any, cpu: Mapping[str, Any], w: str) -> None:
+def check(cg: Any, cpu: CPU, w: str) -> None:
     v = _values(cpu, w)
     quota, burst = v["quota"], v["burst"]
     if burst is not None and quota is not None and quota > 0 and burst > quota:
@@ -48,7 +49,7 @@ def check(cg: Any, cpu: Mapping[str, Any], w: str) -> None:
         cg.directory_for("cpu", w)
 
 
-def apply(cg: Any, cpu: Mapping[str, Any], w: str) -> None:
+def apply(cg: Any, cpu: CPU, w: str) -> None:
     v = _values(cpu, w)
     if all(value is None for value in v.values()):
         return

@@ -13,11 +13,12 @@ KEY = "network"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import Any
 
+    from engine.spec.typed import Network
 
-def check(cg: Any, net: Mapping[str, Any], w: str) -> None:
+
+def check(cg: Any, net: Network, w: str) -> None:
     if cg.v2:
         raise fail(w, "cgroup v2 has no net_cls/net_prio controllers; tag traffic with eBPF or nftables instead")
     if number(net, "classID", w) is not None:
@@ -31,7 +32,7 @@ def check(cg: Any, net: Mapping[str, Any], w: str) -> None:
             raise fail(wp, "needs name and priority")
 
 
-def apply(cg: Any, net: Mapping[str, Any], w: str) -> None:
+def apply(cg: Any, net: Network, w: str) -> None:
     class_id = number(net, "classID", w)
     if class_id is not None:
         where = jpath(w, "classID")
