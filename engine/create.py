@@ -66,7 +66,7 @@ def load_bundle(bundle: str) -> tuple[Spec, str]:
         raise ConfigError("config.json: process: required to create a container")
     if not config["process"].get("args"):
         raise ConfigError("config.json: process.args: must not be empty")
-    user = config["process"].get("user") or {}
+    user = config["process"].get("user", {})
     for key in ("uid", "gid"):
         if user.get(key) == 0xFFFFFFFF:
             raise ConfigError(f"config.json: process.user.{key}: 4294967295 is (uid_t)-1, not a valid id")
@@ -80,7 +80,7 @@ def namespace_plan(config: Spec) -> tuple[int, list[tuple[str, str]]]:
     # Duplicate types never get here: the spec models reject them (engine/spec/models.py).
     flags, seen = 0, set()
     paths: list[tuple[str, str]] = []
-    for ns in (config.get("linux") or {}).get("namespaces") or []:
+    for ns in config.get("linux", {}).get("namespaces", []):
         ns_type = ns["type"]
         seen.add(ns_type)
         if ns.get("path"):
@@ -92,7 +92,7 @@ def namespace_plan(config: Spec) -> tuple[int, list[tuple[str, str]]]:
         from engine.setup.host_mount_ns import refuse_what_needs_mounts
 
         refuse_what_needs_mounts(config)
-    linux = config.get("linux") or {}
+    linux = config.get("linux", {})
     if flags & sc.CLONE_NEWUSER and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings/gidMappings: required with a new user namespace")
     if linux.get("timeOffsets") and not flags & sc.CLONE_NEWTIME:
@@ -124,7 +124,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             id=options.container_id,
             bundle=bundle,
             rootfs=rootfs,
-            annotations=dict(config.get("annotations") or {}),
+            annotations=dict(config.get("annotations", {})),
             creator_pid=me,
             creator_start_time=process.start_time(me),
             sync_socket=os.path.abspath(options.sync_socket) if options.sync_socket else None,
@@ -153,7 +153,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 # Only a user namespace's root may fail to reach a source; others bind by path, as before.
                 userns = ns_flags & sc.CLONE_NEWUSER
                 by_create = rootless_hooks.bind_sources_opened_by_create(bool(userns))
-                source_fds = open_bind_sources(config.get("mounts") or [], bundle) if by_create else {}
+                source_fds = open_bind_sources(config.get("mounts", []), bundle) if by_create else {}
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: list(map(os.close, source_fds.values())))
@@ -174,7 +174,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 namespace_flags=ns_flags,
                 namespace_paths=ns_paths,
                 hooks=hooks,
-                time_offsets=(config.get("linux") or {}).get("timeOffsets") or {},
+                time_offsets=config.get("linux", {}).get("timeOffsets", {}),
                 fifo_fd=fifo_fd,
                 bind_source_fds=source_fds,
                 labels=labels,
@@ -273,7 +273,7 @@ def _create_cgroups(
     from engine.cgroups import CgroupError, manager_for
     from engine.rootless import cgroups as rootless_cgroups
 
-    linux = config.get("linux") or {}
+    linux = config.get("linux", {})
     if options.systemd_cgroup:
         return _create_systemd_cgroups(linux, record, undo, log)
     if not rootless_cgroups.use_cgroups(linux, record.id):
@@ -334,11 +334,11 @@ IPC_SYSCTLS = {
 
 def check_sysctls(config: Spec) -> None:
     """linux.sysctl: only keys the container's own namespaces scope, written as dotted names."""
-    linux = config.get("linux") or {}
-    sysctls = linux.get("sysctl") or {}
+    linux = config.get("linux", {})
+    sysctls = linux.get("sysctl", {})
     if not sysctls:
         return
-    namespaces: dict[str, str | None] = {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []}
+    namespaces: dict[str, str | None] = {ns["type"]: ns.get("path") for ns in linux.get("namespaces", [])}
     for key in sysctls:
         where = f"config.json: linux.sysctl.{key}"
         parts = key.split(".")
@@ -373,12 +373,12 @@ def _own_namespace(namespaces: dict[str, str | None], kind: str, where: str) -> 
 def _check_unsupported(config: Spec, log: Log) -> None:
     """runtime.md Create: "If the runtime cannot apply a property as specified in the configuration, it MUST
     generate an error". What engine does not do yet is refused here, before anything is made."""
-    linux = config.get("linux") or {}
+    linux = config.get("linux", {})
     for key in ("netDevices", "intelRdt", "memoryPolicy"):
         if linux.get(key):
             raise ConfigError(f"config.json: linux.{key}: not supported by engine yet")
-    for i, mount in enumerate(config.get("mounts") or []):
-        if "tmpcopyup" in (mount.get("options") or []):
+    for i, mount in enumerate(config.get("mounts", [])):
+        if "tmpcopyup" in mount.get("options", []):
             raise ConfigError(f"config.json: mounts[{i}].options: tmpcopyup is not supported by engine yet")
     if linux.get("mountLabel") and not lsm.selinux_enabled():
         log.warning(
@@ -423,11 +423,11 @@ def _socket_activation(config: Spec) -> int:
 
 def _host_ids_of_root(config: Spec) -> tuple[int, int]:
     """The host uid/gid that the container's root maps to (0, 0 without a user namespace)."""
-    linux = config.get("linux") or {}
-    if not any(ns["type"] == "user" and not ns.get("path") for ns in linux.get("namespaces") or []):
+    linux = config.get("linux", {})
+    if not any(ns["type"] == "user" and not ns.get("path") for ns in linux.get("namespaces", [])):
         return 0, 0
     ids = []
-    for mappings in (linux.get("uidMappings") or [], linux.get("gidMappings") or []):
+    for mappings in (linux.get("uidMappings", []), linux.get("gidMappings", [])):
         host = 0
         for m in mappings:
             if m["containerID"] <= 0 < m["containerID"] + m["size"]:

@@ -57,7 +57,7 @@ def collect(config: Spec, hooks_dirs: list[str]) -> Hooks:
         dropins = load_dropins(hooks_dirs)
     except DropInError as err:
         raise ConfigError(f"--hooks-dir: {err}") from None
-    return merge(hooks, matching_hooks(dropins, config, annotations=config.get("annotations") or {}))
+    return merge(hooks, matching_hooks(dropins, config, annotations=config.get("annotations", {})))
 
 
 def save(state_dir: str, hooks: Hooks) -> None:

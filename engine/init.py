@@ -156,7 +156,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         proctitle.set_title(["engine", "init", plan.container_id])  # not create's command line, in ps
         cfg = plan.config
         process = cfg["process"]
-        linux = cfg.get("linux") or {}
+        linux = cfg.get("linux", {})
         terminal = bool(process.get("terminal"))
         # A procfs of our own (the container's pid namespace), made before any mount of the container exists:
         # every write into /proc goes through it (engine.linux.procfs).
@@ -177,7 +177,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
             console.setup_console(
                 lambda master: chan.send_with_fd(channel.ConsoleMaster(), master),
                 process.get("consoleSize"),
-                uid=(process.get("user") or {}).get("uid"),
+                uid=process.get("user", {}).get("uid"),
             )
         env, executable = _finish_setup(cfg, proc, readonly_later)
 
@@ -199,8 +199,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         # exec of the program and of each startContainer hook goes through one (engine.linux.trampoline).
         trampoline = Trampoline(executable, fifo_fd)
         hook_trampolines = [
-            Trampoline(str(hook.get("path")), 2, mark_cloexec=False).fd
-            for hook in plan.hooks.get("startContainer") or []
+            Trampoline(str(hook.get("path")), 2, mark_cloexec=False).fd for hook in plan.hooks.get("startContainer", [])
         ]
         exec_as_the_process(
             cfg,
@@ -225,19 +224,19 @@ def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dic
     state for the hooks, the propagation the rootfs gets once it is the root, and the fds of the mounts still to
     be made read-only (rootfs_setup.make_readonly)."""
     cfg = plan.config
-    linux = cfg.get("linux") or {}
+    linux = cfg.get("linux", {})
     propagation = 0
     readonly_later: list[int] = []
     if not host_mount_ns.shares_host_mounts(cfg):  # in the host's mount namespace, nothing is mounted
         propagation = rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
         rootfs_setup.bind_rootfs(plan.rootfs)
-        own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
+        own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces", []))
         readonly_later = rootfs_setup.setup_mounts(
             plan.rootfs,
-            cfg.get("mounts") or [],
+            cfg.get("mounts", []),
             plan.bundle,
             own_cgroup_ns,
-            linux.get("devices") or [],
+            linux.get("devices", []),
             plan.bind_source_fds,
             proc,
         )
@@ -254,7 +253,7 @@ def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dic
 def _mask_and_protect(rootfs: str, linux: Linux) -> None:
     """maskedPaths and readonlyPaths, resolved in the rootfs, before pivot_root (the host's /dev/null, a mask's
     fallback, is only in reach until then)."""
-    masked, readonly = linux.get("maskedPaths") or [], linux.get("readonlyPaths") or []
+    masked, readonly = linux.get("maskedPaths", []), linux.get("readonlyPaths", [])
     if not masked and not readonly:
         return
     root_fd = os.open(rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -270,7 +269,7 @@ def _mask_and_protect(rootfs: str, linux: Linux) -> None:
 
 def _finish_setup(cfg: Spec, proc: ProcFS, readonly_later: list[int]) -> tuple[dict[str, str], str]:
     """After pivot_root and /dev/console: the remaining config, and the checks that must fail create, not start."""
-    linux = cfg.get("linux") or {}
+    linux = cfg.get("linux", {})
     process = cfg["process"]
     readonly_root = bool(cfg.get("root", {}).get("readonly"))
     if readonly_root or readonly_later:
@@ -285,7 +284,7 @@ def _finish_setup(cfg: Spec, proc: ProcFS, readonly_later: list[int]) -> tuple[d
         _set_name("hostname", cfg["hostname"])
     if cfg.get("domainname") is not None:
         _set_name("domainname", cfg["domainname"])
-    for key, value in (linux.get("sysctl") or {}).items():
+    for key, value in linux.get("sysctl", {}).items():
         _write_sysctl(proc, key, value)
     return prepare_exec(process)
 

@@ -166,7 +166,7 @@ def become_the_process(
                   "initial" before joining the container's cgroup and "final" here, after it
     Warnings (capabilities that cannot be granted, personality flags) go to stderr (warn()).
     """
-    linux = cfg.get("linux") or {}
+    linux = cfg.get("linux", {})
     process = cfg["process"]
     if linux.get("personality"):
         kernel.KERNEL.apply_personality(linux["personality"], warn)
@@ -182,7 +182,7 @@ def become_the_process(
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
     # config.md: a capability that "cannot be mapped to a relevant kernel interface, or cannot be granted
     # otherwise MUST be logged as a warning": an unknown name warns, as runc does.
-    kernel.KERNEL.apply_user_and_capabilities(process.get("user") or {}, process.get("capabilities"), warn)
+    kernel.KERNEL.apply_user_and_capabilities(process.get("user", {}), process.get("capabilities"), warn)
     if no_new_privs:
         kernel.KERNEL.set_no_new_privileges()
     if seccomp_plan is not None and no_new_privs:
@@ -232,12 +232,12 @@ def load_seccomp(
 def environment(process: Process) -> dict[str, str]:
     """process.env as a dict: a later KEY=... overrides an earlier one (so `exec --env` wins)."""
     env: dict[str, str] = {}
-    for entry in process.get("env") or []:
+    for entry in process.get("env", []):
         key, sep, value = entry.partition("=")
         if sep:
             env[key] = value
     if "HOME" not in env:
-        env["HOME"] = home_of(int((process.get("user") or {}).get("uid", 0)))
+        env["HOME"] = home_of(int(process.get("user", {}).get("uid", 0)))
     return env
 
 

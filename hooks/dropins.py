@@ -113,7 +113,7 @@ class DropIn:
                 return False
         if self.annotations:
             if annotations is None:
-                annotations = config.get("annotations") or {}
+                annotations = config.get("annotations", {})
             pairs = [(k, v) for k, v in annotations.items() if isinstance(k, str) and isinstance(v, str)]
             for key_re, value_re in self.annotations:
                 if not any(key_re.search(k) and value_re.search(v) for k, v in pairs):

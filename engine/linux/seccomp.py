@@ -337,7 +337,7 @@ def compile_profile(seccomp: Seccomp, *, warn: Warn | None = None) -> FilterPlan
         raise ValueError(f"{where}.defaultAction: SCMP_ACT_NOTIFY cannot be the default action")
     plan = FilterPlan(default_action=default)
 
-    for i, arch in enumerate(seccomp.get("architectures") or []):
+    for i, arch in enumerate(seccomp.get("architectures", [])):
         if arch not in spec_architectures():
             raise ValueError(f"{where}.architectures[{i}]: unknown architecture {arch!r}")
         token = arch_token(arch)
@@ -359,7 +359,7 @@ def compile_profile(seccomp: Seccomp, *, warn: Warn | None = None) -> FilterPlan
             if flag not in plan.flags:
                 plan.flags.append(flag)
 
-    for i, entry in enumerate(seccomp.get("syscalls") or []):
+    for i, entry in enumerate(seccomp.get("syscalls", [])):
         here = f"{where}.syscalls[{i}]"
         names = entry.get("names")
         if not names or not isinstance(names, list):
@@ -371,7 +371,7 @@ def compile_profile(seccomp: Seccomp, *, warn: Warn | None = None) -> FilterPlan
             plan.uses_notify = True
         conditions: list[tuple[int, int, int, int]] = []
         per_index = [0] * _SYSCALL_MAX_ARGS
-        for j, arg in enumerate(entry.get("args") or []):
+        for j, arg in enumerate(entry.get("args", [])):
             a_where = f"{here}.args[{j}]"
             index = arg.get("index")
             if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < _SYSCALL_MAX_ARGS:
@@ -399,7 +399,7 @@ def compile_profile(seccomp: Seccomp, *, warn: Warn | None = None) -> FilterPlan
                 plan.rules.append(Rule(name, number, action, tuple(conditions)))
 
     if seccomp_enosys.needs_stub(plan.default_action):
-        names = [n for entry in seccomp.get("syscalls") or [] for n in entry["names"] if isinstance(n, str) and n]
+        names = [n for entry in seccomp.get("syscalls", []) for n in entry["names"] if isinstance(n, str) and n]
         limits = seccomp_enosys.highest_syscalls(plan.architectures, names, syscall_number_on)
         for token in plan.architectures:
             if not any(token in per_token for per_token in limits.values()):

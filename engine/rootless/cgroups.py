@@ -29,7 +29,7 @@ def field_needing_a_cgroup(linux: Linux) -> str | None:
     """The config field that asks for a cgroup of the container's own, or None."""
     if linux.get("cgroupsPath"):
         return "linux.cgroupsPath"
-    for key, value in (linux.get("resources") or {}).items():
+    for key, value in linux.get("resources", {}).items():
         if key != "devices" and value not in (None, {}, []):
             return f"linux.resources.{key}"
     return None

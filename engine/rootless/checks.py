@@ -28,8 +28,8 @@ def mapped(container_id: int, mappings: list[IDMapping]) -> bool:
 def check_config(config: Spec) -> None:
     if not unprivileged():
         return
-    linux = config.get("linux") or {}
-    namespaces = linux.get("namespaces") or []
+    linux = config.get("linux", {})
+    namespaces = linux.get("namespaces", [])
     user_ns = next((ns for ns in namespaces if ns["type"] == "user"), None)
     if user_ns is None:
         raise ConfigError(
@@ -38,8 +38,8 @@ def check_config(config: Spec) -> None:
         )
     if user_ns.get("path"):
         return  # its mappings are the ones that namespace already has
-    for i, mount in enumerate(config.get("mounts") or []):
-        for option in mount.get("options") or []:
+    for i, mount in enumerate(config.get("mounts", [])):
+        for option in mount.get("options", []):
             name, eq, value = option.partition("=")
             if not eq or name not in ("uid", "gid") or not value.isdigit():
                 continue

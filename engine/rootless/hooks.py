@@ -55,7 +55,7 @@ def open_bind_sources_in_user_namespace(plan: Any) -> None:
     from engine.setup.rootfs import open_bind_sources
 
     try:
-        plan.bind_source_fds = open_bind_sources(plan.config.get("mounts") or [], plan.bundle)
+        plan.bind_source_fds = open_bind_sources(plan.config.get("mounts", []), plan.bundle)
     except EngineError as err:
         raise EngineError(f"config.json: {err}") from None
 

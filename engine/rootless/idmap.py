@@ -51,8 +51,8 @@ def write_id_maps(pid: int, linux: Linux) -> None:
     mapping that cannot be made."""
     privileged = os.geteuid() == 0
     for key, mappings in (
-        ("uidMappings", linux.get("uidMappings") or []),
-        ("gidMappings", linux.get("gidMappings") or []),
+        ("uidMappings", linux.get("uidMappings", [])),
+        ("gidMappings", linux.get("gidMappings", [])),
     ):
         own = os.geteuid() if key == "uidMappings" else os.getegid()
         if privileged:

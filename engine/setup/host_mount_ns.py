@@ -36,12 +36,12 @@ WHY = (
 
 
 def shares_host_mounts(config: Spec) -> bool:
-    return not any(ns.get("type") == "mount" for ns in (config.get("linux") or {}).get("namespaces") or [])
+    return not any(ns.get("type") == "mount" for ns in config.get("linux", {}).get("namespaces", []))
 
 
 def refuse_what_needs_mounts(config: Spec) -> None:
     """One ConfigError naming the first property that would need a mount in the host's namespace."""
-    linux = config.get("linux") or {}
+    linux = config.get("linux", {})
     wanted = [
         ("mounts", config.get("mounts")),
         ("root.readonly", config.get("root", {}).get("readonly")),

@@ -66,7 +66,7 @@ def bind_rootfs(rootfs: str) -> None:
 
 
 def _is_bind(mount: Mount) -> bool:
-    options = mount.get("options") or []
+    options = mount.get("options", [])
     return mount.get("type") == "bind" or "bind" in options or "rbind" in options
 
 
@@ -86,7 +86,7 @@ def open_bind_sources(mounts: list[Mount], bundle: str) -> dict[int, int]:
         for i, mount in enumerate(mounts):
             if _is_bind(mount):
                 source = bind_source(mount, bundle)
-                recursive = "rbind" in (mount.get("options") or [])
+                recursive = "rbind" in mount.get("options", [])
                 try:
                     fds[i] = kernel.KERNEL.clone_path(source, recursive)
                 except OSError as err:
@@ -210,7 +210,7 @@ def mount_one(
     destination = mount["destination"]
     fstype = mount.get("type")
     source = mount.get("source")
-    plan = parse_mount_options(mount.get("options") or [])
+    plan = parse_mount_options(mount.get("options", []))
     deferred = readonly_later is not None and is_readonly_later(mount, plan.flags)
     if deferred:
         plan = record.replace(plan, flags=plan.flags & ~sc.MS_RDONLY)
