@@ -31,13 +31,10 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 
 if TYPE_CHECKING:
     import _socket
-    from typing import Literal
 
     from engine.cgroups import Manager
     from engine.spec.typed import Linux, Process, Spec
     from engine.undo import UndoStack
-
-    CapabilitySet = Literal["bounding", "effective", "inheritable", "permitted", "ambient"]
 
 
 @record
@@ -389,12 +386,10 @@ def _check_unsupported(config: Spec, log: Log) -> None:
 def _drop_unknown_capabilities(process: Process, log: Log) -> None:
     """config.md: a capability that "cannot be mapped to a relevant kernel interface ... MUST be logged as a
     warning": warn here, where the caller sees it (create's stderr and --log), and drop it from the config."""
-    from engine.linux.capabilities import CAPABILITIES
+    from engine.linux.capabilities import CAP_SETS, CAPABILITIES
 
     caps = process.get("capabilities", {})
-    # In the models' order, which is the validated document's (its keys come out in the models' field order).
-    sets: tuple[CapabilitySet, ...] = ("bounding", "effective", "inheritable", "permitted", "ambient")
-    for key in sets:
+    for key in CAP_SETS:  # the models' order, which is the validated document's
         names = caps.get(key, [])
         unknown = [name for name in names if name not in CAPABILITIES]
         if unknown:

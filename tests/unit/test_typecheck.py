@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "mypy"
 
 # The create path: `engine create` and the container's init, the setup stages, the cgroup managers and
-# controllers (linux.resources), seccomp, the console, the hooks, the LSM labels, the rootless adjustments.
+# controllers (linux.resources), the process's attributes (user, capabilities, rlimits, scheduler...), seccomp,
+# the console, the hooks, the LSM labels, the rootless adjustments.
 CHECKED = [
     "engine/spec",
     "engine/create.py",
@@ -32,6 +33,9 @@ CHECKED = [
     "engine/hookpoints.py",
     "engine/setup",
     "engine/cgroups",
+    "engine/linux/kernel.py",
+    "engine/linux/capabilities.py",
+    "engine/linux/process_attrs.py",
     "engine/linux/seccomp.py",
     "engine/linux/seccomp_enosys.py",
     "engine/rootless",
