@@ -55,10 +55,17 @@ def test_the_create_path_passes_mypy_strict() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# (reader, what it says, what is planted, what mypy must say): a misspelled field of a generated TypedDict, and a
-# field used as the wrong type.
+# (reader, what it says, what is planted, what mypy must say): a misspelled field of a generated TypedDict, read
+# with [] or .get(), and a field used as the wrong type.
 PLANTED = [
     ("engine/create.py", 'ns_type = ns["type"]', 'ns_type = ns["typ"]', 'TypedDict "Namespace" has no key "typ"'),
+    # mypy alone passes this one (td.get of an unknown key is `object`): tests/typecheck/typeddict_keys.py
+    (
+        "engine/process_setup.py",
+        'if linux.get("personality"):',
+        'if linux.get("personalty"):',
+        'TypedDict "Linux" has no key "personalty"',
+    ),
     (
         "engine/create.py",
         'console.check_terminal(bool(config["process"].get("terminal")),',
@@ -74,7 +81,9 @@ PLANTED = [
 ]
 
 
-@pytest.mark.parametrize(("reader", "original", "planted", "error"), PLANTED, ids=["field-name", "type", "literal"])
+@pytest.mark.parametrize(
+    ("reader", "original", "planted", "error"), PLANTED, ids=["field-name", "get-field-name", "type", "literal"]
+)
 def test_a_planted_fault_fails_the_check(tmp_path: Path, reader: str, original: str, planted: str, error: str) -> None:
     # The check can fail: a copy of the reader with one fault planted, checked as a module of its own.
     text = (REPO / reader).read_text()
