@@ -199,7 +199,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         # exec of the program and of each startContainer hook goes through one (engine.linux.trampoline).
         trampoline = Trampoline(executable, fifo_fd)
         hook_trampolines = [
-            Trampoline(str(hook.get("path")), 2, mark_cloexec=False).fd for hook in plan.hooks.get("startContainer", [])
+            Trampoline(hook["path"], 2, mark_cloexec=False).fd for hook in plan.hooks.get("startContainer", [])
         ]
         exec_as_the_process(
             cfg,

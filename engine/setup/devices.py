@@ -119,7 +119,7 @@ def in_user_namespace() -> bool:
 
 
 def is_ptmx(device: Device) -> bool:
-    return "/" + posixpath.normpath(str(device.get("path", ""))).lstrip("/") == PTMX
+    return "/" + posixpath.normpath(device["path"]).lstrip("/") == PTMX
 
 
 def populate_dev(root_fd: int, devices: list[Device], has_dev_mount: bool) -> None:

@@ -36,7 +36,7 @@ WHY = (
 
 
 def shares_host_mounts(config: Spec) -> bool:
-    return not any(ns.get("type") == "mount" for ns in config.get("linux", {}).get("namespaces", []))
+    return not any(ns["type"] == "mount" for ns in config.get("linux", {}).get("namespaces", []))
 
 
 def refuse_what_needs_mounts(config: Spec) -> None:
