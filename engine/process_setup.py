@@ -43,10 +43,18 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, Literal
+    from typing import Any, Literal, TypedDict
 
     from engine.linux.seccomp import FilterPlan
-    from engine.spec.typed import Process, Seccomp, Spec
+    from engine.spec.typed import Linux, Process, Seccomp
+
+    class ProcessConfig(TypedDict, total=False):
+        """What a container process is finished from: the container's init passes its whole config (an
+        engine.spec.typed.Spec), `engine exec` {"linux": the container's, "process": its own}."""
+
+        process: Process
+        linux: Linux
+
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -125,7 +133,7 @@ def prepare_exec(process: Process) -> tuple[dict[str, str], str]:
 
 
 def exec_as_the_process(
-    cfg: Spec,
+    cfg: ProcessConfig,
     state: dict[str, Any],
     seccomp_plan: FilterPlan | None,
     notify_sock: _socket.socket | None,
@@ -149,7 +157,7 @@ def exec_as_the_process(
 
 
 def become_the_process(
-    cfg: Spec,
+    cfg: ProcessConfig,
     state: dict[str, Any],
     seccomp_plan: FilterPlan | None,
     notify_sock: _socket.socket | None,
@@ -189,7 +197,7 @@ def become_the_process(
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
 
 
-def connect_seccomp_listener(cfg: Spec) -> _socket.socket | None:
+def connect_seccomp_listener(cfg: ProcessConfig) -> _socket.socket | None:
     """The seccomp agent's socket is a host path: connect while we can still see it; send after loading."""
     seccomp = cfg.get("linux", {}).get("seccomp")
     path = seccomp.get("listenerPath") if seccomp else None
