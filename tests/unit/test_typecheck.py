@@ -20,14 +20,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "mypy"
 
-# The create path: `engine create` and the container's init, the setup stages, the cgroup managers and
-# controllers (linux.resources), the process's attributes (user, capabilities, rlimits, scheduler...), seccomp,
-# the console, the hooks, the LSM labels, the rootless adjustments.
+# The create path: `engine create` and the container's init (and `engine exec`, which finishes its process the
+# same way), the setup stages, the cgroup managers and controllers (linux.resources), the process's attributes
+# (user, capabilities, rlimits, scheduler...), seccomp, the console, the hooks, the LSM labels, the rootless
+# adjustments.
 CHECKED = [
     "engine/spec",
     "engine/create.py",
     "engine/init.py",
     "engine/process_setup.py",
+    "engine/exec.py",
     "engine/console.py",
     "engine/lsm.py",
     "engine/hookpoints.py",
