@@ -29,7 +29,7 @@ from engine.cgroups.layout import CGROUPS_PATH
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from typing import Any
+    from typing import Any, Literal
 
     from engine.cgroups.devices import Emulator
     from engine.spec.typed import Resources
@@ -189,7 +189,11 @@ def resource_properties(
     quota, period = number(cpu, "quota", w_cpu) or None, number(cpu, "period", w_cpu) or None  # 0 is unset
     props += cpu_quota_properties(quota, period, version, current_cpu_max)
     if version >= ALLOWED_CPUS_VERSION:
-        for key, name in (("cpus", "AllowedCPUs"), ("mems", "AllowedMemoryNodes")):
+        cpusets: tuple[tuple[Literal["cpus", "mems"], str], ...] = (
+            ("cpus", "AllowedCPUs"),
+            ("mems", "AllowedMemoryNodes"),
+        )
+        for key, name in cpusets:
             if cpu.get(key):
                 props.append((name, "ay", cpu_set_bits(str(cpu[key]), jpath(w_cpu, key))))
 

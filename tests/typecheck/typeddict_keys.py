@@ -1,6 +1,10 @@
 """A mypy plugin (pyproject.toml [tool.mypy] plugins): `td.get("key")` on a TypedDict that declares no such key is
 an error, as `td["key"]` already is. (`"key" in td` is not covered: mypy discards what a plugin reports there.)
 
+The same for the helpers of engine/cgroups/values.py, which read a linux.resources field by name with a one-line
+error for a document built by hand: number(mem, "limit", w) and byte_limit(...) must name a field of mem's
+TypedDict, and section(res, "memory", w) is typed as that field (Memory), not as the helper's Mapping[str, Any].
+
 mypy itself types td.get("misspelled") as `object` without a word, so `if linux.get("maskPaths"):` passes
 --strict although linux.maskedPaths is never read. The readers of the validated config read optional fields
 with .get (engine/spec/typed.py: a field left out is absent), so a misspelled name there must fail the type
@@ -13,18 +17,42 @@ from collections.abc import Callable
 
 from mypy.errorcodes import TYPEDDICT_ITEM
 from mypy.nodes import StrExpr
-from mypy.plugin import MethodContext, Plugin
+from mypy.plugin import FunctionContext, MethodContext, Plugin
 from mypy.plugins.default import typed_dict_get_callback
 from mypy.types import Type, TypedDictType, get_proper_type
 
+# engine/cgroups/values.py's helpers (section, key, where): whether the result is the field itself (section).
+KEYED_HELPERS = {
+    "engine.cgroups.values.number": False,
+    "engine.cgroups.values.byte_limit": False,
+    "engine.cgroups.values.section": True,
+}
+
+
+def _known_key(ctx: MethodContext | FunctionContext, typed_dict: Type, key: object) -> str | None:
+    """The key if it is a string literal the TypedDict declares; an error if it declares no such key."""
+    typed_dict = get_proper_type(typed_dict)
+    if not isinstance(typed_dict, TypedDictType) or not isinstance(key, StrExpr):
+        return None
+    if key.value not in typed_dict.items:
+        name = typed_dict.fallback.type.name
+        ctx.api.fail(f'TypedDict "{name}" has no key "{key.value}"', ctx.context, code=TYPEDDICT_ITEM)
+        return None
+    return key.value
+
 
 def _check_key(ctx: MethodContext) -> None:
-    typed_dict = get_proper_type(ctx.type)
-    if isinstance(typed_dict, TypedDictType) and ctx.args and len(ctx.args[0]) == 1:
-        key = ctx.args[0][0]
-        if isinstance(key, StrExpr) and key.value not in typed_dict.items:
-            name = typed_dict.fallback.type.name
-            ctx.api.fail(f'TypedDict "{name}" has no key "{key.value}"', ctx.context, code=TYPEDDICT_ITEM)
+    if ctx.args and len(ctx.args[0]) == 1:
+        _known_key(ctx, ctx.type, ctx.args[0][0])
+
+
+def _checked_helper(ctx: FunctionContext, returns_field: bool) -> Type:
+    if len(ctx.args) > 1 and len(ctx.args[0]) == 1 and len(ctx.args[1]) == 1:
+        typed_dict = get_proper_type(ctx.arg_types[0][0])
+        key = _known_key(ctx, typed_dict, ctx.args[1][0])
+        if key is not None and returns_field and isinstance(typed_dict, TypedDictType):
+            return typed_dict.items[key]
+    return ctx.default_return_type
 
 
 def _checked_get(ctx: MethodContext) -> Type:
@@ -35,6 +63,12 @@ def _checked_get(ctx: MethodContext) -> Type:
 class TypedDictKeys(Plugin):
     def get_method_hook(self, fullname: str) -> Callable[[MethodContext], Type] | None:
         return _checked_get if fullname == "typing.Mapping.get" else None
+
+    def get_function_hook(self, fullname: str) -> Callable[[FunctionContext], Type] | None:
+        if fullname not in KEYED_HELPERS:
+            return None
+        returns_field = KEYED_HELPERS[fullname]
+        return lambda ctx: _checked_helper(ctx, returns_field)
 
 
 def plugin(version: str) -> type[Plugin]:

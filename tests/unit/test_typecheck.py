@@ -58,7 +58,7 @@ def test_the_create_path_passes_mypy_strict() -> None:
 
 
 # (reader, what it says, what is planted, what mypy must say): a misspelled field of a generated TypedDict, read
-# with [] or .get(), and a field used as the wrong type.
+# with [], .get() or a values.py helper, and a field used as the wrong type.
 PLANTED = [
     ("engine/create.py", 'ns_type = ns["type"]', 'ns_type = ns["typ"]', 'TypedDict "Namespace" has no key "typ"'),
     # mypy alone passes this one (td.get of an unknown key is `object`): tests/typecheck/typeddict_keys.py
@@ -67,6 +67,13 @@ PLANTED = [
         'if linux.get("personality"):',
         'if linux.get("personalty"):',
         'TypedDict "Linux" has no key "personalty"',
+    ),
+    # ...and through engine/cgroups/values.py's helpers, which take the field's name as a string
+    (
+        "engine/cgroups/controllers/memory.py",
+        'byte_limit(mem, "reservation", w)',
+        'byte_limit(mem, "reservaton", w)',
+        'TypedDict "Memory" has no key "reservaton"',
     ),
     (
         "engine/create.py",
@@ -84,7 +91,9 @@ PLANTED = [
 
 
 @pytest.mark.parametrize(
-    ("reader", "original", "planted", "error"), PLANTED, ids=["field-name", "get-field-name", "type", "literal"]
+    ("reader", "original", "planted", "error"),
+    PLANTED,
+    ids=["field-name", "get-field-name", "helper-field-name", "wrong-type-argument", "wrong-type-compared"],
 )
 def test_a_planted_fault_fails_the_check(tmp_path: Path, reader: str, original: str, planted: str, error: str) -> None:
     # The check can fail: a copy of the reader with one fault planted, checked as a module of its own.
