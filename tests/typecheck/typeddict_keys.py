@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mypy.errorcodes import TYPEDDICT_ITEM
-from mypy.nodes import StrExpr
+from mypy.nodes import Expression
 from mypy.plugin import FunctionContext, MethodContext, Plugin
 from mypy.plugins.default import typed_dict_get_callback
+from mypy.typeops import try_getting_str_literals
 from mypy.types import Type, TypedDictType, get_proper_type
 
 # engine/cgroups/values.py's helpers (section, key, where): whether the result is the field itself (section).
@@ -29,29 +30,31 @@ KEYED_HELPERS = {
 }
 
 
-def _known_key(ctx: MethodContext | FunctionContext, typed_dict: Type, key: object) -> str | None:
-    """The key if it is a string literal the TypedDict declares; an error if it declares no such key."""
+def _known_keys(ctx: MethodContext | FunctionContext, typed_dict: Type, key: Expression, key_type: Type) -> list[str]:
+    """The keys a string literal (or a Literal-typed value) names, if the TypedDict declares them all; an error
+    for each it does not declare. Nothing for a plain str: mypy cannot know which key that is."""
     typed_dict = get_proper_type(typed_dict)
-    if not isinstance(typed_dict, TypedDictType) or not isinstance(key, StrExpr):
-        return None
-    if key.value not in typed_dict.items:
+    keys = try_getting_str_literals(key, key_type) if isinstance(typed_dict, TypedDictType) else None
+    if not isinstance(typed_dict, TypedDictType) or keys is None:
+        return []
+    unknown = [k for k in keys if k not in typed_dict.items]
+    for k in unknown:
         name = typed_dict.fallback.type.name
-        ctx.api.fail(f'TypedDict "{name}" has no key "{key.value}"', ctx.context, code=TYPEDDICT_ITEM)
-        return None
-    return key.value
+        ctx.api.fail(f'TypedDict "{name}" has no key "{k}"', ctx.context, code=TYPEDDICT_ITEM)
+    return [] if unknown else keys
 
 
 def _check_key(ctx: MethodContext) -> None:
     if ctx.args and len(ctx.args[0]) == 1:
-        _known_key(ctx, ctx.type, ctx.args[0][0])
+        _known_keys(ctx, ctx.type, ctx.args[0][0], ctx.arg_types[0][0])
 
 
 def _checked_helper(ctx: FunctionContext, returns_field: bool) -> Type:
     if len(ctx.args) > 1 and len(ctx.args[0]) == 1 and len(ctx.args[1]) == 1:
         typed_dict = get_proper_type(ctx.arg_types[0][0])
-        key = _known_key(ctx, typed_dict, ctx.args[1][0])
-        if key is not None and returns_field and isinstance(typed_dict, TypedDictType):
-            return typed_dict.items[key]
+        keys = _known_keys(ctx, typed_dict, ctx.args[1][0], ctx.arg_types[1][0])
+        if len(keys) == 1 and returns_field and isinstance(typed_dict, TypedDictType):
+            return typed_dict.items[keys[0]]
     return ctx.default_return_type
 
 

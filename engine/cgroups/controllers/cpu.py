@@ -20,17 +20,19 @@ from engine.cgroups.fs import fail, jpath
 from engine.cgroups.values import number
 
 KEY = "cpu"
-FIELDS = ("shares", "quota", "period", "burst", "idle", "realtimeRuntime", "realtimePeriod")
+FIELDS: tuple[CPUNumber, ...] = ("shares", "quota", "period", "burst", "idle", "realtimeRuntime", "realtimePeriod")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Literal
 
     from engine.spec.typed import CPU
 
+    CPUNumber = Literal["shares", "quota", "period", "burst", "idle", "realtimeRuntime", "realtimePeriod"]
+
 
 def _values(cpu: CPU, w: str) -> dict[str, int | None]:
-    values = {key: number(cpu, key, w) for key in FIELDS}
+    values: dict[str, int | None] = {key: number(cpu, key, w) for key in FIELDS}
     for key in ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod"):
         values[key] = values[key] or None  # 0 is unset
     return values
