@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from types import FrameType, TracebackType
     from typing import Any
 
+    from engine.spec.typed import ConsoleSize
+
 # The error texts runc prints (utils_linux.go checkTerminal), with our name in runc's place.
 CONSOLE_SOCKET_REQUIRED = "cannot allocate tty if engine will detach without setting console socket"
 CONSOLE_SOCKET_UNUSED = "cannot use console socket if engine will not detach or allocate tty"
@@ -297,7 +299,8 @@ def _open_checked(path: str, flags: int, rdev: int, ino: int | None) -> int:
 
 def pty_number(master: int) -> int:
     """N of /dev/pts/N for a pty master (ptsname(3) without the path)."""
-    return struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, bytes(4)))[0]
+    number: int = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, bytes(4)))[0]
+    return number
 
 
 def open_pty(pts: str = "/dev/pts") -> tuple[int, int, str]:
@@ -413,7 +416,7 @@ def make_controlling_terminal(slave: int) -> None:
 
 def setup_console(
     hand_off: _socket.socket | Callable[[int], None] | None,
-    console_size: dict[str, Any] | None,
+    console_size: ConsoleSize | None,
     *,
     uid: int | None = None,
     mount: bool = True,
@@ -438,9 +441,8 @@ def setup_console(
     try:
         master, slave, slave_path = open_pty(pts)
         try:
-            size = console_size or {}
-            if size.get("height") and size.get("width"):
-                set_window_size(master, int(size["height"]), int(size["width"]))
+            if console_size and console_size.get("height") and console_size.get("width"):
+                set_window_size(master, int(console_size["height"]), int(console_size["width"]))
             if mount:
                 mount_console(slave, slave_path)
             if uid is not None:

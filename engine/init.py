@@ -48,7 +48,12 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 if TYPE_CHECKING:
     from typing import Any
 
+    from engine.hookpoints import Hooks
+    from engine.spec.typed import Linux, Spec, TimeOffsets
+
 # Everything the init uses is imported above: after pivot_root the engine's own files are out of sight.
+
+_NO_TIME_OFFSETS: TimeOffsets = {}
 
 
 @record
@@ -58,14 +63,14 @@ class InitPlan:
     container_id: str
     bundle: str
     rootfs: str
-    config: dict[str, Any]  # config.json as validated (JSON shape, camelCase keys)
+    config: Spec  # config.json as validated (JSON shape, camelCase keys)
     fifo_path: str
     no_pivot: bool = False
     preserve_fds: int = 0
     namespace_flags: int = 0
     namespace_paths: list[tuple[str, str]] = field(default_factory=list)  # (type, path) to setns into
-    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # config's + drop-ins', by stage
-    time_offsets: dict[str, Any] = field(default_factory=dict)
+    hooks: Hooks = field(default_factory=dict)  # config's + drop-ins', by stage
+    time_offsets: TimeOffsets = field(default_factory=lambda: _NO_TIME_OFFSETS.copy())
     fifo_fd: int = -1  # O_PATH fd on the exec fifo, opened by `engine create` (the init may not reach the path)
     bind_source_fds: dict[int, int] = field(default_factory=dict)  # mounts[i] -> O_PATH fd on its source
     labels: lsm.Labels = field(default_factory=lsm.Labels)  # AppArmor/SELinux, as the host can apply them
@@ -110,7 +115,7 @@ def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
         os._exit(1)
 
 
-def _write_time_offsets(offsets: dict[str, Any], proc: ProcFS) -> None:
+def _write_time_offsets(offsets: TimeOffsets, proc: ProcFS) -> None:
     """linux.timeOffsets: must be written before any process enters the new time namespace (our child)."""
     lines = []
     for clock in ("monotonic", "boottime"):
@@ -151,7 +156,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         proctitle.set_title(["engine", "init", plan.container_id])  # not create's command line, in ps
         cfg = plan.config
         process = cfg["process"]
-        linux = cfg.get("linux") or {}
+        linux = cfg.get("linux", {})
         terminal = bool(process.get("terminal"))
         # A procfs of our own (the container's pid namespace), made before any mount of the container exists:
         # every write into /proc goes through it (engine.linux.procfs).
@@ -172,7 +177,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
             console.setup_console(
                 lambda master: chan.send_with_fd(channel.ConsoleMaster(), master),
                 process.get("consoleSize"),
-                uid=(process.get("user") or {}).get("uid"),
+                uid=process.get("user", {}).get("uid"),
             )
         env, executable = _finish_setup(cfg, proc, readonly_later)
 
@@ -189,8 +194,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         # writable fd takes the number of the O_PATH fd once start opens it.
         trampoline = Trampoline(executable, plan.fifo_fd)
         hook_trampolines = [
-            Trampoline(str(hook.get("path")), 2, mark_cloexec=False).fd
-            for hook in plan.hooks.get("startContainer") or []
+            Trampoline(hook["path"], 2, mark_cloexec=False).fd for hook in plan.hooks.get("startContainer", [])
         ]
         capabilities.last_cap()  # asked of the kernel now and kept: the capability steps after the wait need it
         # Blocks until `engine start` opens the read end. dup2 closes the O_PATH fd (runc closes it before exec,
@@ -226,19 +230,19 @@ def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dic
     state for the hooks, the propagation the rootfs gets once it is the root, and the fds of the mounts still to
     be made read-only (rootfs_setup.make_readonly)."""
     cfg = plan.config
-    linux = cfg.get("linux") or {}
+    linux = cfg.get("linux", {})
     propagation = 0
     readonly_later: list[int] = []
     if not host_mount_ns.shares_host_mounts(cfg):  # in the host's mount namespace, nothing is mounted
         propagation = rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
         rootfs_setup.bind_rootfs(plan.rootfs)
-        own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
+        own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces", []))
         readonly_later = rootfs_setup.setup_mounts(
             plan.rootfs,
-            cfg.get("mounts") or [],
+            cfg.get("mounts", []),
             plan.bundle,
             own_cgroup_ns,
-            linux.get("devices") or [],
+            linux.get("devices", []),
             plan.bind_source_fds,
             proc,
         )
@@ -252,10 +256,10 @@ def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dic
     return state, propagation, readonly_later
 
 
-def _mask_and_protect(rootfs: str, linux: dict[str, Any]) -> None:
+def _mask_and_protect(rootfs: str, linux: Linux) -> None:
     """maskedPaths and readonlyPaths, resolved in the rootfs, before pivot_root (the host's /dev/null, a mask's
     fallback, is only in reach until then)."""
-    masked, readonly = linux.get("maskedPaths") or [], linux.get("readonlyPaths") or []
+    masked, readonly = linux.get("maskedPaths", []), linux.get("readonlyPaths", [])
     if not masked and not readonly:
         return
     root_fd = os.open(rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -269,11 +273,11 @@ def _mask_and_protect(rootfs: str, linux: dict[str, Any]) -> None:
             os.close(dev_null)
 
 
-def _finish_setup(cfg: dict[str, Any], proc: ProcFS, readonly_later: list[int]) -> tuple[dict[str, str], str]:
+def _finish_setup(cfg: Spec, proc: ProcFS, readonly_later: list[int]) -> tuple[dict[str, str], str]:
     """After pivot_root and /dev/console: the remaining config, and the checks that must fail create, not start."""
-    linux = cfg.get("linux") or {}
+    linux = cfg.get("linux", {})
     process = cfg["process"]
-    readonly_root = bool((cfg.get("root") or {}).get("readonly"))
+    readonly_root = bool(cfg.get("root", {}).get("readonly"))
     if readonly_root or readonly_later:
         # runc creates a missing cwd, even in a read-only root: enter it (making it) before anything turns
         # read-only. enter_cwd resolves it inside our root, never through a magic link.
@@ -286,7 +290,7 @@ def _finish_setup(cfg: dict[str, Any], proc: ProcFS, readonly_later: list[int]) 
         _set_name("hostname", cfg["hostname"])
     if cfg.get("domainname") is not None:
         _set_name("domainname", cfg["domainname"])
-    for key, value in (linux.get("sysctl") or {}).items():
+    for key, value in linux.get("sysctl", {}).items():
         _write_sysctl(proc, key, value)
     return prepare_exec(process)
 

@@ -118,11 +118,11 @@ def parse(proc_self_cgroup: str, mountinfo: str, known: frozenset[str]) -> Layou
     for line in proc_self_cgroup.splitlines():
         if not line:
             continue
-        num, ctrls, path = line.split(":", 2)
-        if num == "0" and ctrls == "":
+        num, listed, path = line.split(":", 2)
+        if num == "0" and listed == "":
             own_v2 = path
         else:
-            own[frozenset(ctrls.split(","))] = path
+            own[frozenset(listed.split(","))] = path
 
     v1: dict[str, Hierarchy] = {}  # keyed by superblock (major:minor): bind mounts of one hierarchy count once
     unified: Hierarchy | None = None

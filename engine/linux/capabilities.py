@@ -40,8 +40,12 @@ from engine.linux.syscalls import (
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
-    from typing import Any, Literal
+    from collections.abc import Iterable
+    from typing import Literal
+
+    from engine.spec.typed import Capabilities, User
+
+    CapabilitySet = Literal["bounding", "effective", "inheritable", "permitted", "ambient"]
 
 # capability.h numbers, up to the newest one the runtime-spec's users ask for (Linux 5.9).
 CAPABILITIES: dict[str, int] = {
@@ -91,7 +95,7 @@ CAP_NAMES: dict[int, str] = {number: name for name, number in CAPABILITIES.items
 CAP_LAST_KNOWN = max(CAP_NAMES)
 
 # The five sets, in the order config.json lists them in runtime-spec examples.
-CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+CAP_SETS: tuple[CapabilitySet, ...] = ("bounding", "effective", "inheritable", "permitted", "ambient")
 
 # prctl(PR_CAP_AMBIENT) sub-options.
 PR_CAP_AMBIENT_IS_SET = 1
@@ -203,7 +207,7 @@ def current_sets(*, kernel_last_cap: int | None = None, ambient: bool = True) ->
 
 
 def resolve(
-    caps: Mapping[str, Any] | None,
+    caps: Capabilities | None,
     *,
     warn: Warn | None = None,
     unknown: Literal["error", "warn"] = "error",
@@ -334,7 +338,7 @@ def _apply_sets(masks: dict[str, int], warn: Warn, kernel_last_cap: int) -> None
 
 
 def apply_capabilities(
-    caps: Mapping[str, Any] | None,
+    caps: Capabilities | None,
     *,
     warn: Warn | None = None,
     unknown: Literal["error", "warn"] = "error",
@@ -362,7 +366,7 @@ def _setgroups_allowed() -> bool:
     return True
 
 
-def switch_user(user: Mapping[str, Any]) -> None:
+def switch_user(user: User) -> None:
     """setgroups(additionalGids), setresgid(gid), setresuid(uid), umask: config.md "User" (POSIX).
 
     Supplementary groups are always set, to an empty list when none are configured, so none of the
@@ -397,8 +401,8 @@ def switch_user(user: Mapping[str, Any]) -> None:
 
 
 def apply_user_and_capabilities(
-    user: Mapping[str, Any] | None,
-    caps: Mapping[str, Any] | None,
+    user: User | None,
+    caps: Capabilities | None,
     *,
     warn: Warn | None = None,
     unknown: Literal["error", "warn"] = "error",
