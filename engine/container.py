@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import _signal  # not signal: it wraps every number in an enum (~7 ms on every kill and delete)
 import os
-import select
 import time
 
 from state import process
@@ -100,6 +99,8 @@ def wait_for_exit(record: ContainerRecord, timeout: float) -> bool:
     fd = open_pidfd(record)
     if fd is None:
         return True
+    import select  # here: a shared library to load, which kill never needs, nor delete once the init is gone
+
     try:
         deadline = time.monotonic() + timeout
         while True:

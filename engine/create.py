@@ -31,9 +31,10 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 
 if TYPE_CHECKING:
     import _socket
-    from typing import Any
 
     from engine.cgroups import Manager
+    from engine.spec.typed import Linux, Process, Spec
+    from engine.undo import UndoStack
 
 
 @record
@@ -50,7 +51,7 @@ class CreateOptions:
     systemd_cgroup: bool = False  # --systemd-cgroup: the cgroup is a systemd scope (engine/cgroups/systemd.py)
 
 
-def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
+def load_bundle(bundle: str) -> tuple[Spec, str]:
     """Validate config.json (the spec models, compiled: no pydantic) and return it in JSON shape, with the
     absolute rootfs path."""
     from engine.spec.document import load_config
@@ -62,7 +63,7 @@ def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
         raise ConfigError("config.json: process: required to create a container")
     if not config["process"].get("args"):
         raise ConfigError("config.json: process.args: must not be empty")
-    user = config["process"].get("user") or {}
+    user = config["process"].get("user", {})
     for key in ("uid", "gid"):
         if user.get(key) == 0xFFFFFFFF:
             raise ConfigError(f"config.json: process.user.{key}: 4294967295 is (uid_t)-1, not a valid id")
@@ -72,14 +73,15 @@ def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
     return config, os.path.realpath(rootfs)
 
 
-def namespace_plan(config: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
+def namespace_plan(config: Spec) -> tuple[int, list[tuple[str, str]]]:
     # Duplicate types never get here: the spec models reject them (engine/spec/models.py).
-    flags, paths, seen = 0, [], set()
-    for entry in (config.get("linux") or {}).get("namespaces") or []:
-        ns_type = entry["type"]
+    flags, seen = 0, set()
+    paths: list[tuple[str, str]] = []
+    for ns in config.get("linux", {}).get("namespaces", []):
+        ns_type = ns["type"]
         seen.add(ns_type)
-        if entry.get("path"):
-            paths.append((ns_type, entry["path"]))
+        if ns.get("path"):
+            paths.append((ns_type, ns["path"]))
         else:
             flags |= NAMESPACES[ns_type][0]
     if "mount" not in seen:
@@ -87,7 +89,7 @@ def namespace_plan(config: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
         from engine.setup.host_mount_ns import refuse_what_needs_mounts
 
         refuse_what_needs_mounts(config)
-    linux = config.get("linux") or {}
+    linux = config.get("linux", {})
     if flags & CLONE_NEWUSER and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings/gidMappings: required with a new user namespace")
     if linux.get("timeOffsets") and not flags & CLONE_NEWTIME:
@@ -123,7 +125,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             id=options.container_id,
             bundle=bundle,
             rootfs=rootfs,
-            annotations=dict(config.get("annotations") or {}),
+            annotations=dict(config.get("annotations", {})),
             creator_pid=me,
             creator_start_time=process.start_time(me),
             sync_socket=os.path.abspath(options.sync_socket) if options.sync_socket else None,
@@ -155,10 +157,10 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 if rootless_hooks.bind_sources_opened_by_create(bool(userns)):
                     from engine.setup.rootfs import open_bind_sources  # the mount code: only for a user namespace
 
-                    source_fds = open_bind_sources(config.get("mounts") or [], bundle)
+                    source_fds = open_bind_sources(config.get("mounts", []), bundle)
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
-            undo.push("close the bind source fds", lambda: [os.close(fd) for fd in source_fds.values()])
+            undo.push("close the bind source fds", lambda: list(map(os.close, source_fds.values())))
             plan = InitPlan(
                 container_id=record.id,
                 bundle=bundle,
@@ -170,7 +172,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 namespace_flags=ns_flags,
                 namespace_paths=ns_paths,
                 hooks=hooks,
-                time_offsets=(config.get("linux") or {}).get("timeOffsets") or {},
+                time_offsets=config.get("linux", {}).get("timeOffsets", {}),
                 fifo_fd=fifo_fd,
                 bind_source_fds=source_fds,
                 labels=labels,
@@ -200,7 +202,7 @@ def _launch(
     plan: InitPlan,
     record: ContainerRecord,
     life: Lifecycle,
-    undo: Any,
+    undo: UndoStack,
     options: CreateOptions,
     log: Log,
     console_sock: _socket.socket | None = None,
@@ -266,9 +268,10 @@ def _launch(
                 console_sock.close()
             log.debug(f"create {record.id}: sent the pty master to the console socket")
         to_init.receive(channel.Ready)
-        if options.pid_file:
-            write_pid_file(options.pid_file, init_pid)
-            undo.push("remove pid file", lambda: os.unlink(options.pid_file))
+        pid_file = options.pid_file
+        if pid_file:
+            write_pid_file(pid_file, init_pid)
+            undo.push("remove pid file", lambda: os.unlink(pid_file))
         # state.json must say "created" before the init may go on waiting for `engine start`.
         life.fire("finish_create")
         to_init.send(channel.Created())
@@ -297,12 +300,12 @@ def _intermediate(chan: channel.Channel, init_chan: channel.Channel, plan: InitP
 
 
 def _create_cgroups(
-    config: dict[str, Any], record: ContainerRecord, undo: Any, options: CreateOptions, log: Log
+    config: Spec, record: ContainerRecord, undo: UndoStack, options: CreateOptions, log: Log
 ) -> Manager | None:
     from engine.cgroups import CgroupError, manager_for
     from engine.rootless import cgroups as rootless_cgroups
 
-    linux = config.get("linux") or {}
+    linux = config.get("linux", {})
     if options.systemd_cgroup:
         return _create_systemd_cgroups(linux, record, undo, log)
     if not rootless_cgroups.use_cgroups(linux, record.id):
@@ -320,7 +323,7 @@ def _create_cgroups(
     return cgroups
 
 
-def _create_systemd_cgroups(linux: dict[str, Any], record: ContainerRecord, undo: Any, log: Log) -> Manager:
+def _create_systemd_cgroups(linux: Linux, record: ContainerRecord, undo: UndoStack, log: Log) -> Manager:
     """--systemd-cgroup: a scope that systemd makes at the first add(pid) (engine/cgroups/systemd.py)."""
     from engine.cgroups import CgroupError, manager_for
     from engine.rootless import rootless
@@ -337,7 +340,7 @@ def _create_systemd_cgroups(linux: dict[str, Any], record: ContainerRecord, undo
     return cgroups
 
 
-def save_config(directory: str, config: dict[str, Any]) -> None:
+def save_config(directory: str, config: Spec) -> None:
     """Write the validated config (the dict create works from) into the state directory, atomically."""
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -361,13 +364,13 @@ IPC_SYSCTLS = {
 }
 
 
-def check_sysctls(config: dict[str, Any]) -> None:
+def check_sysctls(config: Spec) -> None:
     """linux.sysctl: only keys the container's own namespaces scope, written as dotted names."""
-    linux = config.get("linux") or {}
-    sysctls = linux.get("sysctl") or {}
+    linux = config.get("linux", {})
+    sysctls = linux.get("sysctl", {})
     if not sysctls:
         return
-    namespaces = {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []}
+    namespaces: dict[str, str | None] = {ns["type"]: ns.get("path") for ns in linux.get("namespaces", [])}
     for key in sysctls:
         where = f"config.json: linux.sysctl.{key}"
         parts = key.split(".")
@@ -399,15 +402,15 @@ def _own_namespace(namespaces: dict[str, str | None], kind: str, where: str) -> 
             raise ConfigError(f"{where}: the {kind} namespace at {path} is the host's")
 
 
-def _check_unsupported(config: dict[str, Any], log: Log) -> None:
+def _check_unsupported(config: Spec, log: Log) -> None:
     """runtime.md Create: "If the runtime cannot apply a property as specified in the configuration, it MUST
     generate an error". What engine does not do yet is refused here, before anything is made."""
-    linux = config.get("linux") or {}
+    linux = config.get("linux", {})
     for key in ("netDevices", "intelRdt", "memoryPolicy"):
         if linux.get(key):
             raise ConfigError(f"config.json: linux.{key}: not supported by engine yet")
-    for i, mount in enumerate(config.get("mounts") or []):
-        if "tmpcopyup" in (mount.get("options") or []):
+    for i, mount in enumerate(config.get("mounts", [])):
+        if "tmpcopyup" in mount.get("options", []):
             raise ConfigError(f"config.json: mounts[{i}].options: tmpcopyup is not supported by engine yet")
     if linux.get("mountLabel") and not lsm.selinux_enabled():
         log.warning(
@@ -415,19 +418,21 @@ def _check_unsupported(config: dict[str, Any], log: Log) -> None:
         )
 
 
-def _drop_unknown_capabilities(process: dict[str, Any], log: Log) -> None:
+def _drop_unknown_capabilities(process: Process, log: Log) -> None:
     """config.md: a capability that "cannot be mapped to a relevant kernel interface ... MUST be logged as a
     warning": warn here, where the caller sees it (create's stderr and --log), and drop it from the config."""
-    from engine.linux.capability_names import CAPABILITIES
+    from engine.linux.capability_names import CAP_SETS, CAPABILITIES
 
-    for key, names in (process.get("capabilities") or {}).items():
+    caps = process.get("capabilities", {})
+    for key in CAP_SETS:  # the models' order, which is the validated document's
+        names = caps.get(key, [])
         unknown = [name for name in names if name not in CAPABILITIES]
         if unknown:
             log.warning(f"process.capabilities.{key}: ignoring unknown capabilities {', '.join(unknown)}")
-            process["capabilities"][key] = [name for name in names if name in CAPABILITIES]
+            caps[key] = [name for name in names if name in CAPABILITIES]
 
 
-def _socket_activation(config: dict[str, Any]) -> int:
+def _socket_activation(config: Spec) -> int:
     """systemd socket activation, as runc: with LISTEN_FDS=n in our environment, fds 3..3+n-1 go to the
     container too (before the --preserve-fds ones) and its process gets LISTEN_FDS=n and LISTEN_PID=1.
     Only when LISTEN_PID names us (sd_listen_fds' rule): a LISTEN_FDS inherited from somewhere else says
@@ -446,15 +451,15 @@ def _socket_activation(config: dict[str, Any]) -> int:
     return count
 
 
-def _host_ids_of_root(config: dict[str, Any]) -> tuple[int, int]:
+def _host_ids_of_root(config: Spec) -> tuple[int, int]:
     """The host uid/gid that the container's root maps to (0, 0 without a user namespace)."""
-    linux = config.get("linux") or {}
-    if not any(ns["type"] == "user" and not ns.get("path") for ns in linux.get("namespaces") or []):
+    linux = config.get("linux", {})
+    if not any(ns["type"] == "user" and not ns.get("path") for ns in linux.get("namespaces", [])):
         return 0, 0
     ids = []
-    for key in ("uidMappings", "gidMappings"):
+    for mappings in (linux.get("uidMappings", []), linux.get("gidMappings", [])):
         host = 0
-        for m in linux.get(key) or []:
+        for m in mappings:
             if m["containerID"] <= 0 < m["containerID"] + m["size"]:
                 host = m["hostID"] - m["containerID"]
         ids.append(host)

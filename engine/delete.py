@@ -6,14 +6,13 @@ from __future__ import annotations
 import _signal  # not signal: its enums cost ~7 ms
 import os
 
-from engine import hookpoints
 from engine.container import signal_all, wait_for_exit
 from engine.errors import ContainerNotFound, EngineError
 from engine.log import Log
 from state.ids import validate_id
 from state.record import ContainerRecord
 from state.rules import STOPPED, require_deletable
-from state.store import CONFIG_FILE, STATE_FILE, Store
+from state.store import CONFIG_FILE, HOOKS_FILE, STATE_FILE, Store
 
 KILL_TIMEOUT = 10.0
 
@@ -49,14 +48,19 @@ def delete(store: Store, container_id: str, force: bool, log: Log, systemd_cgrou
             from state.machine import Lifecycle  # transitions: only when the stop still has to be recorded
 
             Lifecycle(record, store, warn=log.warning).fire("stop")
-        hooks = hookpoints.load(store.path(container_id))
+        hooks = None
+        if os.path.exists(store.path(container_id, HOOKS_FILE)):  # only a container with hooks has the file
+            from engine import hookpoints
+
+            hooks = hookpoints.load(store.path(container_id))
         # Step 12: destroy what create made (the mounts went with the init's mount namespace), then step 13.
         if record.cgroups:
             _remove_cgroups(record, log)
             log.debug(f"delete {container_id}: removed its cgroups")
         store.remove(container_id)
         log.debug(f"delete {container_id}: removed its state directory")
-        hookpoints.run("poststop", hooks, record.public_state(STOPPED), log, warn_only=True)
+        if hooks:
+            hookpoints.run("poststop", hooks, record.public_state(STOPPED), log, warn_only=True)
 
 
 def _remove_cgroups(record: ContainerRecord, log: Log) -> None:

@@ -60,6 +60,15 @@ from state.record import ContainerRecord
 from state.rules import CREATED, PAUSED, RUNNING
 from state.store import CONFIG_FILE, Store
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+    from typing import Literal
+
+    from engine.linux.capability_names import CapabilitySet
+    from engine.linux.seccomp import FilterPlan
+    from engine.spec.typed import Capabilities, Linux, Process, Spec, User
+
 # With --process, runc takes the whole process from the file: these flags only shape the config-based one.
 _FLAGS_IGNORED_WITH_PROCESS = {
     "env": "--env",
@@ -111,13 +120,13 @@ class ExecPlan:
     container_id: str
     init_pid: int
     init_start_time: int | None
-    process: dict[str, Any]  # config.md "process", JSON shape
-    linux: dict[str, Any]  # the container's linux section: seccomp, personality
+    process: Process  # config.md "process", JSON shape
+    linux: Linux  # the container's linux section: seccomp, personality
     state: dict[str, Any]  # the container's state, for a seccomp agent
     parent_pid: int
     preserve_fds: int = 0
-    seccomp_plan: Any = None
-    notify_sock: socket.socket | None = None
+    seccomp_plan: FilterPlan | None = None
+    notify_sock: _socket.socket | None = None
     console_sock: socket.socket | None = None
     labels: lsm.Labels = field(default_factory=lsm.Labels)  # AppArmor/SELinux, as the host can apply them
     proc: ProcFS | None = None  # the joiner's own procfs (host side), used by the process before it execs
@@ -147,7 +156,7 @@ def exec_process(store: Store, options: ExecOptions, log: Log) -> int:
     if status not in (CREATED, RUNNING, PAUSED):
         raise ExecError(f"cannot exec in container {options.container_id!r}: it is {status}")
     if process_json is not None:
-        process = inherit_from_container(process_json, config.get("process") or {})
+        process = inherit_from_container(process_json, config.get("process", NO_PROCESS))
     else:
         process = process_from_config(config, options)
     _check_process(process)
@@ -156,7 +165,7 @@ def exec_process(store: Store, options: ExecOptions, log: Log) -> int:
         init_pid=record.pid,
         init_start_time=record.pid_start_time,
         process=process,
-        linux=config.get("linux") or {},
+        linux=config.get("linux", {}),
         state=record.public_state(status),
         parent_pid=os.getpid(),
         preserve_fds=options.preserve_fds,
@@ -180,7 +189,7 @@ def exec_process(store: Store, options: ExecOptions, log: Log) -> int:
             launched.relay_socket.close()
 
 
-def _load_process_file(options: ExecOptions, log: Log) -> dict[str, Any]:
+def _load_process_file(options: ExecOptions, log: Log) -> Process:
     if options.command:
         raise ExecError(f"exec: give either --process {options.process_path} or a command, not both")
     given = [flag for name, flag in _FLAGS_IGNORED_WITH_PROCESS.items() if getattr(options, name)]
@@ -196,20 +205,27 @@ def _load_process_file(options: ExecOptions, log: Log) -> dict[str, Any]:
 
 # What an `exec --process` file without these fields takes from the container's own process (as runc's
 # newInitConfig): the confinement the container was created with must not be lost by leaving a field out.
-INHERITED = ("apparmorProfile", "selinuxLabel", "noNewPrivileges", "rlimits")
+INHERITED: tuple[Literal["apparmorProfile", "selinuxLabel", "noNewPrivileges", "rlimits"], ...] = (
+    "apparmorProfile",
+    "selinuxLabel",
+    "noNewPrivileges",
+    "rlimits",
+)
+# A config without a process (create refuses one: not from engine's state directory) gives exec nothing.
+NO_PROCESS: Process = {"cwd": "/"}
 
 
-def inherit_from_container(process: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
-    process = dict(process)
+def inherit_from_container(process: Process, container: Process) -> Process:
+    process = process.copy()
     for key in INHERITED:
         if process.get(key) in (None, []) and container.get(key) not in (None, []):
             process[key] = copy.deepcopy(container[key])
     return process
 
 
-def process_from_config(config: dict[str, Any], options: ExecOptions) -> dict[str, Any]:
+def process_from_config(config: Spec, options: ExecOptions) -> Process:
     """The container's own process (config.json as given at create) with the command and runc's flags."""
-    process = copy.deepcopy(config.get("process") or {})
+    process = copy.deepcopy(config.get("process", NO_PROCESS))
     process["args"] = list(options.command)
     process["terminal"] = options.tty  # runc: an exec gets a terminal only with --tty, whatever config says
     process.setdefault("cwd", "/")
@@ -222,10 +238,11 @@ def process_from_config(config: dict[str, Any], options: ExecOptions) -> dict[st
     for entry in options.env:
         if "=" not in entry:
             raise ExecError(f"--env {entry!r}: expected KEY=VALUE")
-    process["env"] = [*(process.get("env") or []), *options.env]  # later entries win (process_setup)
+    process["env"] = [*process.get("env", []), *options.env]  # later entries win (process_setup)
     if options.no_new_privs:
         process["noNewPrivileges"] = True
-    user = dict(process.get("user") or {"uid": 0, "gid": 0})
+    given = process.get("user")
+    user: User = given.copy() if given else {"uid": 0, "gid": 0}
     if options.user:
         uid, sep, gid = options.user.partition(":")
         user["uid"] = _id(uid, "--user", "uid")
@@ -233,10 +250,10 @@ def process_from_config(config: dict[str, Any], options: ExecOptions) -> dict[st
             user["gid"] = _id(gid, "--user", "gid")
     if options.additional_gids:
         gids = [_id(g, "--additional-gids", "gid") for g in options.additional_gids]
-        user["additionalGids"] = [*(user.get("additionalGids") or []), *gids]
+        user["additionalGids"] = [*user.get("additionalGids", []), *gids]
     process["user"] = user
     if options.caps:
-        process["capabilities"] = _add_capabilities(process.get("capabilities") or {}, options.caps)
+        process["capabilities"] = _add_capabilities(process.get("capabilities", {}), options.caps)
     return process
 
 
@@ -250,26 +267,31 @@ def _id(text: str, flag: str, what: str) -> int:
     return value
 
 
-def _add_capabilities(caps: dict[str, Any], names: list[str]) -> dict[str, Any]:
+def _add_capabilities(caps: Capabilities, names: list[str]) -> Capabilities:
     """runc's --cap: added to the bounding, effective and permitted sets, and to the ambient set.
 
     The kernel only lets a capability into the ambient set when it is also inheritable, and runc no longer
     adds --cap to the inheritable set (CVE-2022-29162); we add it to ambient only where it is inheritable,
     which is what the kernel would have let runc's ambient raise do, without a warning per exec.
     """
-    out = {name: list(caps.get(name) or []) for name in capabilities.CAP_SETS}
+    out = {name: list(caps.get(name, [])) for name in capabilities.CAP_SETS}
     for raw in names:
         name = raw.upper() if raw.upper().startswith("CAP_") else "CAP_" + raw.upper()
         if name not in capabilities.CAPABILITIES:
             raise ExecError(f"--cap {raw!r}: unknown capability")
-        targets = ["bounding", "effective", "permitted"] + (["ambient"] if name in out["inheritable"] else [])
+        targets: list[CapabilitySet] = ["bounding", "effective", "permitted"]
+        targets += ["ambient"] if name in out["inheritable"] else []
         for set_name in targets:
             if name not in out[set_name]:
                 out[set_name].append(name)
-    return {name: value for name, value in out.items() if value or name in caps}
+    result: Capabilities = {}
+    for set_name, value in out.items():
+        if value or set_name in caps:
+            result[set_name] = value
+    return result
 
 
-def _check_process(process: dict[str, Any]) -> None:
+def _check_process(process: Process) -> None:
     """What can be checked on the host, so that the usual mistakes fail before anything is forked."""
     if not process.get("args"):
         raise ExecError("exec: process.args: must not be empty")
@@ -280,7 +302,7 @@ def _check_process(process: dict[str, Any]) -> None:
         capabilities.resolve(process.get("capabilities"), warn=lambda message: None)
     except ValueError as err:
         raise ExecError(f"exec: {err}") from None
-    affinity = (process.get("execCPUAffinity") or {}).get("initial")
+    affinity = process.get("execCPUAffinity", {}).get("initial")
     if affinity:
         try:
             process_attrs.parse_cpu_list(affinity, "process.execCPUAffinity.initial")
@@ -298,13 +320,14 @@ def _check_preserved_fds(count: int) -> None:
             raise ExecError(f"--preserve-fds {count}: fd {fd} is not open") from None
 
 
-def _read_config(dir_fd: int, container_id: str) -> dict[str, Any]:
+def _read_config(dir_fd: int, container_id: str) -> Spec:
     """The config `engine create` validated and saved in the state directory (never the bundle's: it may have
     changed, or been swapped, since)."""
     try:
         fd = os.open(CONFIG_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
         with os.fdopen(fd, "rb") as f:
-            return json.loads(f.read())
+            config: Spec = json.loads(f.read())
+            return config
     except (OSError, ValueError) as err:
         raise ExecError(f"container {container_id!r}: cannot read its config.json: {err}") from None
 
@@ -403,9 +426,9 @@ def _close_relay(launched: Launched) -> None:
         launched.relay_socket = None
 
 
-def _apply_initial_affinity(pid: int, process: dict[str, Any]) -> None:
+def _apply_initial_affinity(pid: int, process: Process) -> None:
     """config.md execCPUAffinity.initial: the affinity before the process joins the container's cgroup."""
-    text = (process.get("execCPUAffinity") or {}).get("initial")
+    text = process.get("execCPUAffinity", {}).get("initial")
     if text:
         cpus = process_attrs.parse_cpu_list(text, "process.execCPUAffinity.initial")
         try:
@@ -532,7 +555,7 @@ def _the_process(chan: Channel, plan: ExecPlan) -> None:
         if plan.console_sock is not None:
             from engine import pty  # already imported by the parent (_prepare_console): no file access
 
-            uid = int((process.get("user") or {}).get("uid", 0))
+            uid = int(process.get("user", {}).get("uid", 0))
             pty.setup_console(plan.console_sock, process.get("consoleSize"), uid=uid, mount=False)
         proc = plan.proc
         assert proc is not None

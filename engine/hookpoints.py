@@ -22,17 +22,32 @@ import os
 from engine.errors import ConfigError, EngineError
 from engine.log import Log
 from state import jsonio
+from state.store import HOOKS_FILE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Literal
 
-HOOKS_FILE = "hooks.json"
-Hooks = dict  # stage -> list of hooks (config.md's shape); a plain alias: typing is not imported at run time
+    from engine.spec.typed import Hook, Spec
+
+    Hooks = dict[str, list[Hook]]  # stage -> list of hooks (config.md's shape)
+    Stage = Literal["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+else:
+    Hooks = dict  # a plain alias: typing is not imported at run time
 
 
-def collect(config: dict[str, Any], hooks_dirs: list[str]) -> Hooks:
-    hooks: Hooks = {stage: list(entries) for stage, entries in (config.get("hooks") or {}).items() if entries}
+def collect(config: Spec, hooks_dirs: list[str]) -> Hooks:
+    given = config.get("hooks", {})
+    # The models' stages, in their order: the validated document's keys come out in the models' field order.
+    stages: tuple[Stage, ...] = (
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    )
+    hooks: Hooks = {stage: list(given[stage]) for stage in stages if given.get(stage)}
     if not hooks_dirs:
         return hooks
     from hooks.dropins import DropInError, load_dropins, matching_hooks, merge
@@ -41,10 +56,14 @@ def collect(config: dict[str, Any], hooks_dirs: list[str]) -> Hooks:
         dropins = load_dropins(hooks_dirs)
     except DropInError as err:
         raise ConfigError(f"--hooks-dir: {err}") from None
-    return merge(hooks, matching_hooks(dropins, config, annotations=config.get("annotations") or {}))
+    return merge(hooks, matching_hooks(dropins, config, annotations=config.get("annotations", {})))
 
 
 def save(state_dir: str, hooks: Hooks) -> None:
+    """Keep the hooks for start and delete. No hooks, no file: most containers have none, and start and delete
+    then skip loading this module (they look for the file first)."""
+    if not hooks:
+        return
     with open(os.path.join(state_dir, HOOKS_FILE), "w") as f:
         f.write(jsonio.dumps(hooks))
 

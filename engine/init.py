@@ -17,7 +17,7 @@ import os
 from engine import channel, lsm, pty
 from engine.channel import Channel
 from engine.errors import suppress
-from engine.linux import kernel, proctitle
+from engine.linux import capabilities, kernel, proctitle
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH
 from engine.linux.procfs import ProcFS
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from engine.init_plan import InitPlan
+    from engine.spec.typed import Linux, Spec, TimeOffsets
 
 # Everything the init uses is imported above: after pivot_root the engine's own files are out of sight.
 
@@ -99,15 +100,15 @@ def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
         os._exit(1)
 
 
-def _import_what_the_config_needs(config: dict[str, Any]) -> None:
+def _import_what_the_config_needs(config: Spec) -> None:
     """Set-up code only some configs use, imported here, first thing in the intermediate child (the host's files,
     no namespace entered yet), instead of at the top of this module: ~1 ms of every create without it. The init and
     the container's process, forks of this one, find it loaded (nothing may load after pivot_root)."""
-    if (config.get("linux") or {}).get("seccomp"):
+    if config.get("linux", {}).get("seccomp"):
         import engine.linux.seccomp  # noqa: F401
 
 
-def _write_time_offsets(offsets: dict[str, Any], proc: ProcFS) -> None:
+def _write_time_offsets(offsets: TimeOffsets, proc: ProcFS) -> None:
     """linux.timeOffsets: must be written before any process enters the new time namespace (our child)."""
     lines = []
     for clock in ("monotonic", "boottime"):
@@ -148,7 +149,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         proctitle.set_title(["engine", "init", plan.container_id])  # not create's command line, in ps
         cfg = plan.config
         process = cfg["process"]
-        linux = cfg.get("linux") or {}
+        linux = cfg.get("linux", {})
         terminal = bool(process.get("terminal"))
         # A procfs of our own (the container's pid namespace), made before any mount of the container exists:
         # every write into /proc goes through it (engine.linux.procfs).
@@ -173,7 +174,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
             pty.setup_console(
                 lambda master: chan.send_with_fd(channel.ConsoleMaster(), master),
                 process.get("consoleSize"),
-                uid=(process.get("user") or {}).get("uid"),
+                uid=process.get("user", {}).get("uid"),
             )
         env, executable = _finish_setup(cfg, proc, readonly_later)
 
@@ -183,21 +184,26 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         keep = {plan.fifo_fd, proc.fd} | ({notify_sock.fileno()} if notify_sock else set())
         close_fds(keep_below=3 + plan.preserve_fds, keep=keep)
         _exit_on_signals()
-        # Blocks until `engine start` opens the read end.
-        fifo_fd = proc.reopen(plan.fifo_fd, os.O_WRONLY)
-        os.close(plan.fifo_fd)
+        # The exec of the program and of each startContainer hook goes through a trampoline
+        # (engine.linux.trampoline), built here, before seccomp and the user switch (memfd_create may be neither
+        # allowed nor ours then), and before the wait: nothing in it depends on `start`, which would otherwise
+        # wait ~0.4 ms longer for our exec. The program's trampoline reports a failed exec on the fifo, whose
+        # writable fd takes the number of the O_PATH fd once start opens it.
+        trampoline = Trampoline(executable, plan.fifo_fd)
+        hook_trampolines = [
+            Trampoline(hook["path"], 2, mark_cloexec=False).fd for hook in plan.hooks.get("startContainer", [])
+        ]
+        capabilities.last_cap()  # asked of the kernel now and kept: the capability steps after the wait need it
+        # Blocks until `engine start` opens the read end. dup2 closes the O_PATH fd (runc closes it before exec,
+        # for CVE-2016-9962) in the same step.
+        opened = proc.reopen(plan.fifo_fd, os.O_WRONLY)
+        fifo_fd = os.dup2(opened, plan.fifo_fd, inheritable=False)
+        os.close(opened)
         os.write(fifo_fd, b"0")
 
         state.update(status="created", pid=os.getpid())  # the pid as seen in the container's namespace
         lsm.apply(proc, plan.labels)
         proc.close()
-        # Built before seccomp and the user switch (memfd_create may be neither allowed nor ours then): the
-        # exec of the program and of each startContainer hook goes through one (engine.linux.trampoline).
-        trampoline = Trampoline(executable, fifo_fd)
-        hook_trampolines = [
-            Trampoline(str(hook.get("path")), 2, mark_cloexec=False).fd
-            for hook in plan.hooks.get("startContainer") or []
-        ]
         exec_as_the_process(
             cfg,
             state,
@@ -221,19 +227,19 @@ def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dic
     state for the hooks, the propagation the rootfs gets once it is the root, and the fds of the mounts still to
     be made read-only (rootfs_setup.make_readonly)."""
     cfg = plan.config
-    linux = cfg.get("linux") or {}
+    linux = cfg.get("linux", {})
     propagation = 0
     readonly_later: list[int] = []
     if not host_mount_ns.shares_host_mounts(cfg):  # in the host's mount namespace, nothing is mounted
         propagation = rootfs_setup.set_root_propagation(linux.get("rootfsPropagation"))
         rootfs_setup.bind_rootfs(plan.rootfs)
-        own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces") or [])
+        own_cgroup_ns = any(ns["type"] == "cgroup" for ns in linux.get("namespaces", []))
         readonly_later = rootfs_setup.setup_mounts(
             plan.rootfs,
-            cfg.get("mounts") or [],
+            cfg.get("mounts", []),
             plan.bundle,
             own_cgroup_ns,
-            linux.get("devices") or [],
+            linux.get("devices", []),
             plan.bind_source_fds,
             proc,
         )
@@ -247,10 +253,10 @@ def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dic
     return state, propagation, readonly_later
 
 
-def _mask_and_protect(rootfs: str, linux: dict[str, Any]) -> None:
+def _mask_and_protect(rootfs: str, linux: Linux) -> None:
     """maskedPaths and readonlyPaths, resolved in the rootfs, before pivot_root (the host's /dev/null, a mask's
     fallback, is only in reach until then)."""
-    masked, readonly = linux.get("maskedPaths") or [], linux.get("readonlyPaths") or []
+    masked, readonly = linux.get("maskedPaths", []), linux.get("readonlyPaths", [])
     if not masked and not readonly:
         return
     root_fd = os.open(rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -264,11 +270,11 @@ def _mask_and_protect(rootfs: str, linux: dict[str, Any]) -> None:
             os.close(dev_null)
 
 
-def _finish_setup(cfg: dict[str, Any], proc: ProcFS, readonly_later: list[int]) -> tuple[dict[str, str], str]:
+def _finish_setup(cfg: Spec, proc: ProcFS, readonly_later: list[int]) -> tuple[dict[str, str], str]:
     """After pivot_root and /dev/console: the remaining config, and the checks that must fail create, not start."""
-    linux = cfg.get("linux") or {}
+    linux = cfg.get("linux", {})
     process = cfg["process"]
-    readonly_root = bool((cfg.get("root") or {}).get("readonly"))
+    readonly_root = bool(cfg.get("root", {}).get("readonly"))
     if readonly_root or readonly_later:
         # runc creates a missing cwd, even in a read-only root: enter it (making it) before anything turns
         # read-only. enter_cwd resolves it inside our root, never through a magic link.
@@ -281,7 +287,7 @@ def _finish_setup(cfg: dict[str, Any], proc: ProcFS, readonly_later: list[int]) 
         _set_name("hostname", cfg["hostname"])
     if cfg.get("domainname") is not None:
         _set_name("domainname", cfg["domainname"])
-    for key, value in (linux.get("sysctl") or {}).items():
+    for key, value in linux.get("sysctl", {}).items():
         _write_sysctl(proc, key, value)
     return prepare_exec(process)
 

@@ -13,7 +13,10 @@ from engine.record import field, record
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from typing import Any
+    from engine.hookpoints import Hooks
+    from engine.spec.typed import Spec, TimeOffsets
+
+_NO_TIME_OFFSETS: TimeOffsets = {}
 
 
 @record
@@ -23,14 +26,14 @@ class InitPlan:
     container_id: str
     bundle: str
     rootfs: str
-    config: dict[str, Any]  # config.json as validated (JSON shape, camelCase keys)
+    config: Spec  # config.json as validated (JSON shape, camelCase keys)
     fifo_path: str
     no_pivot: bool = False
     preserve_fds: int = 0
     namespace_flags: int = 0
     namespace_paths: list[tuple[str, str]] = field(default_factory=list)  # (type, path) to setns into
-    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # config's + drop-ins', by stage
-    time_offsets: dict[str, Any] = field(default_factory=dict)
+    hooks: Hooks = field(default_factory=dict)  # config's + drop-ins', by stage
+    time_offsets: TimeOffsets = field(default_factory=lambda: _NO_TIME_OFFSETS.copy())
     fifo_fd: int = -1  # O_PATH fd on the exec fifo, opened by `engine create` (the init may not reach the path)
     bind_source_fds: dict[int, int] = field(default_factory=dict)  # mounts[i] -> O_PATH fd on its source
     labels: lsm.Labels = field(default_factory=lsm.Labels)  # AppArmor/SELinux, as the host can apply them

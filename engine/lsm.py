@@ -19,11 +19,11 @@ from engine.record import record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     # Only a type here (the caller passes its own): procfs brings ctypes, which `engine create`'s own process
     # does without (its children import it).
     from engine.linux.procfs import ProcFS
+    from engine.spec.typed import Process
 
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
@@ -49,7 +49,7 @@ def selinux_enabled() -> bool:
     return os.path.exists(SELINUX_ENFORCE)
 
 
-def check(process: dict[str, Any], warn: Callable[[str], None], where: str = "config.json: ") -> Labels:
+def check(process: Process, warn: Callable[[str], None], where: str = "config.json: ") -> Labels:
     """The labels `process` asks for, as this host can apply them: an AppArmor profile without AppArmor is an
     error (runtime.md: a property the runtime cannot apply), an SELinux label without SELinux a warning (as runc,
     which ignores it)."""

@@ -41,7 +41,18 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, Literal
+    from typing import Any, Literal, TypedDict
+
+    from engine.linux.seccomp import FilterPlan
+    from engine.spec.typed import Linux, Process, Seccomp
+
+    class ProcessConfig(TypedDict, total=False):
+        """What a container process is finished from: the container's init passes its whole config (an
+        engine.spec.typed.Spec), `engine exec` {"linux": the container's, "process": its own}."""
+
+        process: Process
+        linux: Linux
+
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -62,7 +73,7 @@ def warn(message: str) -> None:
         os.write(2, f"engine: warning: {message}\n".encode())
 
 
-def begin_child(process: dict[str, Any], keep: set[int], keep_below: int, parent_pid: int | None = None) -> None:
+def begin_child(process: Process, keep: set[int], keep_below: int, parent_pid: int | None = None) -> None:
     """First thing in a child forked to enter the container (create's intermediate, exec's joiner):
 
     - process.oomScoreAdj, while our /proc/self is still ours to write (engine/rootless/hooks.py); inherited;
@@ -108,7 +119,7 @@ def become_namespace_root() -> None:
     kernel.KERNEL.set_dumpable(False)  # a uid change resets it to fs.suid_dumpable: say it again
 
 
-def prepare_exec(process: dict[str, Any]) -> tuple[dict[str, str], str]:
+def prepare_exec(process: Process) -> tuple[dict[str, str], str]:
     """Inside the container's root: (the environment, the executable), cwd entered and rlimits set. Errors here
     fail create (or exec) rather than start."""
     env = environment(process)
@@ -120,9 +131,9 @@ def prepare_exec(process: dict[str, Any]) -> tuple[dict[str, str], str]:
 
 
 def exec_as_the_process(
-    cfg: dict[str, Any],
+    cfg: ProcessConfig,
     state: dict[str, Any],
-    seccomp_plan: Any,
+    seccomp_plan: FilterPlan | None,
     notify_sock: _socket.socket | None,
     trampoline: Trampoline,
     env: dict[str, str],
@@ -144,9 +155,9 @@ def exec_as_the_process(
 
 
 def become_the_process(
-    cfg: dict[str, Any],
+    cfg: ProcessConfig,
     state: dict[str, Any],
-    seccomp_plan: Any,
+    seccomp_plan: FilterPlan | None,
     notify_sock: _socket.socket | None,
     *,
     process_pid: int | None = None,
@@ -161,7 +172,7 @@ def become_the_process(
                   "initial" before joining the container's cgroup and "final" here, after it
     Warnings (capabilities that cannot be granted, personality flags) go to stderr (warn()).
     """
-    linux = cfg.get("linux") or {}
+    linux = cfg.get("linux", {})
     process = cfg["process"]
     if linux.get("personality"):
         kernel.KERNEL.apply_personality(linux["personality"], warn)
@@ -177,17 +188,17 @@ def become_the_process(
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
     # config.md: a capability that "cannot be mapped to a relevant kernel interface, or cannot be granted
     # otherwise MUST be logged as a warning": an unknown name warns, as runc does.
-    kernel.KERNEL.apply_user_and_capabilities(process.get("user") or {}, process.get("capabilities"), warn)
+    kernel.KERNEL.apply_user_and_capabilities(process.get("user", {}), process.get("capabilities"), warn)
     if no_new_privs:
         kernel.KERNEL.set_no_new_privileges()
     if seccomp_plan is not None and no_new_privs:
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
 
 
-def connect_seccomp_listener(cfg: dict[str, Any]) -> _socket.socket | None:
+def connect_seccomp_listener(cfg: ProcessConfig) -> _socket.socket | None:
     """The seccomp agent's socket is a host path: connect while we can still see it; send after loading."""
-    seccomp = (cfg.get("linux") or {}).get("seccomp") or {}
-    path = seccomp.get("listenerPath")
+    seccomp = cfg.get("linux", {}).get("seccomp")
+    path = seccomp.get("listenerPath") if seccomp else None
     if not path:
         return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -200,8 +211,8 @@ def connect_seccomp_listener(cfg: dict[str, Any]) -> _socket.socket | None:
 
 
 def load_seccomp(
-    plan: Any,
-    seccomp: dict[str, Any],
+    plan: FilterPlan,
+    seccomp: Seccomp,
     state: dict[str, Any],
     notify_sock: _socket.socket | None,
     process_pid: int | None = None,
@@ -226,15 +237,15 @@ def load_seccomp(
     os.close(fd)
 
 
-def environment(process: dict[str, Any]) -> dict[str, str]:
+def environment(process: Process) -> dict[str, str]:
     """process.env as a dict: a later KEY=... overrides an earlier one (so `exec --env` wins)."""
     env: dict[str, str] = {}
-    for entry in process.get("env") or []:
+    for entry in process.get("env", []):
         key, sep, value = entry.partition("=")
         if sep:
             env[key] = value
     if "HOME" not in env:
-        env["HOME"] = home_of(int((process.get("user") or {}).get("uid", 0)))
+        env["HOME"] = home_of(int(process.get("user", {}).get("uid", 0)))
     return env
 
 

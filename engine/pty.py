@@ -32,7 +32,8 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+
+    from engine.spec.typed import ConsoleSize
 
 PTMX_INO = 2  # devpts creates its ptmx node with inode number 2 (fs/devpts/inode.c mknod_ptmx)
 PTY_SLAVE_MAJOR = 136  # UNIX98_PTY_SLAVE_MAJOR: /dev/pts/N is char 136:N
@@ -86,7 +87,8 @@ def _open_checked(path: str, flags: int, rdev: int, ino: int | None) -> int:
 
 def pty_number(master: int) -> int:
     """N of /dev/pts/N for a pty master (ptsname(3) without the path)."""
-    return struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, bytes(4)))[0]
+    number: int = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, bytes(4)))[0]
+    return number
 
 
 def open_pty(pts: str = "/dev/pts") -> tuple[int, int, str]:
@@ -187,7 +189,7 @@ def make_controlling_terminal(slave: int) -> None:
 
 def setup_console(
     hand_off: _socket.socket | Callable[[int], None] | None,
-    console_size: dict[str, Any] | None,
+    console_size: ConsoleSize | None,
     *,
     uid: int | None = None,
     mount: bool = True,
@@ -212,9 +214,8 @@ def setup_console(
     try:
         master, slave, slave_path = open_pty(pts)
         try:
-            size = console_size or {}
-            if size.get("height") and size.get("width"):
-                set_window_size(master, int(size["height"]), int(size["width"]))
+            if console_size and console_size.get("height") and console_size.get("width"):
+                set_window_size(master, int(console_size["height"]), int(console_size["width"]))
             if mount:
                 mount_console(slave, slave_path)
             if uid is not None:

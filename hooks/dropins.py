@@ -48,6 +48,9 @@ from hooks.runner import STAGES
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
+
+    from engine.spec.typed import Hook, Spec
 
     _Bad = Callable[[str], "DropInError"]
 
@@ -55,7 +58,6 @@ VERSION = "1.0.0"
 # Podman's default directories, lowest precedence first.
 DEFAULT_DIRS = ("/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d")
 _WHEN_KEYS = ("always", "annotations", "commands", "hasBindMounts")
-_HOOK_KEYS = ("path", "args", "env", "timeout")
 
 
 class DropInError(ValueError):
@@ -72,7 +74,7 @@ class DropIn:
         *,
         name: str,
         path: str,
-        hook: dict,
+        hook: Hook,
         stages: tuple[str, ...],
         always: bool | None = None,
         annotations: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (),
@@ -93,7 +95,7 @@ class DropIn:
 
     def matches(
         self,
-        config: Mapping,
+        config: Spec,
         *,
         annotations: Mapping[str, str] | None = None,
         has_bind_mounts: bool | None = None,
@@ -111,13 +113,13 @@ class DropIn:
                 return False
         if self.annotations:
             if annotations is None:
-                annotations = config.get("annotations") or {}
+                annotations = config.get("annotations", {})
             pairs = [(k, v) for k, v in annotations.items() if isinstance(k, str) and isinstance(v, str)]
             for key_re, value_re in self.annotations:
                 if not any(key_re.search(k) and value_re.search(v) for k, v in pairs):
                     return False
         if self.commands:
-            args = (config.get("process") or {}).get("args") or []
+            args = config.get("process", {}).get("args", [])
             if not args or not isinstance(args[0], str):
                 return False
             if not any(command_re.search(args[0]) for command_re in self.commands):
@@ -219,13 +221,13 @@ def load_dropin(path: str, *, allowed_stages: Iterable[str] = STAGES) -> DropIn:
 
 def matching_hooks(
     dropins: Iterable[DropIn],
-    config: Mapping,
+    config: Spec,
     *,
     annotations: Mapping[str, str] | None = None,
     has_bind_mounts: bool | None = None,
-) -> dict[str, list[dict]]:
+) -> dict[str, list[Hook]]:
     """The hooks the matching drop-ins inject, per stage, in drop-in order. Each hook dict is a fresh copy."""
-    result: dict[str, list[dict]] = {}
+    result: dict[str, list[Hook]] = {}
     for dropin in dropins:
         if dropin.matches(config, annotations=annotations, has_bind_mounts=has_bind_mounts):
             for stage in dropin.stages:
@@ -233,7 +235,7 @@ def matching_hooks(
     return result
 
 
-def merge(config_hooks: Mapping[str, list[dict]] | None, extra: Mapping[str, list[dict]]) -> dict[str, list[dict]]:
+def merge(config_hooks: Mapping[str, list[Hook]] | None, extra: Mapping[str, list[Hook]]) -> dict[str, list[Hook]]:
     """config.json's hooks, then the drop-ins' hooks, per stage. Neither input is modified."""
     merged = {stage: list(hooks) for stage, hooks in (config_hooks or {}).items() if hooks is not None}
     for stage, hooks in extra.items():
@@ -242,7 +244,7 @@ def merge(config_hooks: Mapping[str, list[dict]] | None, extra: Mapping[str, lis
     return merged
 
 
-def config_has_bind_mounts(config: Mapping) -> bool:
+def config_has_bind_mounts(config: Spec) -> bool:
     """Whether config.json asks for a bind mount (type "bind", or a "bind"/"rbind" option).
 
     Podman asks a narrower question (did the *user* request host bind mounts?), which only the caller knows:
@@ -256,7 +258,7 @@ def config_has_bind_mounts(config: Mapping) -> bool:
     return False
 
 
-def _hook(hook: object, bad: _Bad) -> dict:
+def _hook(hook: object, bad: _Bad) -> Hook:
     if not isinstance(hook, dict):
         raise bad(f'"hook" is required and must be an object, got {_kind(hook)}')
     path = hook.get("path")
@@ -282,10 +284,17 @@ def _hook(hook: object, bad: _Bad) -> dict:
     timeout = hook.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
         raise bad(f'"hook.timeout" must be an integer greater than zero, got {timeout!r}')
-    return {key: hook[key] for key in _HOOK_KEYS if hook.get(key) is not None}
+    valid: Hook = {"path": path}  # and those of args, env, timeout that are set, in that order
+    if args is not None:
+        valid["args"] = args
+    if env is not None:
+        valid["env"] = env
+    if timeout is not None:
+        valid["timeout"] = timeout
+    return valid
 
 
-def _optional_bool(when: dict, key: str, bad: _Bad) -> bool | None:
+def _optional_bool(when: dict[str, Any], key: str, bad: _Bad) -> bool | None:
     value = when.get(key)
     if value is not None and not isinstance(value, bool):
         raise bad(f'"when.{key}" must be true or false, got {value!r}')
@@ -299,8 +308,12 @@ def _regex(pattern: str, what: str, bad: _Bad) -> re.Pattern[str]:
         raise bad(f"invalid regex in {what} {pattern!r}: {err}") from None
 
 
-def _copy_hook(hook: dict) -> dict:
-    return {key: list(value) if isinstance(value, list) else value for key, value in hook.items()}
+def _copy_hook(hook: Hook) -> Hook:
+    copy = hook.copy()
+    for key in ("args", "env"):  # the lists: a container's changes to its copy stay its own
+        if key in copy:
+            copy[key] = list(copy[key])
+    return copy
 
 
 def _kind(value: object) -> str:

@@ -41,9 +41,9 @@ def default_ifname(container_id: str) -> str:
     return "ve-" + hashlib.sha256(container_id.encode()).hexdigest()[:12]
 
 
-def host_ifname(state: dict, args: argparse.Namespace) -> str:
+def host_ifname(state: dict[str, object], args: argparse.Namespace) -> str:
     if args.name:
-        return args.name
+        return str(args.name)
     container_id = state.get("id")
     if not isinstance(container_id, str) or not container_id:
         raise ValueError("the state has no container id to name the veth after; pass --name")
@@ -67,10 +67,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def setup(state: dict, args: argparse.Namespace) -> str:
+def setup(state: dict[str, object], args: argparse.Namespace) -> str:
     """Create and configure the pair; returns the host end's name."""
-    from pyroute2 import IPRoute
-    from pyroute2.netns import setns
+    from pyroute2 import IPRoute  # type: ignore[import-untyped]  # pyroute2 ships no type information
+    from pyroute2.netns import setns  # type: ignore[import-untyped]
 
     pid = state.get("pid")
     if not isinstance(pid, int) or pid <= 0:
@@ -105,7 +105,7 @@ def setup(state: dict, args: argparse.Namespace) -> str:
     return host_if
 
 
-def teardown(state: dict, args: argparse.Namespace) -> bool:
+def teardown(state: dict[str, object], args: argparse.Namespace) -> bool:
     """Delete the host end if it exists; True if there was one."""
     from pyroute2 import IPRoute
 

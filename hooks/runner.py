@@ -47,6 +47,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # the typing machinery costs import time on every command; annotations are strings here
     from collections.abc import Callable, Iterable
 
+    from engine.spec.typed import Hook
+
 STAGES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 OUTPUT_KEEP = 64 * 1024  # bytes of hook output kept (the tail: the cause of a failure is usually last)
@@ -81,7 +83,7 @@ class HookError(Exception):
 
 
 def run_hook(
-    hook: dict,
+    hook: Hook,
     state_json: bytes,
     *,
     stage: str,
@@ -110,7 +112,7 @@ def run_hook(
     try:
         fds["in_r"], fds["in_w"] = _pipe()
         fds["out_r"], fds["out_w"] = _pipe()
-        file_actions = [
+        file_actions: list[tuple[int, ...]] = [
             (os.POSIX_SPAWN_DUP2, fds["in_r"], 0),
             (os.POSIX_SPAWN_DUP2, fds["out_w"], 1),
             (os.POSIX_SPAWN_DUP2, fds["out_w"], 2),
@@ -151,7 +153,7 @@ def run_hook(
     _check(status, timed_out, timeout, output, label=label, stage=stage, path=path)
 
 
-def _spawn(path: str, argv: list[str], env: dict[str, str], file_actions: list) -> int:
+def _spawn(path: str, argv: list[str], env: dict[str, str], file_actions: list[tuple[int, ...]]) -> int:
     return os.posix_spawn(
         path,
         argv,
@@ -188,7 +190,7 @@ def _fork_exec(exec_fd: int, argv: list[str], env: dict[str, str], stdin: int, s
 
 def run_hooks(
     stage: str,
-    hooks: Iterable[dict] | None,
+    hooks: Iterable[Hook] | None,
     state_json: bytes,
     *,
     warn_only: bool,

@@ -35,9 +35,10 @@ def parse_args(argv: list[str]) -> tuple[str, str]:
         if name not in ("--log", "--stage"):
             raise ValueError(f"unknown argument {arg!r}; {USAGE}")
         if not eq:
-            value = next(args, None)
-            if value is None:
+            following = next(args, None)
+            if following is None:
                 raise ValueError(f"{name} needs a value; {USAGE}")
+            value = following
         if name == "--log":
             log = value
         else:
@@ -47,7 +48,7 @@ def parse_args(argv: list[str]) -> tuple[str, str]:
     return log, stage
 
 
-def record(state: dict, stage: str) -> dict:
+def record(state: dict[str, object], stage: str) -> dict[str, object]:
     return {
         "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "stage": stage,
@@ -57,7 +58,7 @@ def record(state: dict, stage: str) -> dict:
     }
 
 
-def append_line(path: str, entry: dict) -> None:
+def append_line(path: str, entry: dict[str, object]) -> None:
     line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:

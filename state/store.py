@@ -4,6 +4,7 @@ Layout:  <root>/<id>/state.json   the record (written only by state transitions)
          <root>/<id>/events.jsonl every record state.json has held, one line each, in order (for `engine events`)
          <root>/<id>/config.json  the config as it was at create (later edits must not affect the container)
          <root>/<id>/exec.fifo    while created: `start` opens it to let the init exec the user's program
+         <root>/<id>/hooks.json   the hooks to run (engine/hookpoints.py), only for a container that has any
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
 EXEC_FIFO = "exec.fifo"
 EVENTS_FILE = "events.jsonl"
+HOOKS_FILE = "hooks.json"
 
 
 class ContainerExists(EngineError):

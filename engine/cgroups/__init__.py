@@ -71,6 +71,7 @@ def manager_for(
     if systemd:
         from engine.cgroups.systemd import SystemdManager
 
+        # A Manager by delegation (SystemdManager.__getattr__ hands the rest to its cgroupfs manager).
         return SystemdManager.for_container(cgroups_path, container_id, host, warn=warn)  # type: ignore[return-value]
     path = layout_mod.clean_cgroups_path(cgroups_path, container_id)
     dirs = {h.name: layout_mod.directory_in(h, path) for h in host.v1}
@@ -118,7 +119,8 @@ def load_manager(data: Mapping[str, Any], *, warn: Callable[[str], None] | None 
             from engine.cgroups import systemd  # type: ignore[attr-defined,unused-ignore]
         except ImportError:
             raise CgroupError("cgroup state: made by the systemd driver, which this engine does not have") from None
-        return systemd.load_manager(data, warn=warn)  # type: ignore[no-any-return,unused-ignore]
+        # A Manager by delegation (SystemdManager.__getattr__ hands the rest to its cgroupfs manager).
+        return systemd.load_manager(data, warn=warn)  # type: ignore[return-value,no-any-return,unused-ignore]
     if driver != "cgroupfs":
         raise CgroupError(f"cgroup state: unknown driver {driver!r}")
     mode = data.get("mode")

@@ -34,10 +34,10 @@ def own_procs_file() -> str | None:
 def procs_file(proc_cgroup: str, mountinfo: str) -> str | None:
     """procs_file(/proc/self/cgroup, /proc/self/mountinfo): a mount of a subtree counts only if the cgroup is inside
     it, so the file is never another cgroup's."""
-    ours = []
+    ours: list[tuple[set[str], str]] = []
     for line in proc_cgroup.splitlines():
-        _, controllers, path = line.split(":", 2)
-        ours.append((set(controllers.split(",")) - {""}, path))  # empty: the v2 hierarchy; else v1's controllers
+        _, listed, cgroup_path = line.split(":", 2)
+        ours.append((set(listed.split(",")) - {""}, cgroup_path))  # empty: the v2 hierarchy; else v1's controllers
     for line in mountinfo.splitlines():
         fields = line.split()
         dash = fields.index("-")

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
+    from engine.spec.typed import Device, DeviceCgroup, Resources
+
 ALL_ACCESS = "rwm"
 MAX_DEVICE_NUMBER = 0xFFFFFFFF  # the kernel parses majors/minors as u32 (dev_t uses 12 and 20 bits)
 
@@ -99,13 +101,13 @@ DEFAULT_RULES: tuple[tuple[str | None, Rule], ...] = (
 )
 
 
-def default_rules(linux_devices: Iterable[Mapping[str, Any]] | None = None) -> list[Rule]:
+def default_rules(linux_devices: Iterable[Device] | None = None) -> list[Rule]:
     """runc's default rules, minus those for a path that linux.devices defines itself (as runc dedups them)."""
     own = {d.get("path") for d in linux_devices or ()}
     return [rule for path, rule in DEFAULT_RULES if path is None or path not in own]
 
 
-def parse_rule(entry: Mapping[str, Any], where: str, warn: Callable[[str], None] | None = None) -> Rule:
+def parse_rule(entry: DeviceCgroup, where: str, warn: Callable[[str], None] | None = None) -> Rule:
     if not isinstance(entry, Mapping):
         raise CgroupError(f"{where}: expected an object, got {entry!r}")
     allow = entry.get("allow")
@@ -148,7 +150,7 @@ def parse_access(access: Any, where: str, warn: Callable[[str], None] | None = N
 
 
 def parse_rules(
-    entries: Iterable[Mapping[str, Any]] | None, where: str, warn: Callable[[str], None] | None = None
+    entries: Iterable[DeviceCgroup] | None, where: str, warn: Callable[[str], None] | None = None
 ) -> list[tuple[str, Rule]]:
     return [(jpath(where, i), parse_rule(e, jpath(where, i), warn)) for i, e in enumerate(entries or ())]
 
@@ -277,9 +279,9 @@ class Emulator:
 
 
 def container_rules(
-    resources: Mapping[str, Any] | None,
+    resources: Resources | None,
     where: str,
-    linux_devices: Iterable[Mapping[str, Any]] | None = None,
+    linux_devices: Iterable[Device] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> Emulator:
     """The device policy of a container: its rules, then runc's defaults, replayed from deny-all."""

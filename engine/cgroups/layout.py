@@ -23,10 +23,9 @@ from __future__ import annotations
 import posixpath
 from collections import namedtuple
 
-from engine.cgroups.fs import CgroupError
+from engine.cgroups.fs import CGROUPS_PATH, CgroupError
 
 DEFAULT_PARENT = "/engine"
-CGROUPS_PATH = "linux.cgroupsPath"
 
 
 # Immutable records as namedtuples, not frozen dataclasses: `import dataclasses` (inspect, ast) costs ~15 ms,
@@ -119,11 +118,11 @@ def parse(proc_self_cgroup: str, mountinfo: str, known: frozenset[str]) -> Layou
     for line in proc_self_cgroup.splitlines():
         if not line:
             continue
-        num, ctrls, path = line.split(":", 2)
-        if num == "0" and ctrls == "":
+        num, listed, path = line.split(":", 2)
+        if num == "0" and listed == "":
             own_v2 = path
         else:
-            own[frozenset(ctrls.split(","))] = path
+            own[frozenset(listed.split(","))] = path
 
     v1: dict[str, Hierarchy] = {}  # keyed by superblock (major:minor): bind mounts of one hierarchy count once
     unified: Hierarchy | None = None

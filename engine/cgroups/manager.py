@@ -16,8 +16,7 @@ import os
 import time
 
 from engine.cgroups import fs
-from engine.cgroups.fs import CgroupError, fail, jpath
-from engine.cgroups.layout import CGROUPS_PATH
+from engine.cgroups.fs import CGROUPS_PATH, CgroupError, fail, jpath
 
 TYPE_CHECKING = False  # typing costs ~8 ms at import; `engine delete` and `kill` load this module
 if TYPE_CHECKING:
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from engine.cgroups.devices import Emulator
+    from engine.spec.typed import Device, Resources
 
 STATE_VERSION = 1
 UNIFIED = "unified"
@@ -103,9 +103,9 @@ class Manager:
 
     def create(
         self,
-        resources: Mapping[str, Any] | None = None,
+        resources: Resources | None = None,
         *,
-        linux_devices: Iterable[Any] | None = None,
+        linux_devices: Iterable[Device] | None = None,
         device_rules: str = "always",
     ) -> None:
         """Make the cgroups (mkdir -p in every hierarchy) and apply linux.resources; all or nothing: a failure
@@ -123,16 +123,16 @@ class Manager:
             self._undo_create()
             raise
 
-    def adopt(self, resources: Mapping[str, Any] | None = None, *, linux_devices: Iterable[Any] | None = None) -> None:
+    def adopt(self, resources: Resources | None = None, *, linux_devices: Iterable[Device] | None = None) -> None:
         """Apply linux.resources to cgroups that exist already and are the container's own (a systemd scope
         made for it): create() without making or checking anything; destroy() leaves these directories."""
         self._write(self._plan(resources or {}, RESOURCES, linux_devices, device_rules="always"), creating=True)
 
     def update(
         self,
-        resources: Mapping[str, Any],
+        resources: Resources,
         *,
-        linux_devices: Iterable[Any] | None = None,
+        linux_devices: Iterable[Device] | None = None,
         json_root: str = RESOURCES,
     ) -> None:
         """`engine update`. Everything that can be refused is refused before the first write; the device policy
@@ -141,7 +141,7 @@ class Manager:
         self._write(self._plan(resources, json_root, linux_devices, device_rules="if given"), creating=False)
 
     def _plan(
-        self, res: Mapping[str, Any], where: str, linux_devices: Iterable[Any] | None, device_rules: str
+        self, res: Resources, where: str, linux_devices: Iterable[Device] | None, device_rules: str
     ) -> list[tuple[Any, Any, str]]:
         """(controller, value, JSON path) for every section to apply, after every check that needs no write."""
         from engine.cgroups.controllers import ORDER, load
@@ -163,7 +163,7 @@ class Manager:
         return plan
 
     def _device_policy(
-        self, res: Mapping[str, Any], where: str, linux_devices: Iterable[Any] | None, device_rules: str
+        self, res: Resources, where: str, linux_devices: Iterable[Device] | None, device_rules: str
     ) -> Emulator | None:
         given = "devices" in res
         if device_rules != "always" and not given:
@@ -301,6 +301,11 @@ class Manager:
         """Signal every process of the container (kill --all, delete) so that a reused pid is never hit: through
         cgroup.kill (v2, SIGKILL, when the kernel has it), else freeze, signal through pidfds, thaw (kill.py).
         The pids signalled, or None when cgroup.kill took them all."""
+        if self.kill_file() is None and not self.procs():
+            # No cgroup.kill to write, nothing to signal and nothing in there that could fork: the usual case for
+            # delete, which calls this for a stopped container too (the processes its init left behind), and then
+            # does not load kill.py.
+            return set()
         from engine.cgroups.kill import signal_cgroups
 
         return signal_cgroups(self, sig)

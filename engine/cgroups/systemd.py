@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from engine.cgroups.layout import Layout
     from engine.cgroups.manager import Manager
     from engine.cgroups.systemd_dbus import Connection
+    from engine.cgroups.systemd_units import Property
+    from engine.spec.typed import Device, Resources
 
 
 def _dbus() -> Any:
@@ -59,7 +61,7 @@ class SystemdManager:
         self.inner = inner  # the cgroupfs manager of the unit's cgroups: V2Manager, or V1Manager (v1, hybrid)
         self.description = description
         self._warn = warn
-        self._pending: tuple[Mapping[str, Any], Iterable[Mapping[str, Any]] | None, list] | None = None
+        self._pending: tuple[Resources, Iterable[Device] | None, list[Property]] | None = None
 
     # ----- construction -----------------------------------------------------------------------------------------
 
@@ -105,9 +107,9 @@ class SystemdManager:
 
     def create(
         self,
-        resources: Mapping[str, Any] | None = None,
+        resources: Resources | None = None,
         *,
-        linux_devices: Iterable[Mapping[str, Any]] | None = None,
+        linux_devices: Iterable[Device] | None = None,
         json_root: str = RESOURCES,
         **kw: Any,
     ) -> None:
@@ -115,7 +117,7 @@ class SystemdManager:
         is started by the first add(pid) (a scope cannot exist without a process)."""
         from engine.cgroups.devices import container_rules
 
-        res = dict(resources or {})
+        res = (resources or {}).copy()
         # Every check the cgroupfs manager makes before writing (device rules, values, controllers this host
         # lacks), before systemd is asked anything.
         self.inner._plan(res, json_root, linux_devices, device_rules="always")
@@ -150,13 +152,14 @@ class SystemdManager:
                 self.destroy()
             raise
 
-    def _start(self, pid: int, resource_props: list) -> None:
+    def _start(self, pid: int, resource_props: list[Property]) -> None:
         dbus = _dbus()
         props = units.base_properties(self.unit, self.description, pid, self.v2) + resource_props
         with dbus.connect() as bus:
 
-            def start(props: list) -> str:
-                return bus.start_transient_unit(self.unit.name, "replace", props)
+            def start(props: list[Property]) -> str:
+                job: str = bus.start_transient_unit(self.unit.name, "replace", props)
+                return job
 
             try:
                 try:
@@ -177,7 +180,7 @@ class SystemdManager:
                     bus.reset_failed_unit(self.unit.name)
                 raise fail("linux.cgroupsPath", str(err)) from None
 
-    def _dropping_unknown(self, call: Callable[[list], Any], props: list) -> Any:
+    def _dropping_unknown(self, call: Callable[[list[Property]], Any], props: list[Property]) -> Any:
         """call(props); a systemd older than a property refuses the whole call naming it ("Cannot set property X,
         or unknown property."): drop that one, warn (the cgroup file still gets the value) and call again, as
         crun does. The unit's own properties (slice, pids, delegation) are never dropped."""
@@ -221,9 +224,9 @@ class SystemdManager:
 
     def update(
         self,
-        resources: Mapping[str, Any],
+        resources: Resources,
         *,
-        linux_devices: Iterable[Mapping[str, Any]] | None = None,
+        linux_devices: Iterable[Device] | None = None,
         json_root: str = RESOURCES,
         **kw: Any,
     ) -> None:
@@ -245,7 +248,7 @@ class SystemdManager:
                 self._set_properties(bus, props, devices="devices" in resources)
         self.inner.update(resources, linux_devices=linux_devices, json_root=json_root)
 
-    def _set_properties(self, bus: Connection, props: list, devices: bool) -> None:
+    def _set_properties(self, bus: Connection, props: list[Property], devices: bool) -> None:
         dbus = _dbus()
         # v1: systemd rewrites devices.list from scratch (deny all, then its list); freeze the container
         # meanwhile so that it never sees a spurious EPERM (runc does the same).
@@ -267,6 +270,9 @@ class SystemdManager:
         if self.v2:
             fields = (fs.read_or(self.inner.dirs[UNIFIED], "cpu.max") or "").split()
             return (fields[0], fields[1]) if len(fields) == 2 else None
+        from engine.cgroups.v1 import V1Manager
+
+        assert isinstance(self.inner, V1Manager)  # not v2: v1 or hybrid (_inner_manager)
         d = self.inner.dir_for("cpu")
         if d is None:
             return None

@@ -25,8 +25,14 @@ import socket
 import time
 from itertools import count
 
-from jeepney import DBusAddress, HeaderFields, MessageType, Parser, new_method_call
-from jeepney.auth import BEGIN, AuthenticationError, make_auth_external
+from jeepney import (  # type: ignore[import-untyped]  # jeepney ships no type information
+    DBusAddress,
+    HeaderFields,
+    MessageType,
+    Parser,
+    new_method_call,
+)
+from jeepney.auth import BEGIN, AuthenticationError, make_auth_external  # type: ignore[import-untyped]
 
 from engine.cgroups.fs import CgroupError
 from engine.errors import EngineError
@@ -208,11 +214,13 @@ class Connection:
     # ----- systemd's manager ------------------------------------------------------------------------------------
 
     def start_transient_unit(self, name: str, mode: str, properties: Iterable[tuple[str, str, Any]]) -> str:
-        body = (name, mode, [(key, (sig, value)) for key, sig, value in properties], [])
-        return self.call(MANAGER, "StartTransientUnit", "ssa(sv)a(sa(sv))", body)[0]
+        body: tuple[Any, ...] = (name, mode, [(key, (sig, value)) for key, sig, value in properties], [])
+        job: str = self.call(MANAGER, "StartTransientUnit", "ssa(sv)a(sa(sv))", body)[0]
+        return job
 
     def stop_unit(self, name: str, mode: str = "replace") -> str:
-        return self.call(MANAGER, "StopUnit", "ss", (name, mode))[0]
+        job: str = self.call(MANAGER, "StopUnit", "ss", (name, mode))[0]
+        return job
 
     def reset_failed_unit(self, name: str) -> None:
         self.call(MANAGER, "ResetFailedUnit", "s", (name,))
@@ -224,7 +232,8 @@ class Connection:
     def get_unit(self, name: str) -> str | None:
         """The unit's object path, or None if systemd has no such unit loaded."""
         try:
-            return self.call(MANAGER, "GetUnit", "s", (name,))[0]
+            path: str = self.call(MANAGER, "GetUnit", "s", (name,))[0]
+            return path
         except SystemdError as err:
             if err.name == NO_SUCH_UNIT:
                 return None
@@ -263,9 +272,9 @@ class Connection:
         address: DBusAddress,
         method: str,
         signature: str | None = None,
-        body: tuple = (),
+        body: tuple[Any, ...] = (),
         timeout: float = CALL_TIMEOUT,
-    ) -> tuple:
+    ) -> tuple[Any, ...]:
         message = new_method_call(address, method, signature, body)
         serial = next(self._serials)
         self.sock.sendall(message.serialise(serial=serial))
@@ -282,7 +291,8 @@ class Connection:
                 name = reply.header.fields.get(HeaderFields.error_name, "")
                 text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else name
                 raise SystemdError(f"systemd: {method}: {text}", name)
-            return reply.body
+            answer: tuple[Any, ...] = reply.body
+            return answer
 
     def _dispatch(self, message: Message) -> None:
         fields = message.header.fields

@@ -23,15 +23,15 @@ from __future__ import annotations
 from collections import namedtuple
 
 from engine.cgroups import convert
-from engine.cgroups.fs import CgroupError, fail, jpath
-from engine.cgroups.layout import CGROUPS_PATH
+from engine.cgroups.fs import CGROUPS_PATH, CgroupError, fail, jpath
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
+    from collections.abc import Callable, Mapping
+    from typing import Any, Literal
 
     from engine.cgroups.devices import Emulator
+    from engine.spec.typed import Resources
 
 DEFAULT_SLICE = "system.slice"
 DEFAULT_PREFIX = "engine"
@@ -46,7 +46,11 @@ CPU_QUOTA_PERIOD_VERSION = 242
 ALLOWED_CPUS_VERSION = 244
 CPU_IDLE_VERSION = 252
 
-Property = tuple  # (name, signature, value)
+if TYPE_CHECKING:
+    Property = tuple[str, str, Any]  # (name, signature, value)
+else:
+    Property = tuple
+
 # What makes the unit a container's scope at all: never dropped for an old systemd (see SystemdManager).
 ESSENTIAL = frozenset({"Description", "Slice", "Delegate", "PIDs", "DefaultDependencies"})
 
@@ -141,13 +145,13 @@ def base_properties(unit: Unit, description: str, pid: int, v2: bool) -> list[Pr
 
 
 def resource_properties(
-    resources: Mapping[str, Any] | None,
+    resources: Resources | None,
     *,
     v2: bool,
     version: int,
     where: str = "linux.resources",
     current_cpu_max: tuple[str, str] | None = None,
-    warn: Any = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[Property]:
     """linux.resources as unit properties. current_cpu_max: ("quota"|"max", "period") now in force, for an update
     that gives only one half of the CPU bandwidth (the cgroupfs managers keep the other half, and systemd must
@@ -184,7 +188,11 @@ def resource_properties(
     quota, period = number(cpu, "quota", w_cpu) or None, number(cpu, "period", w_cpu) or None  # 0 is unset
     props += cpu_quota_properties(quota, period, version, current_cpu_max)
     if version >= ALLOWED_CPUS_VERSION:
-        for key, name in (("cpus", "AllowedCPUs"), ("mems", "AllowedMemoryNodes")):
+        cpusets: tuple[tuple[Literal["cpus", "mems"], str], ...] = (
+            ("cpus", "AllowedCPUs"),
+            ("mems", "AllowedMemoryNodes"),
+        )
+        for key, name in cpusets:
             if cpu.get(key):
                 props.append((name, "ay", cpu_set_bits(str(cpu[key]), jpath(w_cpu, key))))
 
@@ -204,7 +212,7 @@ def resource_properties(
     return props
 
 
-def start_only_properties(resources: Mapping[str, Any] | None, where: str = "linux.resources") -> list[Property]:
+def start_only_properties(resources: Resources | None, where: str = "linux.resources") -> list[Property]:
     """Properties a unit takes only when it starts: memory.oom.group as OOMPolicy (runc's mapping)."""
     unified = (resources or {}).get("unified") or {}
     value = str(unified.get("memory.oom.group", "")).strip()
@@ -226,7 +234,7 @@ def _bytes(value: int) -> int:
     return INFINITY if value == -1 else value
 
 
-def _warn(warn: Any, message: str) -> None:
+def _warn(warn: Callable[[str], None] | None, message: str) -> None:
     if warn is not None:
         warn(message)
 
@@ -280,7 +288,7 @@ def cpu_set_bits(text: str, where: str) -> bytes:
     return mask.to_bytes((mask.bit_length() + 7) // 8, "little")
 
 
-def unified_properties(unified: Mapping[str, Any], version: int, where: str) -> list[Property]:
+def unified_properties(unified: Mapping[str, str], version: int, where: str) -> list[Property]:
     """The unified keys systemd has properties for (runc's table); the others are only written to the files."""
     props: list[Property] = []
     for key, raw in unified.items():
@@ -323,7 +331,7 @@ def _max_or_number(value: str, where: str, allow_max: bool = True) -> int:
 # ----- devices ---------------------------------------------------------------------------------------------------
 
 
-def device_properties(emu: Emulator, v2: bool, warn: Any = None) -> list[Property]:
+def device_properties(emu: Emulator, v2: bool, warn: Callable[[str], None] | None = None) -> list[Property]:
     """DevicePolicy + DeviceAllow for the container's device policy (the normal form of engine.cgroups.devices).
 
     systemd only has allow lists on top of deny-all ("strict"). What it cannot say:

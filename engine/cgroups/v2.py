@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from engine.cgroups import freezer, fs
-from engine.cgroups.layout import CGROUPS_PATH
+from engine.cgroups.fs import CGROUPS_PATH
 from engine.cgroups.manager import UNIFIED, Manager, load_common
 
 TYPE_CHECKING = False  # typing costs ~8 ms at import; `engine delete` loads us

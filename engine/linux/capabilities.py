@@ -24,6 +24,7 @@ import ctypes
 import errno
 import os
 
+from engine.linux.capability_names import CAP_SETS as CAP_SETS  # re-exported
 from engine.linux.capability_names import CAPABILITIES as CAPABILITIES  # re-exported
 from engine.linux.libc import check, libc
 from engine.linux.syscalls import (
@@ -40,8 +41,10 @@ from engine.linux.syscalls import (
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
-    from typing import Any, Literal
+    from collections.abc import Callable, Iterable
+    from typing import Literal
+
+    from engine.spec.typed import Capabilities, User
 
     # Only for annotations: collections.abc imports collections (~1.5 ms of the child `engine create` forks).
     Warn = Callable[[str], None]
@@ -49,8 +52,6 @@ if TYPE_CHECKING:
 CAP_NAMES: dict[int, str] = {number: name for name, number in CAPABILITIES.items()}
 CAP_LAST_KNOWN = max(CAP_NAMES)
 
-# The five sets, in the order config.json lists them in runtime-spec examples.
-CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 
 # prctl(PR_CAP_AMBIENT) sub-options.
 PR_CAP_AMBIENT_IS_SET = 1
@@ -115,43 +116,52 @@ def names_to_mask(names: Iterable[str]) -> int:
     return mask
 
 
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
     """The highest capability number the running kernel knows (what /proc/sys/kernel/cap_last_cap says).
 
     Asked of the kernel, not read from /proc: in the container's init /proc is the container's, and an image
     with a fake cap_last_cap of 10 would keep every capability above 10 in the bounding set. PR_CAPBSET_READ
-    answers EINVAL above the last capability."""
-    cap = 0
-    while cap < 63 and libc.prctl(PR_CAPBSET_READ, cap + 1, 0, 0, 0) >= 0:
-        cap += 1
-    return cap
+    answers EINVAL above the last capability. Asked once per process (the kernel's answer cannot change): the
+    init asks before it waits for `start`, which then does not wait for these ~41 prctls."""
+    global _last_cap
+    if _last_cap is None:
+        cap = 0
+        while cap < 63 and libc.prctl(PR_CAPBSET_READ, cap + 1, 0, 0, 0) >= 0:
+            cap += 1
+        _last_cap = cap
+    return _last_cap
 
 
-def current_sets() -> dict[str, int]:
-    """This thread's capability sets as bitmasks, from capget(2) and the bounding/ambient prctls."""
+def current_sets(*, kernel_last_cap: int | None = None, ambient: bool = True) -> dict[str, int]:
+    """This thread's capability sets as bitmasks, from capget(2) and the bounding/ambient prctls (one per
+    capability each). ambient=False leaves the ambient set out (no "ambient" key)."""
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = _CapDataPair()
     check(libc.capget(ctypes.byref(header), data), "capget")
-    top = last_cap()
-    bounding = 0
-    ambient = 0
-    for cap in range(top + 1):
-        if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
-            bounding |= 1 << cap
-        # -1 (EINVAL) on kernels without ambient capabilities.
-        if libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) == 1:
-            ambient |= 1 << cap
-    return {
+    top = last_cap() if kernel_last_cap is None else kernel_last_cap
+    sets = {
         "effective": data[0].effective | data[1].effective << 32,
         "permitted": data[0].permitted | data[1].permitted << 32,
         "inheritable": data[0].inheritable | data[1].inheritable << 32,
-        "bounding": bounding,
-        "ambient": ambient,
+        "bounding": 0,
     }
+    for cap in range(top + 1):
+        if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
+            sets["bounding"] |= 1 << cap
+    if ambient:
+        sets["ambient"] = 0
+        for cap in range(top + 1):
+            # -1 (EINVAL) on kernels without ambient capabilities.
+            if libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) == 1:
+                sets["ambient"] |= 1 << cap
+    return sets
 
 
 def resolve(
-    caps: Mapping[str, Any] | None,
+    caps: Capabilities | None,
     *,
     warn: Warn | None = None,
     unknown: Literal["error", "warn"] = "error",
@@ -265,9 +275,11 @@ def _set_keepcaps(on: bool) -> None:
     check(libc.prctl(PR_SET_KEEPCAPS, int(on), 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
 
 
-def _apply_sets(masks: dict[str, int], warn: Warn) -> None:
+def _apply_sets(masks: dict[str, int], warn: Warn, kernel_last_cap: int) -> None:
     """capset then ambient, after the bounding set and the user switch are done."""
-    held = current_sets()
+    # Not the ambient set: _grantable does not look at it, and each of its ~41 prctls is time that `engine start`
+    # waits for the container's exec.
+    held = current_sets(kernel_last_cap=kernel_last_cap, ambient=False)
     if held["effective"] != held["permitted"]:
         # setuid(non-zero) with KEEPCAPS empties the effective set. Without CAP_SETPCAP effective the
         # kernel would cap the new inheritable set at old inheritable | permitted instead of the bounding
@@ -280,7 +292,7 @@ def _apply_sets(masks: dict[str, int], warn: Warn) -> None:
 
 
 def apply_capabilities(
-    caps: Mapping[str, Any] | None,
+    caps: Capabilities | None,
     *,
     warn: Warn | None = None,
     unknown: Literal["error", "warn"] = "error",
@@ -294,7 +306,7 @@ def apply_capabilities(
     top = last_cap()
     masks = resolve(caps, warn=warn, unknown=unknown, kernel_last_cap=top)
     drop_bounding_set(masks["bounding"], kernel_last_cap=top)
-    _apply_sets(masks, warn)
+    _apply_sets(masks, warn, top)
 
 
 def _setgroups_allowed() -> bool:
@@ -308,7 +320,7 @@ def _setgroups_allowed() -> bool:
     return True
 
 
-def switch_user(user: Mapping[str, Any]) -> None:
+def switch_user(user: User) -> None:
     """setgroups(additionalGids), setresgid(gid), setresuid(uid), umask: config.md "User" (POSIX).
 
     Supplementary groups are always set, to an empty list when none are configured, so none of the
@@ -343,8 +355,8 @@ def switch_user(user: Mapping[str, Any]) -> None:
 
 
 def apply_user_and_capabilities(
-    user: Mapping[str, Any] | None,
-    caps: Mapping[str, Any] | None,
+    user: User | None,
+    caps: Capabilities | None,
     *,
     warn: Warn | None = None,
     unknown: Literal["error", "warn"] = "error",
@@ -369,7 +381,7 @@ def apply_user_and_capabilities(
         switch_user(user or {})
     finally:
         _set_keepcaps(False)
-    _apply_sets(masks, warn)
+    _apply_sets(masks, warn, top)
     if pdeath.value:
         check(libc.prctl(PR_SET_PDEATHSIG, pdeath.value, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
 

@@ -20,8 +20,10 @@ from engine.linux import syscalls as sc
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
-    from typing import Any
+    from collections.abc import Callable, Sequence
+
+    from engine.linux.seccomp import FilterPlan
+    from engine.spec.typed import Capabilities, ExecCPUAffinity, IOPriority, Personality, Rlimit, Scheduler, User
 
 
 class Kernel:
@@ -109,31 +111,29 @@ class Kernel:
 
     # --- the process's attributes ----------------------------------------------------------------------------------
 
-    def apply_rlimits(self, rlimits: Sequence[Mapping[str, Any]]) -> None:
+    def apply_rlimits(self, rlimits: Sequence[Rlimit]) -> None:
         process_attrs.apply_rlimits(rlimits)
 
-    def apply_personality(self, personality: Mapping[str, Any], warn: Callable[[str], None]) -> None:
+    def apply_personality(self, personality: Personality, warn: Callable[[str], None]) -> None:
         process_attrs.apply_personality(personality, warn=warn)
 
-    def apply_scheduler(self, scheduler: Mapping[str, Any]) -> None:
+    def apply_scheduler(self, scheduler: Scheduler) -> None:
         process_attrs.apply_scheduler(scheduler)
 
-    def apply_io_priority(self, io_priority: Mapping[str, Any]) -> None:
+    def apply_io_priority(self, io_priority: IOPriority) -> None:
         process_attrs.apply_io_priority(io_priority)
 
-    def apply_cpu_affinity(self, affinity: Mapping[str, Any], initial: bool) -> None:
+    def apply_cpu_affinity(self, affinity: ExecCPUAffinity, initial: bool) -> None:
         process_attrs.apply_exec_cpu_affinity(affinity, initial=initial)
 
-    def apply_user_and_capabilities(
-        self, user: Mapping[str, Any], caps: Mapping[str, Any] | None, warn: Callable[[str], None]
-    ) -> None:
+    def apply_user_and_capabilities(self, user: User, caps: Capabilities | None, warn: Callable[[str], None]) -> None:
         """process.user and process.capabilities (unknown capability names: a warning, config.md)."""
         capabilities.apply_user_and_capabilities(user, caps, warn=warn, unknown="warn")
 
     def set_no_new_privileges(self) -> None:
         capabilities.set_no_new_privileges()
 
-    def load_seccomp(self, plan: Any) -> int | None:
+    def load_seccomp(self, plan: FilterPlan) -> int | None:
         """Load a compiled filter into this process: the notify fd, if the filter has SCMP_ACT_NOTIFY rules."""
         from engine.linux import seccomp as libseccomp  # loaded already by whoever compiled the plan
 

@@ -18,8 +18,10 @@ from engine.linux.syscalls import PR_GET_PDEATHSIG, PR_SET_PDEATHSIG
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
+
+    from engine.spec.typed import ExecCPUAffinity, IOPriority, Personality, Rlimit, Scheduler
 
     # Only for annotations: collections.abc imports collections (~1.5 ms of the child `engine create` forks).
     Warn = Callable[[str], None]
@@ -154,7 +156,7 @@ def rlimit_number(name: str) -> int:
         raise ValueError(f"unknown rlimit type {name!r} (expected one of {sorted(RLIMITS)})") from None
 
 
-def apply_rlimits(rlimits: Sequence[Mapping[str, Any]] | None) -> None:
+def apply_rlimits(rlimits: Sequence[Rlimit] | None) -> None:
     """config.md `process.rlimits`: setrlimit each {type, soft, hard}, soft and hard as uint64.
 
     All entries are validated first (unknown type, duplicate type, soft > hard), so a bad entry changes
@@ -222,7 +224,7 @@ def set_oom_score_adj(value: int, write: Callable[[bytes], None] | None = None) 
 # --- personality ---------------------------------------------------------------------------------------
 
 
-def apply_personality(personality: Mapping[str, Any], *, warn: Warn | None = None) -> None:
+def apply_personality(personality: Personality, *, warn: Warn | None = None) -> None:
     """config-linux.md `linux.personality`: domain LINUX or LINUX32 via personality(2).
 
     The spec supports no flags yet ("Currently no flag values are supported"): like runc, any given are
@@ -246,7 +248,7 @@ def get_personality() -> int:
 # --- scheduler -----------------------------------------------------------------------------------------
 
 
-def sched_attr_from_spec(scheduler: Mapping[str, Any]) -> SchedAttr:
+def sched_attr_from_spec(scheduler: Scheduler) -> SchedAttr:
     """Validate config.md `process.scheduler` (as runc does) and build the struct sched_attr."""
     where = "process.scheduler"
     policy_name = scheduler.get("policy")
@@ -284,7 +286,7 @@ def sched_attr_from_spec(scheduler: Mapping[str, Any]) -> SchedAttr:
     )
 
 
-def apply_scheduler(scheduler: Mapping[str, Any]) -> None:
+def apply_scheduler(scheduler: Scheduler) -> None:
     """config.md `process.scheduler` via sched_setattr(2) on this process."""
     attr = sched_attr_from_spec(scheduler)
     if _syscall("sched_setattr", ctypes.c_int(0), ctypes.byref(attr), ctypes.c_uint(0)) == 0:
@@ -313,7 +315,7 @@ def get_scheduler() -> SchedAttr:
 # --- I/O priority --------------------------------------------------------------------------------------
 
 
-def apply_io_priority(io_priority: Mapping[str, Any]) -> None:
+def apply_io_priority(io_priority: IOPriority) -> None:
     """config.md `process.ioPriority` {class, priority 0..7} via ioprio_set(IOPRIO_WHO_PROCESS, 0).
 
     Like runc, it is set on the container process; every process it forks inherits it.
@@ -362,13 +364,13 @@ def parse_cpu_list(text: str, where: str = "cpu list") -> set[int]:
     return cpus
 
 
-def apply_exec_cpu_affinity(spec: Mapping[str, Any] | None, *, initial: bool) -> None:
+def apply_exec_cpu_affinity(spec: ExecCPUAffinity | None, *, initial: bool) -> None:
     """config.md `process.execCPUAffinity`: sched_setaffinity to `initial` (before joining the container's
     cgroup) or `final` (after). An absent or empty list leaves the affinity alone, as the spec says.
     Not for the container's init process (the spec: "not applicable to the container's init process").
     """
     key = "initial" if initial else "final"
-    text = (spec or {}).get(key)
+    text = (spec.get("initial") if initial else spec.get("final")) if spec else None
     if not text:
         return
     where = f"process.execCPUAffinity.{key}"

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
+    from engine.spec.typed import Seccomp
+
     # Only for annotations: collections.abc imports collections (~1.5 ms of the child `engine create` forks).
     Warn = Callable[[str], None]
 
@@ -324,7 +326,7 @@ def _u64(value: Any, where: str) -> int:
     return value
 
 
-def compile_profile(seccomp: Mapping[str, Any], *, warn: Warn | None = None) -> FilterPlan:
+def compile_profile(seccomp: Seccomp, *, warn: Warn | None = None) -> FilterPlan:
     """Validate config.json `linux.seccomp` and resolve every name; nothing is loaded."""
     warn = warn or _default_warn
     where = "linux.seccomp"
@@ -336,7 +338,7 @@ def compile_profile(seccomp: Mapping[str, Any], *, warn: Warn | None = None) -> 
         raise ValueError(f"{where}.defaultAction: SCMP_ACT_NOTIFY cannot be the default action")
     plan = FilterPlan(default_action=default)
 
-    for i, arch in enumerate(seccomp.get("architectures") or []):
+    for i, arch in enumerate(seccomp.get("architectures", [])):
         if arch not in spec_architectures():
             raise ValueError(f"{where}.architectures[{i}]: unknown architecture {arch!r}")
         token = arch_token(arch)
@@ -358,7 +360,7 @@ def compile_profile(seccomp: Mapping[str, Any], *, warn: Warn | None = None) -> 
             if flag not in plan.flags:
                 plan.flags.append(flag)
 
-    for i, entry in enumerate(seccomp.get("syscalls") or []):
+    for i, entry in enumerate(seccomp.get("syscalls", [])):
         here = f"{where}.syscalls[{i}]"
         names = entry.get("names")
         if not names or not isinstance(names, list):
@@ -370,7 +372,7 @@ def compile_profile(seccomp: Mapping[str, Any], *, warn: Warn | None = None) -> 
             plan.uses_notify = True
         conditions: list[tuple[int, int, int, int]] = []
         per_index = [0] * _SYSCALL_MAX_ARGS
-        for j, arg in enumerate(entry.get("args") or []):
+        for j, arg in enumerate(entry.get("args", [])):
             a_where = f"{here}.args[{j}]"
             index = arg.get("index")
             if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < _SYSCALL_MAX_ARGS:
@@ -398,7 +400,7 @@ def compile_profile(seccomp: Mapping[str, Any], *, warn: Warn | None = None) -> 
                 plan.rules.append(Rule(name, number, action, tuple(conditions)))
 
     if seccomp_enosys.needs_stub(plan.default_action):
-        names = [n for entry in seccomp.get("syscalls") or [] for n in entry["names"] if isinstance(n, str) and n]
+        names = [n for entry in seccomp.get("syscalls", []) for n in entry["names"] if isinstance(n, str) and n]
         limits = seccomp_enosys.highest_syscalls(plan.architectures, names, syscall_number_on)
         for token in plan.architectures:
             if not any(token in per_token for per_token in limits.values()):
@@ -453,8 +455,8 @@ def _load_by_hand(ctx: int, flags: int, stub: list[tuple[int, int, int, int]]) -
         ctypes.byref(prog),
     )
     if result == -1:
-        err = ctypes.get_errno()
-        raise SeccompError(err, f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}): {_load_hint(err)}")
+        code = ctypes.get_errno()
+        raise SeccompError(code, f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}): {_load_hint(code)}")
     return int(result) if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER else None
 
 
@@ -528,7 +530,7 @@ def load_plan(plan: FilterPlan, *, warn: Warn | None = None) -> int | None:
 
 
 def build_and_load(
-    seccomp: Mapping[str, Any],
+    seccomp: Seccomp,
     *,
     on_notify_fd: Callable[[int], None] | None = None,
     warn: Warn | None = None,

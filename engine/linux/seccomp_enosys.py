@@ -71,6 +71,8 @@ _ACT_TRACE = 0x7FF00000
 _ACTION_MASK = 0xFFFF0000
 
 Insn = tuple[int, int, int, int]  # (code, jt, jf, k): struct sock_filter
+# While assembling: a label, or an instruction whose jump targets (jt, jf; k for JA) may be labels.
+Item = str | tuple[int, int | str, int | str, int | str]
 BPF_MAXINSNS = 4096
 
 
@@ -105,7 +107,7 @@ def generate(limits: dict[int, dict[int, int]]) -> list[Insn]:
         return []
     # Assembled with symbolic labels; offsets are resolved at the end (cBPF jumps are relative, forward).
     # An item is a label (str) or (code, jt, jf, k) where a jump target may be a label.
-    items: list = [(LD_W_ABS, 0, 0, OFFSET_ARCH)]
+    items: list[Item] = [(LD_W_ABS, 0, 0, OFFSET_ARCH)]
     for audit in limits:
         items.append((JMP_JEQ_K, f"arch-{audit:#x}", 0, audit))
     items.append((JMP_JA, 0, 0, "filter"))  # ja's target is in k
@@ -130,7 +132,7 @@ def generate(limits: dict[int, dict[int, int]]) -> list[Insn]:
     return _resolve(items)
 
 
-def _resolve(items: list) -> list[Insn]:
+def _resolve(items: list[Item]) -> list[Insn]:
     labels: dict[str, int] = {}
     count = 0
     for item in items:
@@ -151,7 +153,7 @@ def _resolve(items: list) -> list[Insn]:
             jf = labels[jf] - here if isinstance(jf, str) else jf
             if not (0 <= jt <= 255 and 0 <= jf <= 255):
                 raise ValueError("seccomp ENOSYS stub: a conditional jump is out of range")
-        program.append((code, jt, jf, k))
+        program.append((code, int(jt), int(jf), int(k)))  # labels all resolved above
     return program
 
 

@@ -22,14 +22,14 @@ from engine.rootless import rootless
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from typing import Any
+    from engine.spec.typed import Linux, Resources
 
 
-def field_needing_a_cgroup(linux: dict[str, Any]) -> str | None:
+def field_needing_a_cgroup(linux: Linux) -> str | None:
     """The config field that asks for a cgroup of the container's own, or None."""
     if linux.get("cgroupsPath"):
         return "linux.cgroupsPath"
-    for key, value in (linux.get("resources") or {}).items():
+    for key, value in linux.get("resources", {}).items():
         if key != "devices" and value not in (None, {}, []):
             return f"linux.resources.{key}"
     return None
@@ -55,7 +55,7 @@ def delegation_problem(cgroups_path: str | None, container_id: str) -> str | Non
     return None
 
 
-def use_cgroups(linux: dict[str, Any], container_id: str) -> bool:
+def use_cgroups(linux: Linux, container_id: str) -> bool:
     """Whether create makes the container's cgroups; ConfigError when the config needs one it cannot get."""
     if not rootless():
         return True
@@ -71,11 +71,13 @@ def use_cgroups(linux: dict[str, Any], container_id: str) -> bool:
     return False
 
 
-def without_devices(resources: dict[str, Any] | None) -> dict[str, Any] | None:
+def without_devices(resources: Resources | None) -> Resources | None:
     """linux.resources minus the device rules, which a rootless engine leaves alone (see the module doc)."""
     if not resources or not rootless():
         return resources
-    return {key: value for key, value in resources.items() if key != "devices"}
+    rest = resources.copy()
+    rest.pop("devices", None)
+    return rest
 
 
 def device_rules() -> str:

@@ -18,18 +18,18 @@ from engine.rootless import unprivileged
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from typing import Any
+    from engine.spec.typed import IDMapping, Spec
 
 
-def mapped(container_id: int, mappings: list[dict[str, Any]]) -> bool:
+def mapped(container_id: int, mappings: list[IDMapping]) -> bool:
     return any(m["containerID"] <= container_id < m["containerID"] + m["size"] for m in mappings)
 
 
-def check_config(config: dict[str, Any]) -> None:
+def check_config(config: Spec) -> None:
     if not unprivileged():
         return
-    linux = config.get("linux") or {}
-    namespaces = linux.get("namespaces") or []
+    linux = config.get("linux", {})
+    namespaces = linux.get("namespaces", [])
     user_ns = next((ns for ns in namespaces if ns["type"] == "user"), None)
     if user_ns is None:
         raise ConfigError(
@@ -38,13 +38,17 @@ def check_config(config: dict[str, Any]) -> None:
         )
     if user_ns.get("path"):
         return  # its mappings are the ones that namespace already has
-    for i, mount in enumerate(config.get("mounts") or []):
-        for option in mount.get("options") or []:
+    for i, mount in enumerate(config.get("mounts", [])):
+        for option in mount.get("options", []):
             name, eq, value = option.partition("=")
             if not eq or name not in ("uid", "gid") or not value.isdigit():
                 continue
-            key = "uidMappings" if name == "uid" else "gidMappings"
-            if not mapped(int(value), linux.get(key) or []):
+            key, mappings = (
+                ("uidMappings", linux.get("uidMappings"))
+                if name == "uid"
+                else ("gidMappings", linux.get("gidMappings"))
+            )
+            if not mapped(int(value), mappings or []):
                 raise ConfigError(
                     f"config.json: mounts[{i}].options: {option} is not mapped by linux.{key} (rootless: map it,"
                     " or drop the option)"

@@ -28,6 +28,8 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 if TYPE_CHECKING:
     from typing import Any
 
+    from engine.spec.typed import Process
+
 
 def give_fifo_to_container_root(fifo: str, uid: int, gid: int) -> None:
     if uid == os.geteuid() and gid == os.getegid():
@@ -53,7 +55,7 @@ def open_bind_sources_in_user_namespace(plan: Any) -> None:
     from engine.setup.rootfs import open_bind_sources
 
     try:
-        plan.bind_source_fds = open_bind_sources(plan.config.get("mounts") or [], plan.bundle)
+        plan.bind_source_fds = open_bind_sources(plan.config.get("mounts", []), plan.bundle)
     except EngineError as err:
         raise EngineError(f"config.json: {err}") from None
 
@@ -76,7 +78,7 @@ def _set_dumpable(value: int) -> None:
     sc.prctl(sc.PR_SET_DUMPABLE, value)
 
 
-def apply_oom_score_adj_early(process: dict[str, Any]) -> None:
+def apply_oom_score_adj_early(process: Process) -> None:
     """Set process.oomScoreAdj now, while dumpable, and drop it from process so that nobody sets it again."""
     if "oomScoreAdj" not in process:
         return
@@ -95,7 +97,7 @@ def apply_oom_score_adj_early(process: dict[str, Any]) -> None:
 _OWNED_NAMESPACE = {"sysfs": "a network", "mqueue": "an ipc", "proc": "a pid"}
 
 
-def mount_refusal_hint(fstype: str | None, error: int) -> str:
+def mount_refusal_hint(fstype: str | None, error: int | None) -> str:
     """Why a kernel filesystem mount was refused (EPERM) in a user namespace, for the one-line error."""
     if error != errno.EPERM or fstype not in _OWNED_NAMESPACE or not running_in_user_namespace():
         return ""

@@ -25,7 +25,7 @@ from engine.errors import ConfigError
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from typing import Any
+    from engine.spec.typed import IDMapping, Linux
 
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
@@ -37,21 +37,23 @@ _KINDS = {
 }
 
 
-def map_text(mappings: list[dict[str, Any]]) -> str:
+def map_text(mappings: list[IDMapping]) -> str:
     return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
 
 
-def only_own_id(mappings: list[dict[str, Any]], own: int) -> bool:
+def only_own_id(mappings: list[IDMapping], own: int) -> bool:
     """One mapping of just the caller's own id: what the kernel lets a user write without help."""
     return len(mappings) == 1 and mappings[0]["size"] == 1 and mappings[0]["hostID"] == own
 
 
-def write_id_maps(pid: int, linux: dict[str, Any]) -> None:
+def write_id_maps(pid: int, linux: Linux) -> None:
     """Write pid's uid_map and gid_map from linux.uidMappings / gidMappings. Raises ConfigError naming the
     mapping that cannot be made."""
     privileged = os.geteuid() == 0
-    for key in ("uidMappings", "gidMappings"):
-        mappings = linux.get(key) or []
+    for key, mappings in (
+        ("uidMappings", linux.get("uidMappings", [])),
+        ("gidMappings", linux.get("gidMappings", [])),
+    ):
         own = os.geteuid() if key == "uidMappings" else os.getegid()
         if privileged:
             _write(pid, key, map_text(mappings))
@@ -86,7 +88,7 @@ def _write_setgroups_deny(pid: int) -> None:
         raise ConfigError(f"config.json: linux.gidMappings: writing setgroups: {err.strerror}") from None
 
 
-def _run_helper(pid: int, key: str, mappings: list[dict[str, Any]]) -> None:
+def _run_helper(pid: int, key: str, mappings: list[IDMapping]) -> None:
     _, helper, _, _ = _KINDS[key]
     check_subordinate_ids(key, mappings)
     import shutil  # rootless multi-id mappings only (in create, before any fork): fnmatch, bz2, lzma cost ~2 ms
@@ -127,7 +129,7 @@ def subordinate_ranges(path: str, user: str, uid: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def check_subordinate_ids(key: str, mappings: list[dict[str, Any]]) -> None:
+def check_subordinate_ids(key: str, mappings: list[IDMapping]) -> None:
     """What newuidmap/newgidmap will allow, checked first so that the error names the mapping: each mapping
     lies in one range of /etc/subuid (subgid), or is the caller's own id alone."""
     _, _, path, kind = _KINDS[key]

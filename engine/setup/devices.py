@@ -19,10 +19,10 @@ from engine.linux.paths import O_PATH, create_file_in_root, mkdir_all_in_root, o
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from typing import Any
+    from engine.spec.typed import Device
 
 # What every container gets, in the shape of linux.devices entries.
-DEFAULT_DEVICES: list[dict[str, Any]] = [
+DEFAULT_DEVICES: list[Device] = [
     {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
     {"path": "/dev/zero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666},
     {"path": "/dev/full", "type": "c", "major": 1, "minor": 7, "fileMode": 0o666},
@@ -44,7 +44,7 @@ class DeviceError(EngineError):
     pass
 
 
-def _matches(st: os.stat_result, device: dict[str, Any]) -> bool:
+def _matches(st: os.stat_result, device: Device) -> bool:
     kind = TYPE_BITS[device["type"]]
     if stat.S_IFMT(st.st_mode) != kind:
         return False
@@ -53,7 +53,7 @@ def _matches(st: os.stat_result, device: dict[str, Any]) -> bool:
     )
 
 
-def make_device(root_fd: int, device: dict[str, Any], where: str, *, use_bind: bool) -> None:
+def make_device(root_fd: int, device: Device, where: str, *, use_bind: bool) -> None:
     path = device["path"]
     parent, _, name = path.rstrip("/").rpartition("/")
     if not name:
@@ -91,7 +91,7 @@ def make_device(root_fd: int, device: dict[str, Any], where: str, *, use_bind: b
         os.close(parent_fd)
 
 
-def _set_owner_and_mode(parent_fd: int, name: str, device: dict[str, Any]) -> None:
+def _set_owner_and_mode(parent_fd: int, name: str, device: Device) -> None:
     if "fileMode" in device:
         os.chmod(name, device["fileMode"], dir_fd=parent_fd, follow_symlinks=False)  # mknod honours the umask
     if "uid" in device or "gid" in device:
@@ -118,11 +118,11 @@ def in_user_namespace() -> bool:
         return f.read().split() != ["0", "0", "4294967295"]
 
 
-def is_ptmx(device: dict[str, Any]) -> bool:
-    return "/" + posixpath.normpath(str(device.get("path", ""))).lstrip("/") == PTMX
+def is_ptmx(device: Device) -> bool:
+    return "/" + posixpath.normpath(device["path"]).lstrip("/") == PTMX
 
 
-def populate_dev(root_fd: int, devices: list[dict[str, Any]], has_dev_mount: bool) -> None:
+def populate_dev(root_fd: int, devices: list[Device], has_dev_mount: bool) -> None:
     """The default devices (when /dev is the container's own, e.g. a tmpfs), then linux.devices.
 
     /dev/ptmx in linux.devices is skipped, as runc does: /dev/ptmx is always the symlink to the container's own

@@ -27,7 +27,7 @@ from engine.linux import syscalls as sc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from engine.spec.typed import Spec
 
 WHY = (
     "needs a mount namespace of its own (linux.namespaces has no mount: the container shares the host's, where"
@@ -35,21 +35,21 @@ WHY = (
 )
 
 
-def shares_host_mounts(config: dict[str, Any]) -> bool:
-    return not any(ns.get("type") == "mount" for ns in (config.get("linux") or {}).get("namespaces") or [])
+def shares_host_mounts(config: Spec) -> bool:
+    return not any(ns["type"] == "mount" for ns in config.get("linux", {}).get("namespaces", []))
 
 
-def refuse_what_needs_mounts(config: dict[str, Any]) -> None:
+def refuse_what_needs_mounts(config: Spec) -> None:
     """One ConfigError naming the first property that would need a mount in the host's namespace."""
-    linux = config.get("linux") or {}
+    linux = config.get("linux", {})
     wanted = [
         ("mounts", config.get("mounts")),
-        ("root.readonly", (config.get("root") or {}).get("readonly")),
+        ("root.readonly", config.get("root", {}).get("readonly")),
         ("linux.maskedPaths", linux.get("maskedPaths")),
         ("linux.readonlyPaths", linux.get("readonlyPaths")),
         ("linux.rootfsPropagation", linux.get("rootfsPropagation")),
         ("linux.devices", linux.get("devices")),
-        ("process.terminal", (config.get("process") or {}).get("terminal")),
+        ("process.terminal", config.get("process", {}).get("terminal")),
     ]
     for where, value in wanted:
         if value:

@@ -16,7 +16,8 @@ import os
 import stat
 
 from engine.errors import EngineError
-from engine.linux import kernel, mountfd
+from engine.linux import kernel
+from engine.linux.mount_attr import MOUNT_ATTR_RDONLY
 from engine.linux.paths import O_PATH, open_in_root
 
 NULL_DEVICE = os.makedev(1, 3)
@@ -71,7 +72,7 @@ def mask_paths(root_fd: int, paths: list[str], dev_null: int) -> None:
                 continue  # a symlink cannot be a mount point; masking its target is not what was asked
             if stat.S_ISDIR(mode):
                 empty = kernel.KERNEL.new_filesystem(
-                    "tmpfs", "tmpfs", [("size", "0k"), ("mode", "755"), ("ro", None)], mountfd.MOUNT_ATTR_RDONLY
+                    "tmpfs", "tmpfs", [("size", "0k"), ("mode", "755"), ("ro", None)], MOUNT_ATTR_RDONLY
                 )
                 try:
                     kernel.KERNEL.attach(empty, fd)
@@ -95,7 +96,7 @@ def readonly_paths(root_fd: int, paths: list[str]) -> None:
                 continue
             # A recursive clone of what is there, read-only at its top (as runc's bind + remount), attached onto
             # the very fd it was cloned from: no second lookup, and nosuid/nodev/noexec stay as they were.
-            kernel.KERNEL.bind_fd(fd, fd, recursive=True, attr_set=mountfd.MOUNT_ATTR_RDONLY)
+            kernel.KERNEL.bind_fd(fd, fd, recursive=True, attr_set=MOUNT_ATTR_RDONLY)
         except OSError as err:
             raise EngineError(f"linux.readonlyPaths: {path}: {err.strerror or err}") from None
         finally:

@@ -17,6 +17,7 @@ from engine import record
 from engine.errors import EngineError, suppress
 from engine.linux import kernel, mountfd
 from engine.linux import syscalls as sc
+from engine.linux.mount_attr import MOUNT_ATTR_RDONLY
 from engine.linux.paths import O_PATH, create_file_in_root, fd_path, mkdir_all_in_root, open_in_root, same_file
 from engine.linux.procfs import ProcFS
 from engine.rootless.hooks import mount_refusal_hint
@@ -27,7 +28,7 @@ from engine.setup.mount_options import MountPlan, parse_mount_options
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from typing import Any
+    from engine.spec.typed import Device, Mount
 
 PROPAGATION = {
     "shared": sc.MS_SHARED,
@@ -64,19 +65,19 @@ def bind_rootfs(rootfs: str) -> None:
     kernel.KERNEL.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
 
 
-def _is_bind(mount: dict[str, Any]) -> bool:
-    options = mount.get("options") or []
+def _is_bind(mount: Mount) -> bool:
+    options = mount.get("options", [])
     return mount.get("type") == "bind" or "bind" in options or "rbind" in options
 
 
-def bind_source(mount: dict[str, Any], bundle: str) -> str:
+def bind_source(mount: Mount, bundle: str) -> str:
     source = mount.get("source")
     if not source:
         raise MountError(f"mounts: {mount['destination']}: a bind mount needs a source")
     return source if os.path.isabs(source) else os.path.join(bundle, source)  # config.md: relative to the bundle
 
 
-def open_bind_sources(mounts: list[dict[str, Any]], bundle: str) -> dict[int, int]:
+def open_bind_sources(mounts: list[Mount], bundle: str) -> dict[int, int]:
     """Detached copies (open_tree) of every bind source, made by `engine create` as the host's root, keyed by
     the mount's index: in a user namespace the init runs as a root that may not reach the sources (runc does
     the same). The init attaches them with move_mount."""
@@ -85,7 +86,7 @@ def open_bind_sources(mounts: list[dict[str, Any]], bundle: str) -> dict[int, in
         for i, mount in enumerate(mounts):
             if _is_bind(mount):
                 source = bind_source(mount, bundle)
-                recursive = "rbind" in (mount.get("options") or [])
+                recursive = "rbind" in mount.get("options", [])
                 try:
                     fds[i] = kernel.KERNEL.clone_path(source, recursive)
                 except OSError as err:
@@ -132,7 +133,7 @@ def where_it_lands(root_fd: int, rootfs: str, destination: str, proc: ProcFS) ->
     return posixpath.normpath("/" + "/".join(parts))
 
 
-def check_proc_destination(landing: str, mount: dict[str, Any], source_fd: int | None) -> None:
+def check_proc_destination(landing: str, mount: Mount, source_fd: int | None) -> None:
     """Refuse a mount at or under /proc (where the destination really lands), except a procfs on /proc itself
     and runc's short list of files lxcfs emulates."""
     if landing != "/proc" and not landing.startswith("/proc/"):
@@ -188,7 +189,7 @@ IGNORED_FLAGS = sc.MS_SILENT | sc.MS_I_VERSION
 
 def mount_one(
     root_fd: int,
-    mount: dict[str, Any],
+    mount: Mount,
     bundle: str,
     own_cgroup_ns: bool,
     hierarchies: list[Hierarchy],
@@ -209,7 +210,7 @@ def mount_one(
     destination = mount["destination"]
     fstype = mount.get("type")
     source = mount.get("source")
-    plan = parse_mount_options(mount.get("options") or [])
+    plan = parse_mount_options(mount.get("options", []))
     deferred = readonly_later is not None and is_readonly_later(mount, plan.flags)
     if deferred:
         plan = record.replace(plan, flags=plan.flags & ~sc.MS_RDONLY)
@@ -312,7 +313,7 @@ def _refuse_symlinks(root_fd: int, destination: str, target_fd: int, fstype: str
 _EXPECTED_FS = {"proc": sc.PROC_SUPER_MAGIC, "sysfs": sc.SYSFS_MAGIC}
 
 
-def is_readonly_later(mount: dict[str, Any], flags: int) -> bool:
+def is_readonly_later(mount: Mount, flags: int) -> bool:
     """runc's rule (finalizeRootfs): a tmpfs, or whatever new filesystem is mounted on /dev, asked to be read-only
     is mounted read-write and turned read-only at the end, so that what goes beneath it (mount points, devices,
     the /dev symlinks, /dev/console) can be made first. The superblock stays read-write, as under runc: only the
@@ -327,7 +328,7 @@ def make_readonly(mount_fds: list[int]) -> None:
     itself, wherever pivot_root put it: no path is looked up again), then close the fds."""
     try:
         for fd in mount_fds:
-            kernel.KERNEL.set_attrs(fd, mountfd.MOUNT_ATTR_RDONLY)
+            kernel.KERNEL.set_attrs(fd, MOUNT_ATTR_RDONLY)
     except OSError as err:
         raise MountError(f"mounts: making a tmpfs or /dev read-only: {err.strerror or err}") from None
     finally:
@@ -354,10 +355,10 @@ def check_kernel_fs(root_fd: int, destination: str, fstype: str) -> None:
 
 def setup_mounts(
     rootfs: str,
-    mounts: list[dict[str, Any]],
+    mounts: list[Mount],
     bundle: str,
     own_cgroup_ns: bool,
-    devices: list[dict[str, Any]],
+    devices: list[Device],
     source_fds: dict[int, int] | None = None,
     proc: ProcFS | None = None,
 ) -> list[int]:
@@ -467,6 +468,6 @@ def make_root_readonly() -> None:
     """root.readonly: the rootfs mount read-only (mount_setattr keeps its nosuid/nodev/noexec as they are)."""
     fd = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        kernel.KERNEL.set_attrs(fd, mountfd.MOUNT_ATTR_RDONLY)
+        kernel.KERNEL.set_attrs(fd, MOUNT_ATTR_RDONLY)
     finally:
         os.close(fd)

@@ -251,10 +251,10 @@ FAULTS: list[Fault] = [
         "engine/start.py",
         [
             (
-                '        hookpoints.run("poststart", hooks,',
-                "        if os.fork() != 0:\n            return\n"
-                "        __import__('time').sleep(0.2)\n"
-                '        hookpoints.run("poststart", hooks,',
+                '            hookpoints.run("poststart", hooks,',
+                "            if os.fork() != 0:\n                return\n"
+                "            __import__('time').sleep(0.2)\n"
+                '            hookpoints.run("poststart", hooks,',
             )
         ],
         [IT + "test_hooks_lifecycle.py::test_all_six_stages_in_order_and_in_the_right_namespaces"],

@@ -56,7 +56,9 @@ CORE = {
     "_json",
 }
 LOCK = {"fcntl"}  # the per-container lock: every command that changes a container
-# collections (namedtuples of engine/cgroups/layout.py: ~1 ms), for the commands that read a container's cgroups.
+# collections (namedtuples of engine/cgroups/layout.py: ~1.5 ms): only the commands that detect the host's cgroup
+# layout (create, run, update); those that act on an existing container's cgroups (delete, kill --all, pause,
+# resume, ps) load its manager from state.json without it.
 COLLECTIONS = {"collections", "_collections", "operator", "_operator", "itertools", "keyword", "reprlib"}
 # contextlib and what it brings (~2 ms): engine/cgroups/controllers/devices.py imports it (update, create).
 CONTEXTLIB = COLLECTIONS | {"contextlib", "functools", "_functools", "types", "math"}
@@ -92,12 +94,12 @@ FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_SUBREAPER, "run": CREATE_FORBIDDEN
 BUDGETS = {
     "state": CORE,
     "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
-    "start": CORE | LOCK | {"select", "_socket"},
-    "kill": CORE | LOCK | {"select"},
-    "delete": CORE | LOCK | COLLECTIONS | {"select"},
-    "pause": CORE | LOCK | COLLECTIONS,
-    "resume": CORE | LOCK | COLLECTIONS,
-    "ps": CORE | COLLECTIONS | {"select"},
+    "start": CORE | LOCK | {"select"},  # no _socket: start asks whether the monitor runs by its lock
+    "kill": CORE,  # no lock to signal the init (kill --all takes one)
+    "delete": CORE | LOCK | {"select"},
+    "pause": CORE | LOCK,
+    "resume": CORE | LOCK,
+    "ps": CORE,
     "update": CORE | LOCK | CONTEXTLIB,
     "create": CORE | LOCK | COLLECTIONS | {"math"} | CREATE_PARENT,  # math: cgroups' cpu quota conversion
     "run": CORE | LOCK | COLLECTIONS | {"math"} | CREATE_PARENT | RUN_SUBREAPER,
@@ -115,7 +117,7 @@ try:
 except SystemExit as exit:
     code = exit.code
 with open(out, "w") as f:
-    f.write(repr((code, sorted({{name.split(".")[0] for name in sys.modules}}))))
+    f.write(repr((code, sorted(sys.modules))))
 """
 
 
@@ -134,6 +136,12 @@ BARE = bare_modules()
 
 def imports_of(tmp_path: Path, *argv: str) -> tuple[int, set[str], str]:
     """(exit code, top-level modules beyond the bare interpreter's, stderr) of `engine <argv>`."""
+    code, modules, errors = modules_of(tmp_path, *argv)
+    return code, {name.split(".")[0] for name in modules} - BARE, errors
+
+
+def modules_of(tmp_path: Path, *argv: str) -> tuple[int, set[str], str]:
+    """(exit code, every module it imported, by its full name, stderr) of `engine <argv>`."""
     out = tmp_path / f"imports-{os.getpid()}-{len(list(tmp_path.iterdir()))}.txt"
     harness = HARNESS.format(repo=str(REPO), site=SITE_PACKAGES)
     # Files, not pipes: a created container's init inherits stdio and would hold a pipe open.
@@ -151,7 +159,7 @@ def imports_of(tmp_path: Path, *argv: str) -> tuple[int, set[str], str]:
         errors = stderr.read()
     assert out.exists(), f"harness failed: {errors}"
     code, modules = ast.literal_eval(out.read_text())
-    return code, set(modules) - BARE, errors
+    return code, set(modules), errors
 
 
 def within_budget(command: str, modules: set[str]) -> None:
@@ -218,6 +226,18 @@ def test_create_and_run(engine, tmp_path: Path) -> None:  # type: ignore[no-unty
     run_engine(engine, tmp_path, "create", "--bundle", str(bundle), "--sync-socket", sync, container_id)
     engine("delete", "--force", container_id, check=True)
     run_engine(engine, tmp_path, "run", "--bundle", str(engine.bundle(["true"], name="true")), engine.new_id())
+
+
+def test_start_and_delete_load_no_hook_code_without_hooks(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Most containers have no hooks: create then keeps no hooks.json, and start and delete do not import
+    # engine.hookpoints to find an empty set (tests/integration/test_hooks_lifecycle.py runs every stage).
+    container_id = engine.new_id()
+    engine("create", "--bundle", str(engine.bundle(["sleep", "600"])), container_id, check=True)
+    assert not (engine.root / container_id / "hooks.json").exists()
+    for argv in (("start", container_id), ("kill", container_id, "KILL"), ("delete", "--force", container_id)):
+        code, modules, errors = modules_of(tmp_path, "--root", str(engine.root), *argv)
+        assert code == 0, errors
+        assert "engine.hookpoints" not in modules, f"engine {argv[0]} imported engine.hookpoints"
 
 
 def test_a_budget_can_fail(engine, created: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -142,3 +142,17 @@ def is_monitor_of(engine: Engine, pid: int) -> bool:
     except OSError:
         return False
     return b"state.monitor" in cmdline and str(engine.root).encode() in cmdline
+
+
+def test_start_replaces_a_monitor_that_died_after_create(engine: Engine) -> None:
+    # start asks whether a monitor holds the root's lock (without waking it); a dead one has let it go, and
+    # start spawns the next, which records the container's exit.
+    cid = engine.new_id()
+    engine("create", "--bundle", str(engine.bundle(["sleep", "60"])), cid, check=True)
+    assert wait_for(lambda: monitor_pid(engine) is not None)
+    os.kill(monitor_pid(engine), signal.SIGKILL)
+    assert wait_for(lambda: monitor_pid(engine) is None)
+    engine("start", cid, check=True)
+    assert wait_for(lambda: monitor_pid(engine) is not None)
+    os.kill(engine.state(cid)["pid"], signal.SIGKILL)
+    assert wait_for(lambda: recorded_status(engine, cid) == "stopped", timeout=2)

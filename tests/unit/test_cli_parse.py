@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import cli_codegen, cli_table
-from engine.cli import build_parser, parse_fast
+from engine.cli import parse_fast
+from engine.cli_parser import build_parser
 
 SAME = [
     ["state", "c1"],

@@ -1,5 +1,5 @@
 """engine/spec/typed.py: TypedDicts of the validated documents, generated from the models, that say what the
-compiled validator really outputs; and the type check (mypy --strict) of engine/spec.
+compiled validator really outputs (their type check, mypy --strict: tests/unit/test_typecheck.py).
 
 The runtime reads config.json as the dict engine.spec.document returns; readers and the type checker see its
 shape through these TypedDicts. They are generated from the same description of the models as the validator
@@ -9,8 +9,6 @@ and that every output of the validator, on hypothesis-generated valid documents,
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import types
 from pathlib import Path
 from typing import Any, Literal, Required, Union, get_args, get_origin, get_type_hints, is_typeddict
@@ -106,10 +104,4 @@ def test_a_wrong_shape_is_caught() -> None:
         conforms({"cwd": 1}, typed.Process, "Process")
 
 
-def test_engine_spec_passes_mypy_strict(tmp_path: Path) -> None:
-    # mypy comes with the test extra (pyproject.toml, installed by setup.sh). engine/spec: the models, their
-    # compiled validator and TypedDicts, and engine.spec.document, which create, exec and update read through.
-    command = [sys.executable, "-m", "mypy", "--strict", "--python-version", "3.11", "--cache-dir", str(tmp_path)]
-    command.append("engine/spec")
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
+# mypy --strict on engine/spec, with the create path that reads these TypedDicts: tests/unit/test_typecheck.py.

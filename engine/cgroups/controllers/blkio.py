@@ -16,7 +16,7 @@ from engine.cgroups.values import device_node, number
 
 KEY = "blockIO"
 # blockIO key -> (v1 file, v2 io.max key)
-THROTTLES = (
+THROTTLES: tuple[tuple[Throttle, str, str], ...] = (
     ("throttleReadBpsDevice", "blkio.throttle.read_bps_device", "rbps"),
     ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device", "wbps"),
     ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device", "riops"),
@@ -25,11 +25,16 @@ THROTTLES = (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
+    from typing import Any, Literal
+
+    from engine.spec.typed import BlockIO
+
+    Throttle = Literal[
+        "throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice"
+    ]
 
 
-def check(cg: Any, bio: Mapping[str, Any], w: str) -> None:
+def check(cg: Any, bio: BlockIO, w: str) -> None:
     if number(bio, "leafWeight", w) and cg.v2:
         raise fail(jpath(w, "leafWeight"), "cgroup v2 has no leaf weights (a CFQ feature)")
     for i, dev in enumerate(bio.get("weightDevice") or ()):
@@ -41,17 +46,17 @@ def check(cg: Any, bio: Mapping[str, Any], w: str) -> None:
         if leaf and cg.v2:
             raise fail(jpath(wd, "leafWeight"), "cgroup v2 has no leaf weights (a CFQ feature)")
     for key, _, _ in THROTTLES:
-        for i, dev in enumerate(bio.get(key) or ()):
+        for i, rule in enumerate(bio.get(key) or ()):
             wd = jpath(w, key, i)
-            device_node(dev, wd)
-            rate = number(dev, "rate", wd)
+            device_node(rule, wd)
+            rate = number(rule, "rate", wd)
             if rate is None or rate < 0:
                 raise fail(jpath(wd, "rate"), "required, a rate")
     if not cg.v2 and any(bio.get(k) for k in bio):
         cg.directory_for("blkio", w)
 
 
-def apply(cg: Any, bio: Mapping[str, Any], w: str) -> None:
+def apply(cg: Any, bio: BlockIO, w: str) -> None:
     if not any(bio.get(k) for k in bio):
         return
     if cg.v2:
@@ -60,7 +65,7 @@ def apply(cg: Any, bio: Mapping[str, Any], w: str) -> None:
         _apply_v1(cg.directory_for("blkio", w), bio, w)
 
 
-def _apply_v1(d: str, bio: Mapping[str, Any], w: str) -> None:
+def _apply_v1(d: str, bio: BlockIO, w: str) -> None:
     # Without CFQ (gone since Linux 5.0) the proportional weights are BFQ's files.
     cfq = fs.exists(d, "blkio.weight")
     weight_file = "blkio.weight" if cfq else "blkio.bfq.weight"
@@ -79,12 +84,12 @@ def _apply_v1(d: str, bio: Mapping[str, Any], w: str) -> None:
         if leaf_value:
             fs.write(jpath(wd, "leafWeight"), d, "blkio.leaf_weight_device", f"{node} {leaf_value}")
     for key, name, _ in THROTTLES:
-        for i, dev in enumerate(bio.get(key) or ()):
+        for i, rule in enumerate(bio.get(key) or ()):
             wd = jpath(w, key, i)
-            fs.write(wd, d, name, f"{device_node(dev, wd)} {dev['rate']}")
+            fs.write(wd, d, name, f"{device_node(rule, wd)} {rule['rate']}")
 
 
-def _apply_v2(cg: Any, d: str, bio: Mapping[str, Any], w: str) -> None:
+def _apply_v2(cg: Any, d: str, bio: BlockIO, w: str) -> None:
     bfq = fs.exists(d, "io.bfq.weight")
 
     def weight_line(value: int) -> tuple[str, str]:
@@ -100,8 +105,8 @@ def _apply_v2(cg: Any, d: str, bio: Mapping[str, Any], w: str) -> None:
             name, converted = weight_line(value)
             cg.write(jpath(wd, "weight"), d, name, f"{device_node(dev, wd)} {converted}")
     for key, _, knob in THROTTLES:
-        for i, dev in enumerate(bio.get(key) or ()):
+        for i, rule in enumerate(bio.get(key) or ()):
             wd = jpath(w, key, i)
             # v1 removes a throttle rule with rate 0; the v2 spelling of "no limit" is "max".
-            value = "max" if not dev["rate"] else str(dev["rate"])
-            cg.write(wd, d, "io.max", f"{device_node(dev, wd)} {knob}={value}")
+            rate = "max" if not rule["rate"] else str(rule["rate"])
+            cg.write(wd, d, "io.max", f"{device_node(rule, wd)} {knob}={rate}")

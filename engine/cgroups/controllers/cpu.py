@@ -20,22 +20,25 @@ from engine.cgroups.fs import fail, jpath
 from engine.cgroups.values import number
 
 KEY = "cpu"
-FIELDS = ("shares", "quota", "period", "burst", "idle", "realtimeRuntime", "realtimePeriod")
+FIELDS: tuple[CPUNumber, ...] = ("shares", "quota", "period", "burst", "idle", "realtimeRuntime", "realtimePeriod")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
+    from typing import Any, Literal
+
+    from engine.spec.typed import CPU
+
+    CPUNumber = Literal["shares", "quota", "period", "burst", "idle", "realtimeRuntime", "realtimePeriod"]
 
 
-def _values(cpu: Mapping[str, Any], w: str) -> dict[str, int | None]:
-    values = {key: number(cpu, key, w) for key in FIELDS}
+def _values(cpu: CPU, w: str) -> dict[str, int | None]:
+    values: dict[str, int | None] = {key: number(cpu, key, w) for key in FIELDS}
     for key in ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod"):
         values[key] = values[key] or None  # 0 is unset
     return values
 
 
-def check(cg: Any, cpu: Mapping[str, Any], w: str) -> None:
+def check(cg: Any, cpu: CPU, w: str) -> None:
     v = _values(cpu, w)
     quota, burst = v["quota"], v["burst"]
     if burst is not None and quota is not None and quota > 0 and burst > quota:
@@ -48,7 +51,7 @@ def check(cg: Any, cpu: Mapping[str, Any], w: str) -> None:
         cg.directory_for("cpu", w)
 
 
-def apply(cg: Any, cpu: Mapping[str, Any], w: str) -> None:
+def apply(cg: Any, cpu: CPU, w: str) -> None:
     v = _values(cpu, w)
     if all(value is None for value in v.values()):
         return

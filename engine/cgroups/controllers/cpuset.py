@@ -11,21 +11,22 @@ from engine.cgroups import fs
 from engine.cgroups.fs import jpath
 
 KEY = "cpu"
-FIELDS = ("cpus", "mems")
+FIELDS: tuple[Literal["cpus", "mems"], ...] = ("cpus", "mems")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
+    from typing import Any, Literal
+
+    from engine.spec.typed import CPU
 
 
-def check(cg: Any, cpu: Mapping[str, Any], w: str) -> None:
+def check(cg: Any, cpu: CPU, w: str) -> None:
     for key in FIELDS:
         if cpu.get(key):
             cg.directory_for("cpuset", jpath(w, key))
 
 
-def apply(cg: Any, cpu: Mapping[str, Any], w: str) -> None:
+def apply(cg: Any, cpu: CPU, w: str) -> None:
     for key in FIELDS:
         if cpu.get(key):
             where = jpath(w, key)

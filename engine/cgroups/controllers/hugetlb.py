@@ -15,11 +15,12 @@ KEY = "hugepageLimits"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import Any
 
+    from engine.spec.typed import HugepageLimit
 
-def limits(entries: list[Mapping[str, Any]], w: str) -> list[tuple[str, str, int]]:
+
+def limits(entries: list[HugepageLimit], w: str) -> list[tuple[str, str, int]]:
     """(JSON path of the limit, page size name, bytes) per entry; the size must be one this kernel has."""
     sizes = convert.hugepage_sizes()
     out = []
@@ -46,7 +47,7 @@ def _v2_target(cg: Any) -> tuple[str, str] | None:
     return cg.unified_dir, cg.unified_mount
 
 
-def check(cg: Any, entries: list[Mapping[str, Any]], w: str) -> None:
+def check(cg: Any, entries: list[HugepageLimit], w: str) -> None:
     limits(entries, w)
     target = _v2_target(cg)
     if target is not None:
@@ -57,7 +58,7 @@ def check(cg: Any, entries: list[Mapping[str, Any]], w: str) -> None:
         raise fail(w, "this host has no hugetlb cgroup controller (not in cgroup v1 nor cgroup2)")
 
 
-def apply(cg: Any, entries: list[Mapping[str, Any]], w: str) -> None:
+def apply(cg: Any, entries: list[HugepageLimit], w: str) -> None:
     target = _v2_target(cg)
     if target is None:
         directory, suffix = cg.directory_for("hugetlb", w), "limit_in_bytes"

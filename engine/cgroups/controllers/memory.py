@@ -24,11 +24,12 @@ KEY = "memory"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import Any
 
+    from engine.spec.typed import Memory
 
-def check(cg: Any, mem: Mapping[str, Any], w: str) -> None:
+
+def check(cg: Any, mem: Memory, w: str) -> None:
     limit, swap = byte_limit(mem, "limit", w), byte_limit(mem, "swap", w)
     byte_limit(mem, "reservation", w)
     swappiness = number(mem, "swappiness", w)
@@ -54,7 +55,7 @@ def check(cg: Any, mem: Mapping[str, Any], w: str) -> None:
         cg.directory_for("memory", w)
 
 
-def apply(cg: Any, mem: Mapping[str, Any], w: str) -> None:
+def apply(cg: Any, mem: Memory, w: str) -> None:
     for key in ("kernel", "kernelTCP"):
         if mem.get(key) is not None:
             cg.warn(
@@ -67,13 +68,13 @@ def apply(cg: Any, mem: Mapping[str, Any], w: str) -> None:
         _apply_v1(cg.directory_for("memory", w), mem, w)
 
 
-def _sets_v1_files(mem: Mapping[str, Any], w: str) -> bool:
+def _sets_v1_files(mem: Memory, w: str) -> bool:
     limits = [byte_limit(mem, key, w) for key in ("limit", "swap", "reservation")]
     others = [number(mem, "swappiness", w), mem.get("disableOOMKiller"), mem.get("useHierarchy")]
     return any(v is not None for v in limits + others)
 
 
-def _apply_v1(d: str, mem: Mapping[str, Any], w: str) -> None:
+def _apply_v1(d: str, mem: Memory, w: str) -> None:
     limit, swap = byte_limit(mem, "limit", w), byte_limit(mem, "swap", w)
     reservation, swappiness = byte_limit(mem, "reservation", w), number(mem, "swappiness", w)
     has_memsw = fs.exists(d, "memory.memsw.limit_in_bytes")
@@ -128,7 +129,7 @@ def _write_swap(d: str, swap: int, w: str) -> None:
     fs.write(jpath(w, "swap"), d, "memory.memsw.limit_in_bytes", str(swap))
 
 
-def _apply_v2(cg: Any, mem: Mapping[str, Any], w: str) -> None:
+def _apply_v2(cg: Any, mem: Memory, w: str) -> None:
     d = cg.unified_dir
     limit, swap = byte_limit(mem, "limit", w), byte_limit(mem, "swap", w)
     reservation = byte_limit(mem, "reservation", w)

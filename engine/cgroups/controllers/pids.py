@@ -9,16 +9,17 @@ KEY = "pids"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import Any
 
+    from engine.spec.typed import Pids
 
-def check(cg: Any, pids: Mapping[str, Any], w: str) -> None:
+
+def check(cg: Any, pids: Pids, w: str) -> None:
     if number(pids, "limit", w) is not None:
         cg.directory_for("pids", jpath(w, "limit"))
 
 
-def apply(cg: Any, pids: Mapping[str, Any], w: str) -> None:
+def apply(cg: Any, pids: Pids, w: str) -> None:
     limit = number(pids, "limit", w)
     if limit is None:
         return

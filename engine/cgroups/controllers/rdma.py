@@ -9,11 +9,12 @@ KEY = "rdma"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import Any
 
+    from engine.spec.typed import Rdma
 
-def _lines(rdma: Mapping[str, Any], w: str) -> list[tuple[str, str]]:
+
+def _lines(rdma: dict[str, Rdma], w: str) -> list[tuple[str, str]]:
     out = []
     for device, limits in rdma.items():
         where = jpath(w, device)
@@ -31,7 +32,7 @@ def _lines(rdma: Mapping[str, Any], w: str) -> list[tuple[str, str]]:
     return out
 
 
-def check(cg: Any, rdma: Mapping[str, Any], w: str) -> None:
+def check(cg: Any, rdma: dict[str, Rdma], w: str) -> None:
     _lines(rdma, w)
     if cg.v2:
         from engine.cgroups.subtree import require_offered
@@ -41,7 +42,7 @@ def check(cg: Any, rdma: Mapping[str, Any], w: str) -> None:
         cg.directory_for("rdma", w)
 
 
-def apply(cg: Any, rdma: Mapping[str, Any], w: str) -> None:
+def apply(cg: Any, rdma: dict[str, Rdma], w: str) -> None:
     if cg.v2:
         from engine.cgroups.subtree import enable_controllers
 

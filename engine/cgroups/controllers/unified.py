@@ -14,11 +14,10 @@ KEY = "unified"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import Any
 
 
-def check(cg: Any, unified: Mapping[str, Any], w: str) -> None:
+def check(cg: Any, unified: dict[str, str], w: str) -> None:
     if cg.unified_dir is None:
         raise fail(w, "this host has no cgroup2 (unified) hierarchy mounted; unified settings need one")
     from engine.cgroups.subtree import offered
@@ -41,7 +40,7 @@ def check(cg: Any, unified: Mapping[str, Any], w: str) -> None:
             )
 
 
-def apply(cg: Any, unified: Mapping[str, Any], w: str) -> None:
+def apply(cg: Any, unified: dict[str, str], w: str) -> None:
     from engine.cgroups.subtree import enable_controllers, offered
 
     have = set(offered(cg.unified_mount))
