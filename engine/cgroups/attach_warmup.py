@@ -19,11 +19,20 @@ import os
 
 
 def start() -> None:
-    """Begin the no-op write in a thread of its own; returns at once."""
-    try:  # noqa: SIM105 (contextlib: ~2 ms of import on create's path)
-        _thread.start_new_thread(_touch, ())
+    """Begin the no-op write in a thread of its own; returns at once. The file is found and opened here: the thread
+    runs one blocking write, which releases the GIL, so it never makes the main thread wait for the GIL's switch
+    interval (5 ms) while it parses."""
+    try:
+        path = own_procs_file()
+        if path is None:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except (OSError, ValueError, IndexError):  # no permission, no cgroup mount found: nothing to save
+        return
+    try:
+        _thread.start_new_thread(_write, (fd, str(os.getpid()).encode()))
     except RuntimeError:  # no thread to be had: the first real write pays the wait, as it always did
-        pass
+        os.close(fd)
 
 
 def own_procs_file() -> str | None:
@@ -56,18 +65,13 @@ def procs_file(proc_cgroup: str, mountinfo: str) -> str | None:
     return None
 
 
-def _touch() -> None:
+def _write(fd: int, data: bytes) -> None:
     try:
-        path = own_procs_file()
-        if path is None:
-            return
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, str(os.getpid()).encode())
-        finally:
-            os.close(fd)
-    except (OSError, ValueError, IndexError):
+        os.write(fd, data)
+    except OSError:
         pass  # only ever a saving
+    finally:
+        os.close(fd)
 
 
 def _read(path: str) -> str:

@@ -20,7 +20,8 @@ def test_the_file_is_our_own_cgroups_and_the_write_moves_nothing() -> None:
     assert path is not None, "no cgroup mount found on this host"
     assert str(os.getpid()) in Path(path).read_text().split(), f"{path} is not our cgroup's"
     before = Path("/proc/self/cgroup").read_text()
-    attach_warmup._touch()  # what start() runs in its thread
+    attach_warmup.start()
+    time.sleep(0.1)  # its thread's write is done
     assert Path("/proc/self/cgroup").read_text() == before
 
 
