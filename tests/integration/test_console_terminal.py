@@ -91,7 +91,7 @@ def interact(receiver: ConsoleReceiver) -> dict[str, str]:
 # --- The container side, without the runtime ----------------------------------------------------------
 
 HARNESS = r"""
-import json, os, sys
+import json, os, signal, sys
 from engine import console, pty                # imported before the root changes, as in the init
 from engine.linux import syscalls as sc
 
@@ -108,6 +108,9 @@ sc.mount("proc", rootfs + "/proc", "proc", 0)
 os.chroot(rootfs)
 os.chdir("/")
 pty.setup_console(sock, json.loads(size), uid=int(uid))
+# As the init does (process_setup.restore_signals): a signal ignored by whoever started the tests (a shell's `&`
+# ignores SIGINT) stays ignored across execve, and sh could not trap it.
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 # The container's environment, not ours: busybox prefers $LINES/$COLUMNS (pytest sets them) to the tty's size.
 os.execve("/bin/sh", ["sh", "-c", script], {"PATH": "/bin:/sbin", "TERM": "xterm"})
 """
