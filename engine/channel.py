@@ -51,10 +51,10 @@ from __future__ import annotations
 # _socket, not socket (enum, selectors: ~2 ms) and state.jsonio, not json (re: ~3 ms): create, the init and
 # exec load this module, and the init cannot import anything later (after pivot_root).
 import _socket
-import array
 import os
 
 from engine.errors import EngineError, one_line
+from engine.linux import scm
 from engine.record import field_names, record
 from state import jsonio
 
@@ -240,7 +240,14 @@ class Channel:
         self.close()
 
     def send(self, message: Message) -> None:
-        self.sock.send(encode(message))
+        try:
+            self.sock.send(encode(message))
+        except (BrokenPipeError, ConnectionResetError):
+            # The other side is gone, and what it queued for us before it went says why (its Failed, read past
+            # the reset as receive does): a one-line ChannelError, never an OSError the CLI could mistake for
+            # its own stdout's broken pipe.
+            self._expect(_past_a_reset(self.sock.recv, MAX_MESSAGE), Failed)
+            raise PeerGone(self.peer) from None
 
     def receive(self, kind: type[M]) -> M:
         """The next message, which must be a `kind`."""
@@ -258,18 +265,15 @@ class Channel:
 
     def send_with_fd(self, message: Message, fd: int) -> None:
         """`message` with one file descriptor riding along (SCM_RIGHTS); the receiver takes it with receive_with_fd."""
-        self.sock.sendmsg([encode(message)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
+        self.sock.sendmsg([encode(message)], scm.rights(fd))
 
     def receive_with_fd(self, kind: type[M]) -> tuple[M, int]:
         """The next message, which must be a `kind` carrying exactly one fd (close-on-exec here; the caller owns
         it). Any fd that came with anything else is closed, so none leaks either way."""
-        fds = array.array("i")
         data, ancillary, flags, _ = _past_a_reset(
-            self.sock.recvmsg, MAX_MESSAGE, _socket.CMSG_SPACE(2 * fds.itemsize), _socket.MSG_CMSG_CLOEXEC
+            self.sock.recvmsg, MAX_MESSAGE, scm.space(2), _socket.MSG_CMSG_CLOEXEC
         )
-        for level, cmsg_type, cdata in ancillary:
-            if level == _socket.SOL_SOCKET and cmsg_type == _socket.SCM_RIGHTS:
-                fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
+        fds = scm.received_fds(ancillary)
         try:
             message = self._expect(data, kind)
             if len(fds) != 1 or flags & _socket.MSG_CTRUNC:
@@ -298,7 +302,7 @@ class Channel:
             message += " | " + " ".join(traceback.format_exception(err)).replace("\n", " ")
         try:  # noqa: SIM105 (contextlib is ~2 ms of import on the create path)
             self.send(Failed(message))
-        except OSError:
+        except (OSError, ChannelError):  # nobody left to tell
             pass
 
 

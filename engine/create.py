@@ -1,7 +1,8 @@
 """`engine create`: validate the bundle, claim the id, fork the container's init and wait until it is set up.
 
-Follow a container from here: load config -> claim id (state "creating") -> fork the intermediate child ->
-it enters the namespaces and forks the init -> init mounts the rootfs -> prestart/createRuntime hooks run here
+Follow a container from here: load config -> claim id -> fork the intermediate child (it loads the set-up code
+meanwhile) -> make the cgroups, state "creating", put the child in them -> it enters the namespaces and forks the
+init -> init mounts the rootfs -> prestart/createRuntime hooks run here
 -> init pivots and finishes -> state "created" -> the init blocks on the exec fifo until `engine start`.
 Every step registers its undo; a failure unwinds them in reverse and leaves no trace.
 """
@@ -13,15 +14,14 @@ import os
 
 from engine import channel, console, hookpoints, lsm
 from engine.errors import ConfigError, EngineError, suppress
-from engine.init import InitPlan, intermediate
-from engine.linux import syscalls as sc
+from engine.init_plan import InitPlan
+from engine.linux.namespaces import CLONE_NEWTIME, CLONE_NEWUSER, NAMESPACES
 from engine.log import Log
 from engine.pidfile import write_pid_file
 from engine.record import field, record
 from engine.rootless import checks as rootless_checks
 from engine.rootless import hooks as rootless_hooks
 from engine.rootless.idmap import write_id_maps
-from engine.setup.rootfs import open_bind_sources
 from state import jsonio, process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
@@ -83,23 +83,27 @@ def namespace_plan(config: Spec) -> tuple[int, list[tuple[str, str]]]:
         if ns.get("path"):
             paths.append((ns_type, ns["path"]))
         else:
-            flags |= sc.NAMESPACES[ns_type][0]
+            flags |= NAMESPACES[ns_type][0]
     if "mount" not in seen:
         # config-linux.md: an unlisted namespace is the runtime's. The host's mount namespace then: chroot, no mounts.
         from engine.setup.host_mount_ns import refuse_what_needs_mounts
 
         refuse_what_needs_mounts(config)
     linux = config.get("linux", {})
-    if flags & sc.CLONE_NEWUSER and not (linux.get("uidMappings") and linux.get("gidMappings")):
+    if flags & CLONE_NEWUSER and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings/gidMappings: required with a new user namespace")
-    if linux.get("timeOffsets") and not flags & sc.CLONE_NEWTIME:
+    if linux.get("timeOffsets") and not flags & CLONE_NEWTIME:
         raise ConfigError("config.json: linux.timeOffsets: needs a new time namespace in linux.namespaces")
     return flags, paths
 
 
 def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
+    from engine.cgroups import attach_warmup
     from engine.undo import UndoStack
 
+    # The child's first cgroup.procs write would wait ~10 ms for an RCU grace period: have it start now, in a thread,
+    # while we validate and fork (engine/cgroups/attach_warmup.py).
+    attach_warmup.start()
     bundle = os.path.realpath(options.bundle)
     config, rootfs = load_bundle(bundle)
     _drop_unknown_capabilities(config["process"], log)
@@ -148,18 +152,15 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             undo.push("close the fifo fd", lambda: os.close(fifo_fd))
             try:
                 # Only a user namespace's root may fail to reach a source; others bind by path, as before.
-                userns = ns_flags & sc.CLONE_NEWUSER
-                by_create = rootless_hooks.bind_sources_opened_by_create(bool(userns))
-                source_fds = open_bind_sources(config.get("mounts", []), bundle) if by_create else {}
+                userns = ns_flags & CLONE_NEWUSER
+                source_fds = {}
+                if rootless_hooks.bind_sources_opened_by_create(bool(userns)):
+                    from engine.setup.rootfs import open_bind_sources  # the mount code: only for a user namespace
+
+                    source_fds = open_bind_sources(config.get("mounts", []), bundle)
             except EngineError as err:
                 raise ConfigError(f"config.json: {err}") from None
             undo.push("close the bind source fds", lambda: list(map(os.close, source_fds.values())))
-            cgroups = _create_cgroups(config, record, undo, options, log)
-            if cgroups is not None:
-                log.debug(f"create {record.id}: made the cgroups (cgroupsPath {cgroups.cgroups_path})")
-            # The first state.json already names the cgroups: if this process is killed from here on,
-            # `delete --force` still finds everything it made.
-            life.fire("begin_create")
             plan = InitPlan(
                 container_id=record.id,
                 bundle=bundle,
@@ -176,7 +177,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 bind_source_fds=source_fds,
                 labels=labels,
             )
-            _launch(plan, record, cgroups, life, undo, options, log, console_sock)
+            _launch(plan, record, life, undo, options, log, console_sock)
         except BaseException as err:
             if life.state != "new":
                 with suppress(Exception):  # the unwind below matters more
@@ -200,7 +201,6 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 def _launch(
     plan: InitPlan,
     record: ContainerRecord,
-    cgroups: Manager | None,
     life: Lifecycle,
     undo: UndoStack,
     options: CreateOptions,
@@ -211,15 +211,29 @@ def _launch(
 
     to_intermediate, intermediate_end = channel.pair("engine create", "the intermediate child")
     to_init, init_end = channel.pair("engine create", "the container's init")
+    # Forked before the cgroups are made: the child loads the container's set-up code (_intermediate) while we make
+    # them, write the first state.json and put the child in (whose first cgroup.procs write sleeps in the kernel).
     pid = os.fork()
     if pid == 0:
         to_intermediate.close()
         to_init.close()
-        intermediate(intermediate_end, init_end, plan)  # never returns
+        _intermediate(intermediate_end, init_end, plan)  # never returns
     intermediate_end.close()
     init_end.close()
-    undo.push("reap the intermediate child", lambda: process.reap(pid))
     with to_intermediate, to_init:  # the protocol: engine/channel.py
+        try:
+            cgroups = _create_cgroups(plan.config, record, undo, options, log)
+        except BaseException:
+            to_intermediate.close()  # the child, waiting for InCgroup, sees the channel end and exits
+            process.reap(pid)
+            raise
+        # After the cgroups' undo, so unwound before it: the child is gone before they are removed.
+        undo.push("reap the intermediate child", lambda: process.reap(pid))
+        if cgroups is not None:
+            log.debug(f"create {record.id}: made the cgroups (cgroupsPath {cgroups.cgroups_path})")
+        # The first state.json already names the cgroups: if this process is killed from here on,
+        # `delete --force` still finds everything it made.
+        life.fire("begin_create")
         try:
             if cgroups is not None:  # before any cgroup namespace: its root is to be the container's cgroup
                 cgroups.add(pid)
@@ -227,7 +241,7 @@ def _launch(
         except CgroupError as err:
             raise EngineError(str(err)) from None
         to_intermediate.send(channel.InCgroup())
-        if plan.namespace_flags & sc.CLONE_NEWUSER:
+        if plan.namespace_flags & CLONE_NEWUSER:
             to_intermediate.receive(channel.UserNsMade)
             write_id_maps(pid, plan.config["linux"])
             to_intermediate.send(channel.IdsMapped())
@@ -262,6 +276,27 @@ def _launch(
         life.fire("finish_create")
         to_init.send(channel.Created())
         log.debug(f"create {record.id}: created; the init (pid {init_pid}) waits for start")
+
+
+def _intermediate(chan: channel.Channel, init_chan: channel.Channel, plan: InitPlan) -> None:
+    """The forked child: load the container's set-up code, then become the intermediate (engine/init.py).
+
+    Imported here, not by `engine create`'s own process, which never runs it: the child loads it (ctypes, the
+    mounts, capabilities, seccomp... ~10 ms) while the parent puts it into the cgroups, whose first cgroup.procs
+    write sleeps as long in the kernel (an RCU grace period). Before any namespace or mount: the files are the
+    host's, as the parent would have read them; the init imports nothing later (tests/integration/
+    test_late_imports.py)."""
+    import gc
+
+    # As begin_child does next: no object from before the fork may be collected here (it could close an fd number
+    # reused since); the imports below allocate enough to trigger a collection.
+    gc.freeze()
+    try:
+        from engine.init import intermediate
+    except BaseException as err:
+        chan.fail(err)
+        os._exit(1)
+    intermediate(chan, init_chan, plan)
 
 
 def _create_cgroups(
@@ -358,7 +393,7 @@ def _own_namespace(namespaces: dict[str, str | None], kind: str, where: str) -> 
         raise ConfigError(f"{where}: needs the container's own {kind} namespace (linux.namespaces has none)")
     path = namespaces[kind]
     if path:
-        proc_name = sc.NAMESPACES[kind][1]
+        proc_name = NAMESPACES[kind][1]
         try:
             theirs, ours = os.stat(path), os.stat(f"/proc/self/ns/{proc_name}")
         except OSError as err:
@@ -386,7 +421,7 @@ def _check_unsupported(config: Spec, log: Log) -> None:
 def _drop_unknown_capabilities(process: Process, log: Log) -> None:
     """config.md: a capability that "cannot be mapped to a relevant kernel interface ... MUST be logged as a
     warning": warn here, where the caller sees it (create's stderr and --log), and drop it from the config."""
-    from engine.linux.capabilities import CAP_SETS, CAPABILITIES
+    from engine.linux.capability_names import CAP_SETS, CAPABILITIES
 
     caps = process.get("capabilities", {})
     for key in CAP_SETS:  # the models' order, which is the validated document's

@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     import _socket
     from typing import Literal
 
-    from engine.linux.capabilities import CapabilitySet
+    from engine.linux.capability_names import CapabilitySet
     from engine.linux.seccomp import FilterPlan
     from engine.spec.typed import Capabilities, Linux, Process, Spec, User
 
@@ -397,7 +397,7 @@ def _prepare_console(plan: ExecPlan, options: ExecOptions) -> Any:
     if not terminal and not options.console_socket:
         return None
     try:
-        from engine import console  # imported before forking: the process uses it inside the container
+        from engine import console, pty  # noqa: F401 (pty: imported before forking, used inside the container)
     except ImportError:
         raise ExecError("exec --tty: not supported yet (engine/console.py is missing)") from None
 
@@ -553,10 +553,10 @@ def _the_process(chan: Channel, plan: ExecPlan) -> None:
         kernel.KERNEL.set_parent_death_signal(signal.SIGKILL)
         process = plan.process
         if plan.console_sock is not None:
-            from engine import console  # already imported by the parent (_prepare_console): no file access
+            from engine import pty  # already imported by the parent (_prepare_console): no file access
 
             uid = int(process.get("user", {}).get("uid", 0))
-            console.setup_console(plan.console_sock, process.get("consoleSize"), uid=uid, mount=False)
+            pty.setup_console(plan.console_sock, process.get("consoleSize"), uid=uid, mount=False)
         proc = plan.proc
         assert proc is not None
         keep = {chan.fileno(), proc.fd} | ({plan.notify_sock.fileno()} if plan.notify_sock is not None else set())

@@ -14,11 +14,10 @@ from __future__ import annotations
 import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
 import os
 
-from engine import channel, console, lsm
+from engine import channel, lsm, pty
 from engine.channel import Channel
 from engine.errors import suppress
 from engine.linux import capabilities, kernel, proctitle
-from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH
 from engine.linux.procfs import ProcFS
@@ -35,7 +34,6 @@ from engine.process_setup import (
     exec_as_the_process,
     prepare_exec,
 )
-from engine.record import field, record
 from engine.rootless import hooks as rootless_hooks
 from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
@@ -48,43 +46,30 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 if TYPE_CHECKING:
     from typing import Any
 
-    from engine.hookpoints import Hooks
+    from engine.init_plan import InitPlan
     from engine.spec.typed import Linux, Spec, TimeOffsets
 
 # Everything the init uses is imported above: after pivot_root the engine's own files are out of sight.
-
-_NO_TIME_OFFSETS: TimeOffsets = {}
-
-
-@record
-class InitPlan:
-    """Everything the init needs, resolved by `engine create` before forking."""
-
-    container_id: str
-    bundle: str
-    rootfs: str
-    config: Spec  # config.json as validated (JSON shape, camelCase keys)
-    fifo_path: str
-    no_pivot: bool = False
-    preserve_fds: int = 0
-    namespace_flags: int = 0
-    namespace_paths: list[tuple[str, str]] = field(default_factory=list)  # (type, path) to setns into
-    hooks: Hooks = field(default_factory=dict)  # config's + drop-ins', by stage
-    time_offsets: TimeOffsets = field(default_factory=lambda: _NO_TIME_OFFSETS.copy())
-    fifo_fd: int = -1  # O_PATH fd on the exec fifo, opened by `engine create` (the init may not reach the path)
-    bind_source_fds: dict[int, int] = field(default_factory=dict)  # mounts[i] -> O_PATH fd on its source
-    labels: lsm.Labels = field(default_factory=lsm.Labels)  # AppArmor/SELinux, as the host can apply them
 
 
 def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
     """First child: enter the namespaces, fork the init into them, report its pid, exit. `chan` is ours to talk
     to `engine create`; `init_chan` is the init's, only passed on."""
     try:
+        _import_what_the_config_needs(plan.config)
         keep = {chan.fileno(), init_chan.fileno(), plan.fifo_fd, *plan.bind_source_fds.values()}
         begin_child(plan.config["process"], {fd for fd in keep if fd >= 0}, keep_below=3 + plan.preserve_fds)
         flags = plan.namespace_flags
         # timens_offsets is written after unshare, where the host's /proc may no longer be ours to open.
         proc = ProcFS.open() if flags & sc.CLONE_NEWTIME and plan.time_offsets else None
+        if not plan.namespace_paths and not flags & sc.CLONE_NEWUSER:
+            # Nothing to join first and no user namespace to own the rest: unshare them now, while `engine create`
+            # waits on the kernel to put us in the cgroups (~1 ms, the network namespace's mostly). Not the cgroup
+            # namespace: its root is the cgroup we are in when we unshare it, which must be the container's.
+            early = flags & ~sc.CLONE_NEWCGROUP
+            if early:
+                kernel.KERNEL.unshare(early)
+            flags &= ~early
         chan.receive(channel.InCgroup)
         join_namespaces(plan.namespace_paths)
         if flags & sc.CLONE_NEWUSER:
@@ -113,6 +98,14 @@ def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
     except BaseException as err:
         chan.fail(err)
         os._exit(1)
+
+
+def _import_what_the_config_needs(config: Spec) -> None:
+    """Set-up code only some configs use, imported here, first thing in the intermediate child (the host's files,
+    no namespace entered yet), instead of at the top of this module: ~1 ms of every create without it. The init and
+    the container's process, forks of this one, find it loaded (nothing may load after pivot_root)."""
+    if config.get("linux", {}).get("seccomp"):
+        import engine.linux.seccomp  # noqa: F401
 
 
 def _write_time_offsets(offsets: TimeOffsets, proc: ProcFS) -> None:
@@ -164,8 +157,12 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         state, propagation, readonly_later = _set_up_filesystem(chan, plan, proc)
         notify_sock = connect_seccomp_listener(cfg)
         seccomp = linux.get("seccomp")
-        # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
-        seccomp_plan = libseccomp.compile_profile(seccomp) if seccomp else None
+        seccomp_plan = None
+        if seccomp:
+            from engine.linux import seccomp as libseccomp  # loaded already: _import_what_the_config_needs
+
+            # Compiled (and libseccomp loaded) while the host's files are still visible; a bad profile fails create.
+            seccomp_plan = libseccomp.compile_profile(seccomp)
         if host_mount_ns.shares_host_mounts(cfg):
             host_mount_ns.enter_root(plan.rootfs)  # chroot: pivot_root would move the host's own root
         else:
@@ -174,7 +171,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         if terminal:  # the container's /dev/pts is our /dev/pts now; before anything is made read-only
             # The master goes back to `engine create`, which holds the connection to --console-socket: a host path
             # that we, maybe a user namespace's root, may not reach.
-            console.setup_console(
+            pty.setup_console(
                 lambda master: chan.send_with_fd(channel.ConsoleMaster(), master),
                 process.get("consoleSize"),
                 uid=process.get("user", {}).get("uid"),

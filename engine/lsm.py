@@ -14,13 +14,15 @@ from __future__ import annotations
 import os
 
 from engine.errors import ConfigError, EngineError
-from engine.linux.procfs import ProcFS
 from engine.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    # Only a type here (the caller passes its own): procfs brings ctypes, which `engine create`'s own process
+    # does without (its children import it).
+    from engine.linux.procfs import ProcFS
     from engine.spec.typed import Process
 
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"

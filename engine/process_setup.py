@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
 import _socket  # not socket (enum, selectors: ~2 ms)
-import array
 import errno
 import gc
 import os
 import stat
 
 from engine.errors import EngineError, suppress
-from engine.linux import kernel
-from engine.linux import seccomp as libseccomp
+from engine.linux import kernel, scm
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH, RESOLVE_NO_MAGICLINKS, mkdir_all_in_root, open_in_root, openat2
 from engine.linux.syscalls import AT_FDCWD
@@ -225,6 +223,8 @@ def load_seccomp(
     if notify_sock is None:
         os.close(fd)
         raise SetupError("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath")
+    from engine.linux import seccomp as libseccomp  # loaded already by whoever compiled the plan
+
     message = libseccomp.container_process_state(
         state,
         pid=state["pid"] if process_pid is None else process_pid,
@@ -232,7 +232,7 @@ def load_seccomp(
         oci_version=state["ociVersion"],
     )
     payload = jsonio.dumps(message).encode()
-    notify_sock.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
+    notify_sock.sendmsg([payload], scm.rights(fd))
     notify_sock.close()
     os.close(fd)
 

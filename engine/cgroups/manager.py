@@ -144,17 +144,17 @@ class Manager:
         self, res: Resources, where: str, linux_devices: Iterable[Device] | None, device_rules: str
     ) -> list[tuple[Any, Any, str]]:
         """(controller, value, JSON path) for every section to apply, after every check that needs no write."""
-        from engine.cgroups.controllers import TABLE
+        from engine.cgroups.controllers import ORDER, load
 
         if not isinstance(res, dict):
             raise fail(where or "resources", f"expected an object, got {res!r}")
         devices = self._device_policy(res, where, linux_devices, device_rules)
         plan = []
-        for controller in TABLE:
-            key = controller.KEY
+        for key, name in ORDER:
             value = devices if key == "devices" else res.get(key)
             if not value:
                 continue
+            controller = load(name)  # only the controllers of the sections present
             w = jpath(where, key)
             if key != "devices" and not isinstance(value, list if key == "hugepageLimits" else dict):
                 raise fail(w, f"expected {'a list' if key == 'hugepageLimits' else 'an object'}, got {value!r}")

@@ -23,8 +23,9 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Callable
 
+from engine.linux.capability_names import CAP_SETS as CAP_SETS  # re-exported
+from engine.linux.capability_names import CAPABILITIES as CAPABILITIES  # re-exported
 from engine.linux.libc import check, libc
 from engine.linux.syscalls import (
     PR_CAP_AMBIENT,
@@ -40,62 +41,17 @@ from engine.linux.syscalls import (
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Literal
 
     from engine.spec.typed import Capabilities, User
 
-    CapabilitySet = Literal["bounding", "effective", "inheritable", "permitted", "ambient"]
+    # Only for annotations: collections.abc imports collections (~1.5 ms of the child `engine create` forks).
+    Warn = Callable[[str], None]
 
-# capability.h numbers, up to the newest one the runtime-spec's users ask for (Linux 5.9).
-CAPABILITIES: dict[str, int] = {
-    "CAP_CHOWN": 0,
-    "CAP_DAC_OVERRIDE": 1,
-    "CAP_DAC_READ_SEARCH": 2,
-    "CAP_FOWNER": 3,
-    "CAP_FSETID": 4,
-    "CAP_KILL": 5,
-    "CAP_SETGID": 6,
-    "CAP_SETUID": 7,
-    "CAP_SETPCAP": 8,
-    "CAP_LINUX_IMMUTABLE": 9,
-    "CAP_NET_BIND_SERVICE": 10,
-    "CAP_NET_BROADCAST": 11,
-    "CAP_NET_ADMIN": 12,
-    "CAP_NET_RAW": 13,
-    "CAP_IPC_LOCK": 14,
-    "CAP_IPC_OWNER": 15,
-    "CAP_SYS_MODULE": 16,
-    "CAP_SYS_RAWIO": 17,
-    "CAP_SYS_CHROOT": 18,
-    "CAP_SYS_PTRACE": 19,
-    "CAP_SYS_PACCT": 20,
-    "CAP_SYS_ADMIN": 21,
-    "CAP_SYS_BOOT": 22,
-    "CAP_SYS_NICE": 23,
-    "CAP_SYS_RESOURCE": 24,
-    "CAP_SYS_TIME": 25,
-    "CAP_SYS_TTY_CONFIG": 26,
-    "CAP_MKNOD": 27,
-    "CAP_LEASE": 28,
-    "CAP_AUDIT_WRITE": 29,
-    "CAP_AUDIT_CONTROL": 30,
-    "CAP_SETFCAP": 31,
-    "CAP_MAC_OVERRIDE": 32,
-    "CAP_MAC_ADMIN": 33,
-    "CAP_SYSLOG": 34,
-    "CAP_WAKE_ALARM": 35,
-    "CAP_BLOCK_SUSPEND": 36,
-    "CAP_AUDIT_READ": 37,
-    "CAP_PERFMON": 38,
-    "CAP_BPF": 39,
-    "CAP_CHECKPOINT_RESTORE": 40,
-}
 CAP_NAMES: dict[int, str] = {number: name for name, number in CAPABILITIES.items()}
 CAP_LAST_KNOWN = max(CAP_NAMES)
 
-# The five sets, in the order config.json lists them in runtime-spec examples.
-CAP_SETS: tuple[CapabilitySet, ...] = ("bounding", "effective", "inheritable", "permitted", "ambient")
 
 # prctl(PR_CAP_AMBIENT) sub-options.
 PR_CAP_AMBIENT_IS_SET = 1
@@ -104,8 +60,6 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # capget/capset: version 3 takes two 32-bit data structs, i.e. 64 capability bits.
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-
-Warn = Callable[[str], None]
 
 
 class _CapHeader(ctypes.Structure):

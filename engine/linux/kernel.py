@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 
 from engine.linux import capabilities, mountfd, process_attrs
-from engine.linux import seccomp as libseccomp
 from engine.linux import syscalls as sc
 
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
@@ -136,6 +135,8 @@ class Kernel:
 
     def load_seccomp(self, plan: FilterPlan) -> int | None:
         """Load a compiled filter into this process: the notify fd, if the filter has SCMP_ACT_NOTIFY rules."""
+        from engine.linux import seccomp as libseccomp  # loaded already by whoever compiled the plan
+
         return libseccomp.load_plan(plan)
 
 

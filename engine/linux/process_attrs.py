@@ -11,7 +11,6 @@ import ctypes
 import errno
 import os
 import resource
-from collections.abc import Callable
 
 from engine.linux.libc import check, libc
 from engine.linux.syscalls import PR_GET_PDEATHSIG, PR_SET_PDEATHSIG
@@ -19,12 +18,14 @@ from engine.linux.syscalls import PR_GET_PDEATHSIG, PR_SET_PDEATHSIG
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     from engine.spec.typed import ExecCPUAffinity, IOPriority, Personality, Rlimit, Scheduler
 
-Warn = Callable[[str], None]
+    # Only for annotations: collections.abc imports collections (~1.5 ms of the child `engine create` forks).
+    Warn = Callable[[str], None]
+
 
 RLIM_INFINITY = (1 << 64) - 1
 # getrlimit(2)'s names with asm-generic numbers (x86_64, aarch64, riscv64, ppc64le, s390x). The resource

@@ -10,27 +10,16 @@ import os
 
 from engine.linux.libc import check, libc
 
-# clone(2) / unshare(2) namespace flags.
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-CLONE_NEWTIME = 0x00000080
-
-# The spec's namespace type names -> clone flag and the /proc/<pid>/ns file that names that namespace.
-NAMESPACES: dict[str, tuple[int, str]] = {
-    "pid": (CLONE_NEWPID, "pid"),
-    "network": (CLONE_NEWNET, "net"),
-    "mount": (CLONE_NEWNS, "mnt"),
-    "ipc": (CLONE_NEWIPC, "ipc"),
-    "uts": (CLONE_NEWUTS, "uts"),
-    "user": (CLONE_NEWUSER, "user"),
-    "cgroup": (CLONE_NEWCGROUP, "cgroup"),
-    "time": (CLONE_NEWTIME, "time"),
-}
+# The namespace flags, from the ctypes-free module `engine create`'s own process reads (re-exported: sc.CLONE_*).
+from engine.linux.namespaces import CLONE_NEWCGROUP as CLONE_NEWCGROUP
+from engine.linux.namespaces import CLONE_NEWIPC as CLONE_NEWIPC
+from engine.linux.namespaces import CLONE_NEWNET as CLONE_NEWNET
+from engine.linux.namespaces import CLONE_NEWNS as CLONE_NEWNS
+from engine.linux.namespaces import CLONE_NEWPID as CLONE_NEWPID
+from engine.linux.namespaces import CLONE_NEWTIME as CLONE_NEWTIME
+from engine.linux.namespaces import CLONE_NEWUSER as CLONE_NEWUSER
+from engine.linux.namespaces import CLONE_NEWUTS as CLONE_NEWUTS
+from engine.linux.namespaces import NAMESPACES as NAMESPACES
 
 # mount(2) flags (linux/mount.h).
 MS_RDONLY = 1

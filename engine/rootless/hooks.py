@@ -20,7 +20,7 @@ import errno
 import os
 
 from engine.errors import EngineError
-from engine.linux import syscalls as sc
+from engine.linux.namespaces import CLONE_NEWUSER
 from engine.rootless import running_in_user_namespace, unprivileged
 
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
@@ -50,7 +50,7 @@ def bind_sources_opened_by_create(new_user_namespace: bool) -> bool:
 
 def open_bind_sources_in_user_namespace(plan: Any) -> None:
     """In the intermediate child, a user's container: root of the new user and mount namespaces now."""
-    if not (plan.namespace_flags & sc.CLONE_NEWUSER and unprivileged()):
+    if not (plan.namespace_flags & CLONE_NEWUSER and unprivileged()):
         return
     from engine.setup.rootfs import open_bind_sources
 
@@ -62,12 +62,20 @@ def open_bind_sources_in_user_namespace(plan: Any) -> None:
 
 def before_id_maps() -> None:
     if unprivileged():
-        sc.prctl(sc.PR_SET_DUMPABLE, 1)
+        _set_dumpable(1)
 
 
 def after_id_maps() -> None:
     if unprivileged():
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        _set_dumpable(0)
+
+
+def _set_dumpable(value: int) -> None:
+    # Imported here: only the intermediate child calls this (engine.init has loaded syscalls there, before any
+    # namespace); `engine create`'s own process, which imports this module too, makes no ctypes call.
+    from engine.linux import syscalls as sc
+
+    sc.prctl(sc.PR_SET_DUMPABLE, value)
 
 
 def apply_oom_score_adj_early(process: Process) -> None:

@@ -2,8 +2,8 @@
 
 Two layers:
 - the container side on its own: a harness process enters a new mount namespace, mounts a devpts
-  newinstance and /proc inside the busybox rootfs, chroots there and calls engine.console.setup_console
-  exactly as the init does after pivot_root, then execs sh. This needs nothing but engine/console.py.
+  newinstance and /proc inside the busybox rootfs, chroots there and calls engine.pty.setup_console
+  exactly as the init does after pivot_root, then execs sh. This needs nothing but engine/console.py and engine/pty.py.
 - the whole runtime: `engine create --console-socket` + `engine start`, `engine run` relaying the caller's
   stdio or terminal.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from engine import console
+from engine import console, pty
 from tests.console_receiver import ConsoleReceiver
 from tests.integration.conftest import ENGINE, Engine
 
@@ -71,7 +71,7 @@ def check_terminal_facts(values: dict[str, str], size: dict[str, int], uid: int 
     fields = values["STAT"].rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp session tty_nr tpgid
     pgrp, session, tty_nr, tpgid = int(fields[2]), int(fields[3]), int(fields[4]), int(fields[5])
     assert session == int(values["SELF"]), "the process leads its own session (setsid)"
-    assert tty_nr == os.makedev(console.PTY_SLAVE_MAJOR, 0), "its controlling terminal is /dev/pts/0"
+    assert tty_nr == os.makedev(pty.PTY_SLAVE_MAJOR, 0), "its controlling terminal is /dev/pts/0"
     assert tpgid == pgrp, "its process group is the terminal's foreground group"
     assert values["CONSOLE"] == "88:0", "/dev/console is the pty (136:0 in hex)"
     assert values["OWNER"] == f"{uid}:5", "the slave belongs to the process's user and devpts's gid=5"
@@ -92,7 +92,7 @@ def interact(receiver: ConsoleReceiver) -> dict[str, str]:
 
 HARNESS = r"""
 import json, os, signal, sys
-from engine import console                     # imported before the root changes, as in the init
+from engine import console, pty                # imported before the root changes, as in the init
 from engine.linux import syscalls as sc
 
 rootfs, sock_path, size, uid, script = sys.argv[1:]
@@ -107,7 +107,7 @@ os.symlink("pts/ptmx", rootfs + "/dev/ptmx")
 sc.mount("proc", rootfs + "/proc", "proc", 0)
 os.chroot(rootfs)
 os.chdir("/")
-console.setup_console(sock, json.loads(size), uid=int(uid))
+pty.setup_console(sock, json.loads(size), uid=int(uid))
 # As the init does (process_setup.restore_signals): a signal ignored by whoever started the tests (a shell's `&`
 # ignores SIGINT) stays ignored across execve, and sh could not trap it.
 signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -72,24 +72,25 @@ SETUP = {
     "socket", "struct", "tempfile", "termios", "textwrap", "threading", "token", "tokenize", "traceback", "tty",
     "typing", "warnings", "weakref", "zlib",
 }  # fmt: skip
-# What create and run need for the container's set-up (the init imports everything before it forks: nothing after
-# pivot_root): ctypes for the syscalls, _socket/array/select for the channels and fd passing, signal, resource...
-CREATE_SETUP = {
-    "_ctypes", "_socket", "_struct", "array", "atexit", "ctypes", "gc", "hooks", "pwd", "resource", "select", "struct",
-    "termios",
-}  # fmt: skip
-# `engine run` forwards signals to its container and waits for it (engine/commands/run.py): signal, enum, contextlib.
-RUN_ONLY = {"signal", "enum", "contextlib", "functools"}
+# What create's own process needs: _socket for the channels to its children, the console's checks (termios, fcntl,
+# struct, select), pwd for the id maps. The container's set-up code (ctypes for the syscalls, the mounts, seccomp,
+# the hooks' runner...) is imported by the forked child, while create waits on the kernel to put it in the cgroups
+# (engine.create._intermediate); the init imports it all before pivot_root (test_late_imports.py).
+CREATE_PARENT = {"_socket", "_struct", "struct", "fcntl", "select", "termios", "pwd"}
+# `engine run` makes itself the child subreaper (a prctl: ctypes) before create forks, to wait for its init.
+RUN_SUBREAPER = {"_ctypes", "ctypes", "types"}
 # What create and run no longer import (each named here cost ~1-10 ms of every create; bench/README.md, phase 2):
 # dataclasses (engine.record instead), typing (TYPE_CHECKING only), socket (_socket), json and re (state.jsonio),
-# traceback, shutil, tempfile, threading and tty (run's terminal relay imports those when it runs).
+# traceback, shutil, tempfile, threading and tty (run's terminal relay imports those when it runs), signal's enum
+# wrappers (_signal), contextlib and functools (engine.errors.suppress), array (engine.linux.scm: it imports
+# collections.abc), and what only the forked children use (resource, atexit, gc's callers).
 CREATE_FORBIDDEN = {
     "dataclasses", "inspect", "ast", "dis", "tokenize", "linecache", "typing", "socket", "selectors", "json", "re",
-    "traceback", "textwrap", "shutil", "fnmatch", "bz2", "lzma", "tempfile", "random", "threading", "tty",
+    "traceback", "textwrap", "shutil", "fnmatch", "bz2", "lzma", "tempfile", "random", "threading", "tty", "signal",
+    "enum", "contextlib", "functools", "array", "resource", "atexit",
 }  # fmt: skip
-# Not for create either: signal's enum wrappers (enum: ~1.5 ms; create uses _signal), contextlib and functools
-# (engine.errors.suppress).
-FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_ONLY, "run": CREATE_FORBIDDEN}
+# Not for create either: ctypes (the syscalls are the children's; the console's checks and the cgroups need none).
+FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_SUBREAPER, "run": CREATE_FORBIDDEN}
 BUDGETS = {
     "state": CORE,
     "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
@@ -100,8 +101,8 @@ BUDGETS = {
     "resume": CORE | LOCK,
     "ps": CORE,
     "update": CORE | LOCK | CONTEXTLIB,
-    "create": CORE | LOCK | COLLECTIONS | {"types", "math"} | CREATE_SETUP,
-    "run": CORE | LOCK | CONTEXTLIB | CREATE_SETUP | RUN_ONLY,
+    "create": CORE | LOCK | COLLECTIONS | {"math"} | CREATE_PARENT,  # math: cgroups' cpu quota conversion
+    "run": CORE | LOCK | COLLECTIONS | {"math"} | CREATE_PARENT | RUN_SUBREAPER,
     "exec": CORE | LOCK | CONTEXTLIB | SETUP,
 }
 
@@ -303,3 +304,24 @@ def test_kill_of_a_dead_init_and_delete_of_a_stopped_record(tmp_path: Path) -> N
     code, modules, _ = imports_of(tmp_path, "--root", str(root), "delete", "c2")
     assert code == 0 and not directory.exists()
     within_budget("delete", modules)
+
+
+# ---- the split between create's own process and the child it forks --------------------------------------------
+
+
+def modules_after(*imports: str) -> set[str]:
+    statements = "; ".join(f"import {module}" for module in imports)
+    code = f"import sys; sys.path += [{str(REPO)!r}]; {statements}; print(sorted(sys.modules))"
+    result = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, check=True)
+    return set(ast.literal_eval(result.stdout))
+
+
+def test_create_leaves_the_set_up_code_to_its_child() -> None:
+    # engine.create's own process makes no syscall through ctypes; its forked child imports engine.init (while
+    # create waits on the cgroups), which loads seccomp only for a config with a filter (init's
+    # _import_what_the_config_needs).
+    parent = modules_after("engine.commands.create")
+    assert not {"ctypes", "engine.init", "engine.pty", "engine.linux.kernel", "engine.setup.rootfs"} & parent
+    child = modules_after("engine.init")
+    assert {"ctypes", "engine.pty", "engine.linux.kernel", "engine.setup.rootfs"} <= child
+    assert not {"engine.linux.seccomp", "collections", "array"} & child

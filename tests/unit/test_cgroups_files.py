@@ -121,7 +121,7 @@ def test_v2_memory_errors(v2: tuple[V2Manager, Recorder], memory: dict[str, Any]
 def test_v2_cpu(v2: tuple[V2Manager, Recorder]) -> None:
     mgr, rec = v2
     mgr.update({"cpu": {"shares": 1024, "quota": 50000, "period": 200000, "burst": 1000, "idle": 1, "cpus": "0-1"}})
-    assert rec.writes == [  # cpuset first: one controller order for v1 and v2 (controllers.TABLE)
+    assert rec.writes == [  # cpuset first: one controller order for v1 and v2 (controllers.ORDER)
         ("cpuset.cpus", "0-1"),
         ("cpu.weight", "100"),
         ("cpu.idle", "1"),

@@ -116,3 +116,24 @@ def test_channels_are_close_on_exec() -> None:
     parent, child = channel.pair("a", "b")
     with parent, child:
         assert not os.get_inheritable(parent.fileno()) and not os.get_inheritable(child.fileno())
+
+
+def test_a_send_to_a_side_that_failed_and_left_raises_its_message() -> None:
+    # The intermediate child may fail (and exit) before `engine create` sends InCgroup: create must report the
+    # child's one line, not a BrokenPipeError (which the CLI treats as its own stdout going away: exit 0).
+    parent, child = channel.pair("engine create", "the intermediate child")
+    child.fail(OSError(1, "unshare: Operation not permitted"))
+    child.close()
+    with parent, pytest.raises(channel.PeerFailed, match="unshare: Operation not permitted"):
+        parent.send(channel.InCgroup())
+
+
+def test_a_send_to_a_side_that_left_silently_names_it() -> None:
+    parent, child = channel.pair("engine create", "the intermediate child")
+    child.close()
+    with parent, pytest.raises(channel.PeerGone, match="the intermediate child exited unexpectedly"):
+        parent.send(channel.InCgroup())
+    lone, other = channel.pair("a", "b")
+    other.close()
+    lone.fail(RuntimeError("nobody listens"))  # fail() has nobody left to tell: no error
+    lone.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import console
+from engine import console, pty
 from engine.console import ConsoleError, ConsoleRelay, ConsoleSocket
 
 
@@ -213,11 +213,11 @@ def test_window_size(pty_pair: tuple[int, int]) -> None:
 def test_open_pty_from_a_devpts(tmp_path: Path) -> None:
     if not os.access("/dev/pts/ptmx", os.R_OK | os.W_OK):
         pytest.skip("/dev/pts/ptmx is not usable here (ptmxmode=000 and not root)")
-    master, slave, path = console.open_pty("/dev/pts")
+    master, slave, path = pty.open_pty("/dev/pts")
     try:
-        number = console.pty_number(master)
+        number = pty.pty_number(master)
         assert path == f"/dev/pts/{number}"
-        assert os.fstat(slave).st_rdev == os.makedev(console.PTY_SLAVE_MAJOR, number)
+        assert os.fstat(slave).st_rdev == os.makedev(pty.PTY_SLAVE_MAJOR, number)
         assert os.ttyname(slave) == path
         assert not os.get_inheritable(master) and not os.get_inheritable(slave)
         os.write(slave, b"ping\n")
@@ -230,21 +230,21 @@ def test_open_pty_from_a_devpts(tmp_path: Path) -> None:
 def test_open_pty_refuses_what_is_not_a_devpts_ptmx(tmp_path: Path) -> None:
     (tmp_path / "ptmx").write_text("")
     with pytest.raises(ConsoleError, match="not on a devpts mount"):
-        console.open_pty(str(tmp_path))
+        pty.open_pty(str(tmp_path))
     (tmp_path / "ptmx").unlink()
     os.symlink("/dev/pts/ptmx", tmp_path / "ptmx")  # a symlink, even to the real thing, is not followed
     with pytest.raises(ConsoleError, match="not on a devpts mount"):
-        console.open_pty(str(tmp_path))
+        pty.open_pty(str(tmp_path))
 
 
 def test_open_pty_without_devpts_says_what_to_mount(tmp_path: Path) -> None:
     with pytest.raises(ConsoleError, match=r"No such file or directory \(does config.json mount devpts"):
-        console.open_pty(str(tmp_path / "pts"))
+        pty.open_pty(str(tmp_path / "pts"))
 
 
 def test_setup_console_needs_a_socket() -> None:
     with pytest.raises(ConsoleError, match=console.CONSOLE_SOCKET_REQUIRED):
-        console.setup_console(None, None)
+        pty.setup_console(None, None)
 
 
 # --- The relay ------------------------------------------------------------------------------------------
