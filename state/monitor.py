@@ -195,6 +195,11 @@ class Monitor:
         self.listen_on(server)
         self.by_fd: dict[int, str] = {}
         self.by_id: dict[str, int] = {}
+        # Containers whose state.json said "nothing to watch" (creating, stopped): the file's (inode, mtime) then.
+        # Every create pokes, and each poke rescans the root: with 32 lifecycles at once, re-reading and decoding
+        # every creating or stopped neighbour's state.json on each poke was most of the monitor's CPU. A stat
+        # tells whether it changed (every write is a rename: a new inode and mtime).
+        self.unwatched: dict[str, tuple[int, int]] = {}
 
     def listen_on(self, server: socket.socket) -> None:
         self.server = server
@@ -229,16 +234,28 @@ class Monitor:
         from engine.errors import EngineError
         from state import process
         from state.rules import ALIVE
+        from state.store import STATE_FILE
 
-        for container_id in self.store.ids():
+        ids = self.store.ids()
+        for container_id in ids:
             if container_id in self.by_id:
+                continue
+            try:
+                seen = os.stat(self.store.path(container_id, STATE_FILE))
+            except OSError:
+                continue  # being reserved or removed: a later poke finds it
+            version = (seen.st_ino, seen.st_mtime_ns)
+            if self.unwatched.get(container_id) == version:
                 continue
             try:
                 record = self.store.load(container_id)
             except EngineError:
                 continue
             if record.status not in ALIVE:
-                continue  # creating: create pokes us once it is created
+                # creating: create pokes us once it is created; stopped: until it is deleted. Either way only a
+                # new state.json changes the answer (a record loaded after the stat is at least as new).
+                self.unwatched[container_id] = version
+                continue
             if process.is_alive(record.reaper_pid, record.reaper_start_time):
                 continue  # `engine run` is waiting for it and will record the exit status
             pidfd = open_pidfd(record)
@@ -248,6 +265,9 @@ class Monitor:
             self.by_fd[pidfd] = container_id
             self.by_id[container_id] = pidfd
             self.poller.register(pidfd, select.POLLIN)
+        if len(self.unwatched) > len(ids):  # deleted containers' entries
+            present = set(ids)
+            self.unwatched = {key: value for key, value in self.unwatched.items() if key in present}
 
     def _exited(self, pidfd: int) -> None:
         container_id = self.by_fd.pop(pidfd)
