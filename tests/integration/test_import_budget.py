@@ -76,7 +76,8 @@ SETUP = {
 # struct, select), pwd for the id maps. The container's set-up code (ctypes for the syscalls, the mounts, seccomp,
 # the hooks' runner...) is imported by the forked child, while create waits on the kernel to put it in the cgroups
 # (engine.create._intermediate); the init imports it all before pivot_root (test_late_imports.py).
-CREATE_PARENT = {"_socket", "_struct", "struct", "fcntl", "select", "termios", "pwd"}
+# gc (built in): engine.cli turns the cyclic collector off for create and run.
+CREATE_PARENT = {"_socket", "_struct", "struct", "fcntl", "select", "termios", "pwd", "gc"}
 # `engine run` makes itself the child subreaper (a prctl: ctypes) before create forks, to wait for its init.
 RUN_SUBREAPER = {"_ctypes", "ctypes", "types"}
 # What create and run no longer import (each named here cost ~1-10 ms of every create; bench/README.md, phase 2):
