@@ -334,3 +334,18 @@ def test_the_cgroup_device_rules_load_no_collections() -> None:
     # create's own process imports engine.cgroups.devices for every container (the default rules): the collections
     # package (~1.5 ms) must not come with it. (engine.cgroups.layout's namedtuples still load it on main.)
     assert "collections" not in modules_after("engine.cgroups.devices", "engine.cgroups.controllers.devices")
+
+
+def test_the_monitor_starts_without_socket_and_contextlib(tmp_path: Path) -> None:
+    # A root's exit monitor is a fresh interpreter (state/monitor.py _spawn), started again whenever one idled out:
+    # socket and contextlib (enum, selectors, collections, functools) were ~10 ms of its start. Runs the monitor's
+    # main for an empty root (it returns at once when idle), as _spawn's child does.
+    code = (
+        f"import sys; sys.path[:0] = [{str(REPO)!r}]; from state import monitor; monitor.IDLE_EXIT = 0; "
+        f"root = {str(tmp_path)!r}; import os; lock, server = monitor._claim(root, os.path.join(root, "
+        "monitor.MONITOR_SOCKET)); monitor.main(root, lock, server); print(sorted(sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
+    modules = set(ast.literal_eval(result.stdout))
+    assert "state.store" in modules  # it did run
+    assert not {"socket", "contextlib", "enum", "selectors", "collections"} & modules
