@@ -67,12 +67,12 @@ def delete(store: Store, container_id: str, force: bool, log: Log, systemd_cgrou
 def _remove_empty_cgroups(record: ContainerRecord, log: Log) -> bool:
     """A stopped container's cgroups removed at once when they are empty (the usual delete): nothing to find
     and kill in them first. False when one is busy (what the init left behind): the caller kills and removes."""
-    from engine.cgroups import CgroupError, load_manager
+    from engine.cgroups.remove import remove_if_empty
 
-    try:
-        return load_manager(record.cgroups, warn=log.warning).remove_if_empty()
-    except CgroupError as err:
-        raise EngineError(f"delete {record.id!r}: {err}") from None
+    removed = remove_if_empty(record.cgroups)
+    if removed:
+        log.debug(f"delete {record.id}: removed its empty cgroups")
+    return removed
 
 
 def _remove_cgroups(record: ContainerRecord, log: Log) -> None:

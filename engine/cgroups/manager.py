@@ -17,6 +17,9 @@ import time
 
 from engine.cgroups import fs
 from engine.cgroups.fs import CGROUPS_PATH, CgroupError, fail, jpath
+from engine.cgroups.fs import STATE_VERSION as STATE_VERSION  # re-exported: the managers' state format
+from engine.cgroups.fs import UNIFIED as UNIFIED  # re-exported
+from engine.cgroups.remove import remove_parents
 
 TYPE_CHECKING = False  # typing costs ~8 ms at import; `engine delete` and `kill` load this module
 if TYPE_CHECKING:
@@ -26,8 +29,6 @@ if TYPE_CHECKING:
     from engine.cgroups.devices import Emulator
     from engine.spec.typed import Device, Resources
 
-STATE_VERSION = 1
-UNIFIED = "unified"
 RESOURCES = "linux.resources"
 
 
@@ -361,28 +362,6 @@ class Manager:
 
     # ----- removing -------------------------------------------------------------------------------------------
 
-    def remove_if_empty(self) -> bool:
-        """delete of a stopped container: rmdir each of its cgroups at once, as runc does, without first reading
-        every hierarchy's cgroup.procs (and listing its subdirectories) to find the processes its init may have
-        left behind (10 hierarchies on a v1 host). An empty cgroup can only be removed, and a busy one refuses:
-        False when one is busy, has cgroups below it, or is not ours to remove; the caller then signals what is
-        in there and calls destroy(), which skips the directories already removed here. True when all are gone."""
-        created = set(self.created)
-        if any(directory not in created for directory in self.dirs.values()):
-            return False  # a pre-existing cgroup: shared with processes that are not ours, and kept
-        # The freezer (v1's, or cgroup2's where v1 has none) last: if a busy cgroup stops us, the slow path still
-        # has it to freeze the container while it signals (kill.py).
-        for _, directory in sorted(self.dirs.items(), key=_freezing_last):
-            try:
-                os.rmdir(directory)
-            except FileNotFoundError:
-                pass
-            except OSError:
-                return False  # EBUSY: processes or cgroups in it; the slow path finds and kills them
-        self._remove_parents(created)
-        self.created = []
-        return True
-
     def destroy(self) -> None:
         """Remove the cgroups this manager created (and any the container made below them), killing nothing.
         Raises CgroupError if one stays busy; everything removable is removed first."""
@@ -396,18 +375,10 @@ class Manager:
                     errors.append(str(err))
             else:
                 self._release_foreign(directory)
-        self._remove_parents(created)
+        remove_parents(self.dirs.values(), created)
         if errors:
             raise CgroupError("; ".join(errors))
         self.created = []
-
-    def _remove_parents(self, created: set[str]) -> None:
-        # Parents we made (e.g. /engine), deepest first, only while empty: another container may live there.
-        for directory in sorted(created - set(self.dirs.values()), key=len, reverse=True):
-            try:  # noqa: SIM105 - contextlib costs an import on `engine delete`
-                os.rmdir(directory)
-            except OSError:
-                pass
 
     def _release_foreign(self, directory: str) -> None:
         """Hook: undo what we did to a cgroup we joined but did not create (the v2 device program)."""
@@ -432,11 +403,6 @@ class Manager:
     def paths(self) -> dict[str, str]:
         """Hierarchy name -> directory (what state.json's cgroup_paths records)."""
         return dict(self.dirs)
-
-
-def _freezing_last(item: tuple[str, str]) -> int:
-    name = item[0]
-    return 2 if "freezer" in name.split(",") else 1 if name == UNIFIED else 0
 
 
 def load_common(data: Mapping[str, Any]) -> dict[str, Any]:

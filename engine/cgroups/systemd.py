@@ -280,10 +280,6 @@ class SystemdManager:
         period = (fs.read_or(d, "cpu.cfs_period_us") or "").strip()
         return ("max" if quota.startswith("-") else quota, period or str(units.DEFAULT_CPU_PERIOD))
 
-    def remove_if_empty(self) -> bool:
-        # The unit must be stopped (destroy), not only its directories removed: never the cgroupfs shortcut.
-        return False
-
     def destroy(self) -> None:
         """Stop the unit (systemd removes its cgroups), let go of a failed one, then remove what is left: the
         cgroups the container made below its scope, the v1 hierarchies systemd does not manage."""

@@ -293,6 +293,21 @@ def test_state_and_list_of_records(tmp_path: Path) -> None:
     within_budget("list", modules)
 
 
+def test_delete_of_a_stopped_container_loads_no_cgroup_manager(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Its empty cgroups are removed at once (engine/cgroups/remove.py): no manager, no freezer, no kill.py.
+    from tests.integration.test_lifecycle import wait_for
+
+    container_id = engine.new_id()
+    engine("run", "--detach", "--bundle", str(engine.bundle(["true"])), container_id, check=True)
+    assert wait_for(lambda: engine.state(container_id)["status"] == "stopped")
+    code, modules, errors = modules_of(tmp_path, "--root", str(engine.root), "delete", container_id)
+    assert code == 0, errors
+    assert "engine.cgroups.remove" in modules
+    managers = {"engine.cgroups.manager", "engine.cgroups.v1", "engine.cgroups.v2", "engine.cgroups.freezer"}
+    assert not managers & modules, sorted(managers & modules)
+    within_budget("delete", {name.split(".")[0] for name in modules} - BARE)
+
+
 def test_kill_of_a_dead_init_and_delete_of_a_stopped_record(tmp_path: Path) -> None:
     root = tmp_path / "root"
     fake_container(root, "c1", "running", dead_pid(), 1)

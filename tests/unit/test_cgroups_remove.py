@@ -1,4 +1,4 @@
-"""Manager.remove_if_empty (engine delete of a stopped container) without root, over plain directories: rmdir(2)
+"""engine.cgroups.remove (engine delete of a stopped container) without root, over plain directories: rmdir(2)
 refuses a non-empty directory there as cgroupfs refuses a busy cgroup, so the shortcut's decisions (remove all,
 or keep what it may not touch and hand over to the slow path) can be checked here. The real cgroups are deleted
 by tests/integration/test_lifecycle.py and test_cri_shim_contract.py (a cgroup the init left a process in)."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.cgroups.remove import remove_if_empty
 from engine.cgroups.v1 import V1Manager
 
 
@@ -26,16 +27,15 @@ def manager(tmp_path: Path, created: list[str] | None = None) -> tuple[V1Manager
 
 def test_empty_cgroups_and_the_parents_made_for_them_are_removed_at_once(tmp_path: Path) -> None:
     mgr, leaves = manager(tmp_path)
-    assert mgr.remove_if_empty()
+    assert remove_if_empty(mgr.to_json())
     assert not any(leaf.exists() or leaf.parent.exists() for leaf in leaves)
-    assert mgr.created == []
 
 
 def test_a_busy_cgroup_is_left_to_the_slow_path(tmp_path: Path) -> None:
     mgr, leaves = manager(tmp_path)
     (leaves[1] / "sub").mkdir()  # a cgroup the container made below its own (or processes: EBUSY)
-    assert not mgr.remove_if_empty()
-    assert leaves[1].exists() and mgr.created, "destroy() must still know what to remove"
+    assert not remove_if_empty(mgr.to_json())
+    assert leaves[1].exists()
     # The slow path (kill what is there, then destroy) finishes the job, the first directory already gone.
     (leaves[1] / "sub").rmdir()
     mgr.destroy()
@@ -44,7 +44,7 @@ def test_a_busy_cgroup_is_left_to_the_slow_path(tmp_path: Path) -> None:
 
 def test_a_cgroup_someone_else_made_is_never_removed_by_the_shortcut(tmp_path: Path) -> None:
     mgr, leaves = manager(tmp_path, created=[str(tmp_path / "memory" / "engine" / "c1")])
-    assert not mgr.remove_if_empty()
+    assert not remove_if_empty(mgr.to_json())
     assert all(leaf.exists() for leaf in leaves), "nothing may be removed before the slow path decides"
 
 
@@ -60,5 +60,13 @@ def test_the_freezer_is_the_last_cgroup_the_shortcut_removes(tmp_path: Path) -> 
         {name: str(leaf.parent) for name, leaf in leaves.items()},
         created=[str(leaf) for leaf in leaves.values()],
     )
-    assert not mgr.remove_if_empty()
+    assert not remove_if_empty(mgr.to_json())
     assert leaves["freezer"].exists() and leaves["unified"].exists()
+
+
+def test_the_systemd_driver_and_unknown_states_are_left_to_their_manager(tmp_path: Path) -> None:
+    mgr, leaves = manager(tmp_path)
+    assert not remove_if_empty({**mgr.to_json(), "driver": "systemd"})  # its unit must be stopped
+    assert not remove_if_empty({**mgr.to_json(), "version": 99})
+    assert not remove_if_empty({**mgr.to_json(), "dirs": None})
+    assert all(leaf.exists() for leaf in leaves)
