@@ -33,8 +33,6 @@ under engine see the same devices.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from engine.cgroups.fs import CgroupError, jpath
 from engine.record import record
 
@@ -108,7 +106,8 @@ def default_rules(linux_devices: Iterable[Device] | None = None) -> list[Rule]:
 
 
 def parse_rule(entry: DeviceCgroup, where: str, warn: Callable[[str], None] | None = None) -> Rule:
-    if not isinstance(entry, Mapping):
+    # dict, not collections.abc.Mapping: entries come from parsed JSON, and collections costs create ~1.5 ms.
+    if not isinstance(entry, dict):
         raise CgroupError(f"{where}: expected an object, got {entry!r}")
     allow = entry.get("allow")
     if not isinstance(allow, bool):
