@@ -37,7 +37,8 @@ def delete(store: Store, container_id: str, force: bool, log: Log, systemd_cgrou
             _delete_without_state(store, container_id, dir_fd, reason, log, systemd_cgroup)
             return
         require_deletable(container_id, status, force)
-        if status != STOPPED or record.cgroups:
+        cgroups_gone = status == STOPPED and record.cgroups and _remove_empty_cgroups(record, log)
+        if status != STOPPED or (record.cgroups and not cgroups_gone):
             # Also when stopped: processes the init left behind in its cgroup (it was not their pid 1). A paused
             # container is thawed by signal_all for SIGKILL.
             signal_all(record, _signal.SIGKILL, warn=log.warning)
@@ -54,13 +55,24 @@ def delete(store: Store, container_id: str, force: bool, log: Log, systemd_cgrou
 
             hooks = hookpoints.load(store.path(container_id))
         # Step 12: destroy what create made (the mounts went with the init's mount namespace), then step 13.
-        if record.cgroups:
+        if record.cgroups and not cgroups_gone:
             _remove_cgroups(record, log)
             log.debug(f"delete {container_id}: removed its cgroups")
         store.remove(container_id)
         log.debug(f"delete {container_id}: removed its state directory")
         if hooks:
             hookpoints.run("poststop", hooks, record.public_state(STOPPED), log, warn_only=True)
+
+
+def _remove_empty_cgroups(record: ContainerRecord, log: Log) -> bool:
+    """A stopped container's cgroups removed at once when they are empty (the usual delete): nothing to find
+    and kill in them first. False when one is busy (what the init left behind): the caller kills and removes."""
+    from engine.cgroups.remove import remove_if_empty
+
+    removed = remove_if_empty(record.cgroups)
+    if removed:
+        log.debug(f"delete {record.id}: removed its empty cgroups")
+    return removed
 
 
 def _remove_cgroups(record: ContainerRecord, log: Log) -> None:

@@ -106,8 +106,7 @@ def default_rules(linux_devices: Iterable[Device] | None = None) -> list[Rule]:
 
 
 def parse_rule(entry: DeviceCgroup, where: str, warn: Callable[[str], None] | None = None) -> Rule:
-    # dict, not collections.abc.Mapping: the rules come from decoded JSON, and importing collections.abc loads the
-    # collections package (~1.5 ms of create's own process).
+    # dict, not collections.abc.Mapping: entries come from parsed JSON, and collections costs create ~1.5 ms.
     if not isinstance(entry, dict):
         raise CgroupError(f"{where}: expected an object, got {entry!r}")
     allow = entry.get("allow")

@@ -24,9 +24,14 @@ if TYPE_CHECKING:
 
 
 # The config field every error about where the container's cgroup is names. Here, not in layout.py (which
-# defines how the path is read): the managers need only this name, and layout.py's namedtuples import
-# collections (~1.5 ms on every `engine delete`, kill --all, pause and resume).
+# defines how the path is read): the managers need only this name, not the host's layout.
 CGROUPS_PATH = "linux.cgroupsPath"
+
+
+# Manager.to_json's format (state.json's "cgroups"), and the cgroup2 hierarchy's name in it: here, where both the
+# managers and remove.py (delete's shortcut, which loads no manager) find them.
+STATE_VERSION = 1
+UNIFIED = "unified"
 
 
 class CgroupError(EngineError):

@@ -21,28 +21,28 @@ cgroupsPath (config-linux.md "Cgroups Path", with runc's reading of the MAYs):
 from __future__ import annotations
 
 import posixpath
-from collections import namedtuple
 
 from engine.cgroups.fs import CGROUPS_PATH, CgroupError
+from engine.record import record
 
 DEFAULT_PARENT = "/engine"
 
 
-# Immutable records as namedtuples, not frozen dataclasses: `import dataclasses` (inspect, ast) costs ~15 ms,
-# and `engine delete` loads this module.
-class Hierarchy(namedtuple("Hierarchy", "mount_point root name controllers own", defaults=((), "/"))):
+# Immutable records, neither namedtuples nor dataclasses: `collections` (for namedtuple) costs create's parent
+# ~1.5 ms of imports, `dataclasses` (inspect, ast) ~15 ms; engine.record has what these need.
+@record(frozen=True)
+class Hierarchy:
     """mount_point: e.g. /sys/fs/cgroup/memory, /sys/fs/cgroup/unified, /sys/fs/cgroup
     root: the mount's root inside the hierarchy (mountinfo field 4); "/" unless bind-mounted from a subtree
     name: "memory", "cpu,cpuacct", "name=systemd"; "unified" for cgroup2
     controllers: v1 controllers of this hierarchy (empty for named and cgroup2 ones)
     own: our process's cgroup in this hierarchy, from /proc/self/cgroup"""
 
-    __slots__ = ()
     mount_point: str
     root: str
     name: str
-    controllers: tuple[str, ...]
-    own: str
+    controllers: tuple[str, ...] = ()
+    own: str = "/"
 
     @property
     def is_v2(self) -> bool:
@@ -54,15 +54,15 @@ class Hierarchy(namedtuple("Hierarchy", "mount_point root name controllers own",
         return posixpath.normpath(posixpath.join(self.mount_point, rel))
 
 
-class Layout(namedtuple("Layout", "mode v1 unified known", defaults=((), None, frozenset()))):
+@record(frozen=True)
+class Layout:
     """mode: "v1" | "hybrid" | "v2"; known: every controller the kernel knows (/proc/cgroups), for clear
     "not mounted" errors."""
 
-    __slots__ = ()
     mode: str
-    v1: tuple[Hierarchy, ...]
-    unified: Hierarchy | None
-    known: frozenset[str]
+    v1: tuple[Hierarchy, ...] = ()
+    unified: Hierarchy | None = None
+    known: frozenset[str] = frozenset()
 
     def v1_for(self, controller: str) -> Hierarchy | None:
         for h in self.v1:

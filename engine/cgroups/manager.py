@@ -17,6 +17,9 @@ import time
 
 from engine.cgroups import fs
 from engine.cgroups.fs import CGROUPS_PATH, CgroupError, fail, jpath
+from engine.cgroups.fs import STATE_VERSION as STATE_VERSION  # re-exported: the managers' state format
+from engine.cgroups.fs import UNIFIED as UNIFIED  # re-exported
+from engine.cgroups.remove import remove_parents
 
 TYPE_CHECKING = False  # typing costs ~8 ms at import; `engine delete` and `kill` load this module
 if TYPE_CHECKING:
@@ -26,8 +29,6 @@ if TYPE_CHECKING:
     from engine.cgroups.devices import Emulator
     from engine.spec.typed import Device, Resources
 
-STATE_VERSION = 1
-UNIFIED = "unified"
 RESOURCES = "linux.resources"
 
 
@@ -374,12 +375,7 @@ class Manager:
                     errors.append(str(err))
             else:
                 self._release_foreign(directory)
-        # Parents we made (e.g. /engine), deepest first, only while empty: another container may live there.
-        for directory in sorted(created - set(self.dirs.values()), key=len, reverse=True):
-            try:  # noqa: SIM105 - as above
-                os.rmdir(directory)
-            except OSError:
-                pass
+        remove_parents(self.dirs.values(), created)
         if errors:
             raise CgroupError("; ".join(errors))
         self.created = []

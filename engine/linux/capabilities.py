@@ -135,9 +135,12 @@ def last_cap() -> int:
     return _last_cap
 
 
-def current_sets(*, kernel_last_cap: int | None = None, ambient: bool = True) -> dict[str, int]:
+def current_sets(
+    *, kernel_last_cap: int | None = None, ambient: bool = True, bounding: int | None = None
+) -> dict[str, int]:
     """This thread's capability sets as bitmasks, from capget(2) and the bounding/ambient prctls (one per
-    capability each). ambient=False leaves the ambient set out (no "ambient" key)."""
+    capability each). ambient=False leaves the ambient set out (no "ambient" key); `bounding`, when the caller
+    knows it (drop_bounding_set's result), saves reading it back."""
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = _CapDataPair()
     check(libc.capget(ctypes.byref(header), data), "capget")
@@ -146,9 +149,9 @@ def current_sets(*, kernel_last_cap: int | None = None, ambient: bool = True) ->
         "effective": data[0].effective | data[1].effective << 32,
         "permitted": data[0].permitted | data[1].permitted << 32,
         "inheritable": data[0].inheritable | data[1].inheritable << 32,
-        "bounding": 0,
+        "bounding": bounding or 0,
     }
-    for cap in range(top + 1):
+    for cap in range(top + 1) if bounding is None else ():
         if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
             sets["bounding"] |= 1 << cap
     if ambient:
@@ -230,15 +233,26 @@ def _grantable(masks: dict[str, int], held: dict[str, int], warn: Warn) -> dict[
     return out
 
 
-def drop_bounding_set(keep: int, *, kernel_last_cap: int | None = None) -> None:
-    """PR_CAPBSET_DROP every capability not in the bitmask `keep` (needs CAP_SETPCAP)."""
+def drop_bounding_set(keep: int, *, kernel_last_cap: int | None = None) -> int:
+    """PR_CAPBSET_DROP every capability not in the bitmask `keep` (needs CAP_SETPCAP); the bounding set left.
+
+    In the init this runs while `engine start` waits for the exec: one prctl per capability, as runc's, not a
+    read before each drop and a read of the whole set afterwards (~80 prctls through ctypes). Only the kept
+    capabilities are read, for the bounding set this returns."""
     top = last_cap() if kernel_last_cap is None else kernel_last_cap
+    left = 0
     for cap in range(top + 1):
         if keep >> cap & 1:
+            if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
+                left |= 1 << cap
             continue
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+            continue
+        err = ctypes.get_errno()
         if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 0:
-            continue  # already gone; dropping again is harmless but costs a syscall
-        check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"prctl(PR_CAPBSET_DROP, {cap_name(cap)})")
+            continue  # already gone: a drop without CAP_SETPCAP fails even then
+        raise OSError(err, f"prctl(PR_CAPBSET_DROP, {cap_name(cap)}): {os.strerror(err)}")
+    return left
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
@@ -275,11 +289,12 @@ def _set_keepcaps(on: bool) -> None:
     check(libc.prctl(PR_SET_KEEPCAPS, int(on), 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
 
 
-def _apply_sets(masks: dict[str, int], warn: Warn, kernel_last_cap: int) -> None:
-    """capset then ambient, after the bounding set and the user switch are done."""
+def _apply_sets(masks: dict[str, int], warn: Warn, kernel_last_cap: int, bounding: int) -> None:
+    """capset then ambient, after the bounding set (`bounding`: what drop_bounding_set left) and the user switch
+    are done."""
     # Not the ambient set: _grantable does not look at it, and each of its ~41 prctls is time that `engine start`
     # waits for the container's exec.
-    held = current_sets(kernel_last_cap=kernel_last_cap, ambient=False)
+    held = current_sets(kernel_last_cap=kernel_last_cap, ambient=False, bounding=bounding)
     if held["effective"] != held["permitted"]:
         # setuid(non-zero) with KEEPCAPS empties the effective set. Without CAP_SETPCAP effective the
         # kernel would cap the new inheritable set at old inheritable | permitted instead of the bounding
@@ -305,8 +320,8 @@ def apply_capabilities(
     warn = warn or _default_warn
     top = last_cap()
     masks = resolve(caps, warn=warn, unknown=unknown, kernel_last_cap=top)
-    drop_bounding_set(masks["bounding"], kernel_last_cap=top)
-    _apply_sets(masks, warn, top)
+    bounding = drop_bounding_set(masks["bounding"], kernel_last_cap=top)
+    _apply_sets(masks, warn, top, bounding)
 
 
 def _setgroups_allowed() -> bool:
@@ -375,13 +390,13 @@ def apply_user_and_capabilities(
     masks = resolve(caps, warn=warn, unknown=unknown, kernel_last_cap=top)
     pdeath = ctypes.c_int(0)
     check(libc.prctl(PR_GET_PDEATHSIG, ctypes.addressof(pdeath), 0, 0, 0), "prctl(PR_GET_PDEATHSIG)")
-    drop_bounding_set(masks["bounding"], kernel_last_cap=top)
+    bounding = drop_bounding_set(masks["bounding"], kernel_last_cap=top)
     _set_keepcaps(True)
     try:
         switch_user(user or {})
     finally:
         _set_keepcaps(False)
-    _apply_sets(masks, warn, top)
+    _apply_sets(masks, warn, top, bounding)  # a user switch leaves the bounding set as it is
     if pdeath.value:
         check(libc.prctl(PR_SET_PDEATHSIG, pdeath.value, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
 

@@ -43,10 +43,10 @@ SEC = "tests/security/"
 
 # Used by more than one fault.
 DELETE_LEAVES_RUNNING = [  # delete --force kills only a created container, and leaves a running one's cgroups
-    ("        if status != STOPPED or record.cgroups:", '        if status == "created":'),
+    ("        if status != STOPPED or (record.cgroups and not cgroups_gone):", '        if status == "created":'),
     (
-        "        if record.cgroups:\n            _remove_cgroups",
-        '        if record.cgroups and status != "running":\n            _remove_cgroups',
+        "        if record.cgroups and not cgroups_gone:\n            _remove_cgroups",
+        '        if record.cgroups and not cgroups_gone and status != "running":\n            _remove_cgroups',
     ),
 ]
 NO_EXEC_RUN = [  # engine.commands.exec without its run(): the CLI cannot dispatch `exec`
@@ -79,7 +79,7 @@ FAULTS: list[Fault] = [
         "12.1",
         "delete --force does not kill a started container (the issue's example)",
         "engine/delete.py",
-        [("        if status != STOPPED or record.cgroups:", '        if status == "created":')],
+        [("        if status != STOPPED or (record.cgroups and not cgroups_gone):", '        if status == "created":')],
         [IT + "test_lifecycle.py::test_delete_refuses_a_running_container_unless_forced"],
     ),
     fault(

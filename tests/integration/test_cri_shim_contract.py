@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import time
 from pathlib import Path
@@ -64,6 +65,28 @@ def test_kill_all_of_a_stopped_container_kills_what_its_init_left(engine: Engine
     engine("kill", "--all", cid, "KILL", check=True)
     assert wait_for(lambda: cgroup_procs(cgroups_path) == []), "kill --all left the init's child running"
     engine("delete", cid, check=True)
+    assert not os.path.exists(f"/sys/fs/cgroup/pids{cgroups_path}")
+
+
+def test_delete_of_a_stopped_container_kills_what_its_init_left(engine: Engine) -> None:
+    # delete removes a stopped container's empty cgroups at once (rmdir, as runc); a busy one (here the init's
+    # child, left running without a pid namespace to take it down) is found, killed and removed, as before.
+    cid = engine.new_id()
+    cgroups_path = f"/engine-test-{cid}"
+    bundle = engine.bundle(["sh", "-c", "sleep 1000 & exit 0"], name="no-pidns")
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]
+    config["linux"]["cgroupsPath"] = cgroups_path
+    (bundle / "config.json").write_text(json.dumps(config))
+    engine("run", "--detach", "--bundle", str(bundle), cid, check=True)
+    assert wait_for(lambda: engine.state(cid)["status"] == "stopped")
+    [leftover] = cgroup_procs(cgroups_path)
+    fd = os.pidfd_open(leftover)
+    try:
+        engine("delete", cid, check=True)
+        assert select.select([fd], [], [], 10)[0], "delete left the init's child running"
+    finally:
+        os.close(fd)
     assert not os.path.exists(f"/sys/fs/cgroup/pids{cgroups_path}")
 
 

@@ -56,9 +56,8 @@ CORE = {
     "_json",
 }
 LOCK = {"fcntl"}  # the per-container lock: every command that changes a container
-# collections (namedtuples of engine/cgroups/layout.py: ~1.5 ms): only the commands that detect the host's cgroup
-# layout (create, run, update); those that act on an existing container's cgroups (delete, kill --all, pause,
-# resume, ps) load its manager from state.json without it.
+# collections (~1.5 ms): no command on a container's life needs it (engine/cgroups/layout.py's records are
+# engine.record's, not namedtuples); update's contextlib brings it.
 COLLECTIONS = {"collections", "_collections", "operator", "_operator", "itertools", "keyword", "reprlib"}
 # contextlib and what it brings (~2 ms): engine/cgroups/controllers/devices.py imports it (update, create).
 CONTEXTLIB = COLLECTIONS | {"contextlib", "functools", "_functools", "types", "math"}
@@ -81,14 +80,14 @@ CREATE_PARENT = {"_socket", "_struct", "struct", "fcntl", "select", "termios", "
 # `engine run` makes itself the child subreaper (a prctl: ctypes) before create forks, to wait for its init.
 RUN_SUBREAPER = {"_ctypes", "ctypes", "types"}
 # What create and run no longer import (each named here cost ~1-10 ms of every create; bench/README.md, phase 2):
-# dataclasses (engine.record instead), typing (TYPE_CHECKING only), socket (_socket), json and re (state.jsonio),
-# traceback, shutil, tempfile, threading and tty (run's terminal relay imports those when it runs), signal's enum
-# wrappers (_signal), contextlib and functools (engine.errors.suppress), array (engine.linux.scm: it imports
-# collections.abc), and what only the forked children use (resource, atexit, gc's callers).
+# dataclasses and collections (engine.record instead), typing (TYPE_CHECKING only), socket (_socket), json and re
+# (state.jsonio), traceback, shutil, tempfile, threading and tty (run's terminal relay imports those when it runs),
+# signal's enum wrappers (_signal), contextlib and functools (engine.errors.suppress), array (engine.linux.scm: it
+# imports collections.abc), and what only the forked children use (resource, atexit, gc's callers).
 CREATE_FORBIDDEN = {
     "dataclasses", "inspect", "ast", "dis", "tokenize", "linecache", "typing", "socket", "selectors", "json", "re",
     "traceback", "textwrap", "shutil", "fnmatch", "bz2", "lzma", "tempfile", "random", "threading", "tty", "signal",
-    "enum", "contextlib", "functools", "array", "resource", "atexit",
+    "enum", "contextlib", "functools", "array", "resource", "atexit", "collections", "operator", "itertools",
 }  # fmt: skip
 # Not for create either: ctypes (the syscalls are the children's; the console's checks and the cgroups need none).
 FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_SUBREAPER, "run": CREATE_FORBIDDEN}
@@ -102,8 +101,8 @@ BUDGETS = {
     "resume": CORE | LOCK,
     "ps": CORE,
     "update": CORE | LOCK | CONTEXTLIB,
-    "create": CORE | LOCK | COLLECTIONS | {"math"} | CREATE_PARENT,  # math: cgroups' cpu quota conversion
-    "run": CORE | LOCK | COLLECTIONS | {"math"} | CREATE_PARENT | RUN_SUBREAPER,
+    "create": CORE | LOCK | {"math"} | CREATE_PARENT,  # math: cgroups' cpu quota conversion
+    "run": CORE | LOCK | {"math"} | CREATE_PARENT | RUN_SUBREAPER,
     "exec": CORE | LOCK | CONTEXTLIB | SETUP,
 }
 
@@ -295,6 +294,21 @@ def test_state_and_list_of_records(tmp_path: Path) -> None:
     within_budget("list", modules)
 
 
+def test_delete_of_a_stopped_container_loads_no_cgroup_manager(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Its empty cgroups are removed at once (engine/cgroups/remove.py): no manager, no freezer, no kill.py.
+    from tests.integration.test_lifecycle import wait_for
+
+    container_id = engine.new_id()
+    engine("run", "--detach", "--bundle", str(engine.bundle(["true"])), container_id, check=True)
+    assert wait_for(lambda: engine.state(container_id)["status"] == "stopped")
+    code, modules, errors = modules_of(tmp_path, "--root", str(engine.root), "delete", container_id)
+    assert code == 0, errors
+    assert "engine.cgroups.remove" in modules
+    managers = {"engine.cgroups.manager", "engine.cgroups.v1", "engine.cgroups.v2", "engine.cgroups.freezer"}
+    assert not managers & modules, sorted(managers & modules)
+    within_budget("delete", {name.split(".")[0] for name in modules} - BARE)
+
+
 def test_kill_of_a_dead_init_and_delete_of_a_stopped_record(tmp_path: Path) -> None:
     root = tmp_path / "root"
     fake_container(root, "c1", "running", dead_pid(), 1)
@@ -332,7 +346,7 @@ def test_create_leaves_the_set_up_code_to_its_child() -> None:
 
 def test_the_cgroup_device_rules_load_no_collections() -> None:
     # create's own process imports engine.cgroups.devices for every container (the default rules): the collections
-    # package (~1.5 ms) must not come with it. (engine.cgroups.layout's namedtuples still load it on main.)
+    # package (~1.5 ms) must not come with it (CREATE_FORBIDDEN says so for the whole command; this names the module).
     assert "collections" not in modules_after("engine.cgroups.devices", "engine.cgroups.controllers.devices")
 
 

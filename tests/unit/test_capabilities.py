@@ -255,3 +255,24 @@ def test_no_new_privileges() -> None:
 
     out, status = run_in_child(child)
     assert status == 0 and out["ok"] == {"before": False, "after": True, "status": "1"}
+
+
+def test_the_bounding_set_is_dropped_with_one_prctl_a_capability(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The init drops the bounding set while `engine start` waits for its exec: a drop per capability (runc's
+    # way), reads only of the kept ones, and no read of the whole set afterwards.
+    bounding = set(range(41))
+    calls: list[tuple[int, int]] = []
+
+    class FakeLibc:
+        def prctl(self, option: int, cap: int, *_: int) -> int:
+            calls.append((option, cap))
+            if option == caps.PR_CAPBSET_DROP:
+                bounding.discard(cap)
+                return 0
+            return int(cap in bounding)
+
+    monkeypatch.setattr(caps, "libc", FakeLibc())
+    keep = mask("CAP_KILL", "CAP_NET_BIND_SERVICE")
+    assert caps.drop_bounding_set(keep, kernel_last_cap=40) == keep
+    assert bounding == {caps.CAPABILITIES["CAP_KILL"], caps.CAPABILITIES["CAP_NET_BIND_SERVICE"]}
+    assert len(calls) == 41, calls
