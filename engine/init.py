@@ -14,7 +14,7 @@ from __future__ import annotations
 import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
 import os
 
-from engine import channel, lsm, pty
+from engine import channel, lsm
 from engine.channel import Channel
 from engine.errors import suppress
 from engine.linux import capabilities, kernel, proctitle
@@ -38,7 +38,6 @@ from engine.rootless import hooks as rootless_hooks
 from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
 from engine.setup.masking import mask_paths, open_dev_null, readonly_paths
-from hooks.runner import run_hooks
 from state import jsonio
 
 TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are strings
@@ -56,7 +55,7 @@ def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
     """First child: enter the namespaces, fork the init into them, report its pid, exit. `chan` is ours to talk
     to `engine create`; `init_chan` is the init's, only passed on."""
     try:
-        _import_what_the_config_needs(plan.config)
+        _import_what_the_config_needs(plan)
         keep = {chan.fileno(), init_chan.fileno(), plan.fifo_fd, *plan.bind_source_fds.values()}
         begin_child(plan.config["process"], {fd for fd in keep if fd >= 0}, keep_below=3 + plan.preserve_fds)
         flags = plan.namespace_flags
@@ -100,12 +99,18 @@ def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
         os._exit(1)
 
 
-def _import_what_the_config_needs(config: Spec) -> None:
+def _import_what_the_config_needs(plan: InitPlan) -> None:
     """Set-up code only some configs use, imported here, first thing in the intermediate child (the host's files,
-    no namespace entered yet), instead of at the top of this module: ~1 ms of every create without it. The init and
-    the container's process, forks of this one, find it loaded (nothing may load after pivot_root)."""
+    no namespace entered yet), instead of at the top of this module: each create pays only for what its config
+    uses (seccomp ~1 ms; the pty with the console and termios, the hook runner ~0.5 ms each). The init and the
+    container's process, forks of this one, find it loaded (nothing may load after pivot_root)."""
+    config = plan.config
     if config.get("linux", {}).get("seccomp"):
-        import engine.linux.seccomp  # noqa: F401
+        import engine.linux.seccomp
+    if config["process"].get("terminal"):
+        import engine.pty  # noqa: F401
+    if plan.hooks.get("createContainer") or plan.hooks.get("startContainer"):  # the ones the init runs (_run_hooks)
+        import hooks.runner  # noqa: F401
 
 
 def _write_time_offsets(offsets: TimeOffsets, proc: ProcFS) -> None:
@@ -171,6 +176,8 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         if terminal:  # the container's /dev/pts is our /dev/pts now; before anything is made read-only
             # The master goes back to `engine create`, which holds the connection to --console-socket: a host path
             # that we, maybe a user namespace's root, may not reach.
+            from engine import pty  # loaded already: _import_what_the_config_needs
+
             pty.setup_console(
                 lambda master: chan.send_with_fd(channel.ConsoleMaster(), master),
                 process.get("consoleSize"),
@@ -297,6 +304,8 @@ def _run_hooks(plan: InitPlan, stage: str, state: dict[str, Any], exec_fds: list
     if hooks:
         # runc's working directories: the rootfs for createContainer; process.cwd (ours by then) for startContainer.
         cwd = plan.rootfs if stage == "createContainer" else None
+        from hooks.runner import run_hooks  # loaded already: _import_what_the_config_needs
+
         state_json = jsonio.dumps(state).encode()
         run_hooks(stage, hooks, state_json, warn_only=False, warn=lambda m: None, cwd=cwd, exec_fds=exec_fds)
 

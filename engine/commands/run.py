@@ -4,6 +4,7 @@ status (128+n when killed by signal n), deleting it afterwards as runc does."""
 from __future__ import annotations
 
 import _signal  # not signal (its enums: ~1.5 ms of every run)
+import gc
 import os
 
 from engine import console
@@ -60,6 +61,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         raise
     if args.detach:
         return 0
+    # Waiting for as long as the container runs (relaying its terminal): collect again (engine.cli disabled it).
+    gc.enable()
     try:
         for sig in FORWARDED:
             if sig == _signal.SIGWINCH and relay is not None:

@@ -75,7 +75,8 @@ SETUP = {
 # struct, select), pwd for the id maps. The container's set-up code (ctypes for the syscalls, the mounts, seccomp,
 # the hooks' runner...) is imported by the forked child, while create waits on the kernel to put it in the cgroups
 # (engine.create._intermediate); the init imports it all before pivot_root (test_late_imports.py).
-CREATE_PARENT = {"_socket", "_struct", "struct", "fcntl", "select", "termios", "pwd"}
+# gc (built in): engine.cli turns the cyclic collector off for create and run.
+CREATE_PARENT = {"_socket", "_struct", "struct", "fcntl", "select", "termios", "pwd", "gc"}
 # `engine run` makes itself the child subreaper (a prctl: ctypes) before create forks, to wait for its init.
 RUN_SUBREAPER = {"_ctypes", "ctypes", "types"}
 # What create and run no longer import (each named here cost ~1-10 ms of every create; bench/README.md, phase 2):
@@ -332,10 +333,33 @@ def modules_after(*imports: str) -> set[str]:
 
 def test_create_leaves_the_set_up_code_to_its_child() -> None:
     # engine.create's own process makes no syscall through ctypes; its forked child imports engine.init (while
-    # create waits on the cgroups), which loads seccomp only for a config with a filter (init's
+    # create waits on the cgroups), which loads seccomp only for a config with a filter, the pty (with the console
+    # and termios) only for process.terminal, the hook runner only for hooks the init runs (init's
     # _import_what_the_config_needs).
     parent = modules_after("engine.commands.create")
     assert not {"ctypes", "engine.init", "engine.pty", "engine.linux.kernel", "engine.setup.rootfs"} & parent
     child = modules_after("engine.init")
-    assert {"ctypes", "engine.pty", "engine.linux.kernel", "engine.setup.rootfs"} <= child
+    assert {"ctypes", "engine.linux.kernel", "engine.setup.rootfs"} <= child
     assert not {"engine.linux.seccomp", "collections", "array"} & child
+    assert not {"engine.pty", "engine.console", "termios", "hooks.runner"} & child
+
+
+def test_the_cgroup_device_rules_load_no_collections() -> None:
+    # create's own process imports engine.cgroups.devices for every container (the default rules): the collections
+    # package (~1.5 ms) must not come with it (CREATE_FORBIDDEN says so for the whole command; this names the module).
+    assert "collections" not in modules_after("engine.cgroups.devices", "engine.cgroups.controllers.devices")
+
+
+def test_the_monitor_starts_without_socket_and_contextlib(tmp_path: Path) -> None:
+    # A root's exit monitor is a fresh interpreter (state/monitor.py _spawn), started again whenever one idled out:
+    # socket and contextlib (enum, selectors, collections, functools) were ~10 ms of its start. Runs the monitor's
+    # main for an empty root (it returns at once when idle), as _spawn's child does.
+    code = (
+        f"import sys; sys.path[:0] = [{str(REPO)!r}]; from state import monitor; monitor.IDLE_EXIT = 0; "
+        f"root = {str(tmp_path)!r}; import os; lock, server = monitor._claim(root, os.path.join(root, "
+        "monitor.MONITOR_SOCKET)); monitor.main(root, lock, server); print(sorted(sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
+    modules = set(ast.literal_eval(result.stdout))
+    assert "state.store" in modules  # it did run
+    assert not {"socket", "contextlib", "enum", "selectors", "collections"} & modules
