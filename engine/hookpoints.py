@@ -35,19 +35,15 @@ if TYPE_CHECKING:
 else:
     Hooks = dict  # a plain alias: typing is not imported at run time
 
+# The hook stages in the order config.md runs them, spelled as Literals for the type checker (TypedDict keys).
+# engine.spec.constants.HOOK_NAMES is the same list, but importing it costs typing at run time;
+# tests/unit/test_spec_models.py holds the two equal.
+STAGES: tuple[Stage, ...] = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
 
 def collect(config: Spec, hooks_dirs: list[str]) -> Hooks:
     given = config.get("hooks", {})
-    # The models' stages, in their order: the validated document's keys come out in the models' field order.
-    stages: tuple[Stage, ...] = (
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    )
-    hooks: Hooks = {stage: list(given[stage]) for stage in stages if given.get(stage)}
+    hooks: Hooks = {stage: list(given[stage]) for stage in STAGES if given.get(stage)}
     if not hooks_dirs:
         return hooks
     from hooks.dropins import DropInError, load_dropins, matching_hooks, merge

@@ -228,6 +228,10 @@ def test_other_enumerations_match_schema(schemas: dict[str, Any]) -> None:
     assert set(constants.CONTAINER_STATUSES) == set(status)
     hooks = schemas["config-schema.json"]["properties"]["hooks"]["properties"]
     assert list(constants.HOOK_NAMES) == list(hooks)
+    # engine.hookpoints spells the stages out (no typing at run time): the same names, in the same order.
+    from engine import hookpoints
+
+    assert hookpoints.STAGES == constants.HOOK_NAMES
     assert set(constants.DEVICE_TYPES) == set("cbup")  # FileType pattern ^[cbup]$
 
 
