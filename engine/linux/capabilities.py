@@ -145,15 +145,17 @@ def current_sets(
     data = _CapDataPair()
     check(libc.capget(ctypes.byref(header), data), "capget")
     top = last_cap() if kernel_last_cap is None else kernel_last_cap
+    if bounding is None:
+        bounding = 0
+        for cap in range(top + 1):
+            if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
+                bounding |= 1 << cap
     sets = {
         "effective": data[0].effective | data[1].effective << 32,
         "permitted": data[0].permitted | data[1].permitted << 32,
         "inheritable": data[0].inheritable | data[1].inheritable << 32,
-        "bounding": bounding or 0,
+        "bounding": bounding,
     }
-    for cap in range(top + 1) if bounding is None else ():
-        if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
-            sets["bounding"] |= 1 << cap
     if ambient:
         sets["ambient"] = 0
         for cap in range(top + 1):
