@@ -34,6 +34,21 @@ def cgroup_procs(cgroups_path: str) -> list[int]:
     raise AssertionError(f"no cgroup.procs for {cgroups_path}")
 
 
+def stopped_with_a_child_left(engine: Engine) -> tuple[str, str]:
+    """A stopped container whose init left a child running (no pid namespace of its own, as a pod's app container
+    sharing the pod's): its id and cgroupsPath."""
+    cid = engine.new_id()
+    cgroups_path = f"/engine-test-{cid}"
+    bundle = engine.bundle(["sh", "-c", "sleep 1000 & exit 0"], name="no-pidns")
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]
+    config["linux"]["cgroupsPath"] = cgroups_path
+    (bundle / "config.json").write_text(json.dumps(config))
+    engine("run", "--detach", "--bundle", str(bundle), cid, check=True)
+    assert wait_for(lambda: engine.state(cid)["status"] == "stopped")
+    return cid, cgroups_path
+
+
 def test_kill_of_a_stopped_container_says_container_not_running(engine: Engine) -> None:
     # The shim turns a failed kill whose message has runc's "container not running" into "process already
     # finished"; any other wording fails the kill, and with it the CRI's handling of the container's exit
@@ -50,15 +65,7 @@ def test_kill_all_of_a_stopped_container_kills_what_its_init_left(engine: Engine
     # A container without a pid namespace of its own (a pod's app container sharing the pod's) leaves its init's
     # children running when the init exits; the shim then runs `kill --all <id> KILL`, as runc allows on a
     # stopped container: what is still in the container's cgroup is signalled, and the command succeeds.
-    cid = engine.new_id()
-    cgroups_path = f"/engine-test-{cid}"
-    bundle = engine.bundle(["sh", "-c", "sleep 1000 & exit 0"], name="no-pidns")
-    config = json.loads((bundle / "config.json").read_text())
-    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]
-    config["linux"]["cgroupsPath"] = cgroups_path
-    (bundle / "config.json").write_text(json.dumps(config))
-    engine("run", "--detach", "--bundle", str(bundle), cid, check=True)
-    assert wait_for(lambda: engine.state(cid)["status"] == "stopped")
+    cid, cgroups_path = stopped_with_a_child_left(engine)
     leftovers = cgroup_procs(cgroups_path)
     assert len(leftovers) == 1 and b"sleep" in Path(f"/proc/{leftovers[0]}/cmdline").read_bytes()
 
@@ -71,15 +78,7 @@ def test_kill_all_of_a_stopped_container_kills_what_its_init_left(engine: Engine
 def test_delete_of_a_stopped_container_kills_what_its_init_left(engine: Engine) -> None:
     # delete removes a stopped container's empty cgroups at once (rmdir, as runc); a busy one (here the init's
     # child, left running without a pid namespace to take it down) is found, killed and removed, as before.
-    cid = engine.new_id()
-    cgroups_path = f"/engine-test-{cid}"
-    bundle = engine.bundle(["sh", "-c", "sleep 1000 & exit 0"], name="no-pidns")
-    config = json.loads((bundle / "config.json").read_text())
-    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]
-    config["linux"]["cgroupsPath"] = cgroups_path
-    (bundle / "config.json").write_text(json.dumps(config))
-    engine("run", "--detach", "--bundle", str(bundle), cid, check=True)
-    assert wait_for(lambda: engine.state(cid)["status"] == "stopped")
+    cid, cgroups_path = stopped_with_a_child_left(engine)
     [leftover] = cgroup_procs(cgroups_path)
     fd = os.pidfd_open(leftover)
     try:
