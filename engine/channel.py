@@ -53,7 +53,7 @@ from __future__ import annotations
 import _socket
 import os
 
-from engine.errors import EngineError, one_line
+from engine.errors import EngineError, one_line, suppress
 from engine.linux import scm
 from engine.record import field_names, record
 from state import jsonio
@@ -300,10 +300,8 @@ class Channel:
         message = one_line(err)
         if os.environ.get("ENGINE_DEBUG_INIT"):
             message += " | " + " ".join(traceback.format_exception(err)).replace("\n", " ")
-        try:  # noqa: SIM105 (contextlib is ~2 ms of import on the create path)
+        with suppress(OSError, ChannelError):  # nobody left to tell
             self.send(Failed(message))
-        except (OSError, ChannelError):  # nobody left to tell
-            pass
 
 
 def _past_a_reset(call: Callable[..., T], *args: Any) -> T:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from engine.container import open_pidfd
-from engine.errors import EngineError
+from engine.errors import EngineError, suppress
 from engine.log import Log
 from state.rules import require_startable
 from state.store import EXEC_FIFO, HOOKS_FILE, Store
@@ -45,10 +45,8 @@ def start(store: Store, container_id: str, log: Log) -> None:
         finally:
             os.close(fifo)
             os.close(pidfd)
-        try:  # noqa: SIM105 - contextlib costs start ~2 ms to import
+        with suppress(FileNotFoundError):
             os.unlink(EXEC_FIFO, dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
         log.debug(f"start {container_id}: released the init (pid {record.pid}) through the exec fifo")
         if reply != b"0":
             life.fire("stop")

@@ -41,6 +41,7 @@ import os
 import select
 import time
 
+from engine.errors import suppress
 from state.process import reap
 
 TYPE_CHECKING = False
@@ -177,10 +178,8 @@ def _fork_exec(exec_fd: int, argv: list[str], env: dict[str, str], stdin: int, s
             os.closerange(exec_fd + 1, 1 << 20)
             os.setsid()
             for sig in _DEFAULT_SIGNALS:
-                try:  # noqa: SIM105 - contextlib: not worth its import here
+                with suppress(OSError, ValueError):
                     _signal.signal(sig, _signal.SIG_DFL)
-                except (OSError, ValueError):
-                    pass
             _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
             os.execve(exec_fd, argv, env)
         finally:

@@ -24,6 +24,8 @@ import select
 import sys
 import time
 
+from engine.errors import suppress
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import _socket
@@ -110,10 +112,8 @@ def _claim(root: str, path: str) -> tuple[int, int] | None:
         os.close(lock_fd)
         return None
     try:
-        try:  # noqa: SIM105 - as above
+        with suppress(FileNotFoundError):
             os.unlink(path)  # a dead monitor's socket
-        except FileNotFoundError:
-            pass
         server = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
             server.bind(path)
@@ -172,10 +172,8 @@ def main(root: str, lock_fd: int = 3, server_fd: int = 4) -> None:
         monitor.loop()
         # Idle. Unlink while still holding the lock, so a new monitor never loses its fresh socket to us; from
         # here on a command that pokes finds no socket and waits for the lock (ensure_running).
-        try:  # noqa: SIM105 - contextlib is not imported here (above)
+        with suppress(FileNotFoundError):
             os.unlink(sock_path)
-        except FileNotFoundError:
-            pass
         monitor.poller.unregister(monitor.server)
         monitor.server.close()
         # A command that wrote its container and poked just before the unlink may not have been seen.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 
-from engine.errors import ContainerNotFound, EngineError
+from engine.errors import ContainerNotFound, EngineError, suppress
 from state import jsonio
 from state.ids import validate_id
 from state.record import ContainerRecord
@@ -51,10 +51,8 @@ def write_atomically(dir_fd: int, name: str, data: bytes) -> None:
             os.close(fd)
         os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        try:  # noqa: SIM105 - contextlib.suppress would import contextlib on every command
+        with suppress(OSError):
             os.unlink(tmp, dir_fd=dir_fd)
-        except OSError:
-            pass
         raise
 
 
@@ -214,10 +212,8 @@ class Store:
             os.unlink(directory)
             return
         try:
-            try:  # noqa: SIM105 - contextlib.suppress would import contextlib on every command
+            with suppress(FileNotFoundError):
                 os.unlink(STATE_FILE, dir_fd=dir_fd)
-            except FileNotFoundError:
-                pass
             for name in os.listdir(dir_fd):
                 try:
                     os.unlink(name, dir_fd=dir_fd)

@@ -12,6 +12,7 @@ import time
 
 from engine.cgroups import fs
 from engine.cgroups.fs import CgroupError
+from engine.errors import suppress
 
 FREEZE_TIMEOUT = 10.0
 
@@ -20,10 +21,8 @@ def freeze_v1(d: str) -> None:
     try:
         _freeze_v1(d)
     except CgroupError:
-        try:  # noqa: SIM105 - contextlib costs an import on `engine delete`
+        with suppress(CgroupError):
             fs.write("freeze", d, "freezer.state", "THAWED")
-        except CgroupError:
-            pass
         raise
 
 
@@ -74,10 +73,8 @@ def freeze_v2(d: str) -> None:
         if "frozen 1" in events.splitlines():
             return
         if time.monotonic() >= deadline:
-            try:  # noqa: SIM105 - as above
+            with suppress(CgroupError):
                 fs.write("freeze", d, "cgroup.freeze", "0")
-            except CgroupError:
-                pass
             raise CgroupError(f"freeze: {d} did not report frozen within {FREEZE_TIMEOUT:.0f}s; thawed it again")
         time.sleep(delay)
         delay = min(delay * 2, 0.05)

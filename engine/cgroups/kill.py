@@ -21,6 +21,7 @@ import os
 
 from engine.cgroups import fs
 from engine.cgroups.fs import CgroupError
+from engine.errors import suppress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -77,10 +78,8 @@ def _signal_listed(directory: str, sig: int, signalled: set[int], spared: set[in
             for pid, fd in fds.items():
                 if pid not in listed:
                     continue  # exited (its pid may be someone else's by now)
-                try:  # noqa: SIM105 - contextlib costs an import on `engine kill`
+                with suppress(ProcessLookupError):
                     _signal.pidfd_send_signal(fd, sig)
-                except ProcessLookupError:
-                    pass
                 signalled.add(pid)
         finally:
             for fd in fds.values():

@@ -20,6 +20,7 @@ from engine.cgroups.fs import CGROUPS_PATH, CgroupError, fail, jpath
 from engine.cgroups.fs import STATE_VERSION as STATE_VERSION  # re-exported: the managers' state format
 from engine.cgroups.fs import UNIFIED as UNIFIED  # re-exported
 from engine.cgroups.remove import remove_parents
+from engine.errors import suppress
 
 TYPE_CHECKING = False  # typing costs ~8 ms at import; `engine delete` and `kill` load this module
 if TYPE_CHECKING:
@@ -244,10 +245,8 @@ class Manager:
     def _undo_create(self) -> None:
         """After a failed create: remove every directory we made, children first."""
         for directory in reversed(self.created):
-            try:  # noqa: SIM105 - contextlib costs an import on `engine delete`
+            with suppress(OSError):
                 os.rmdir(directory)
-            except OSError:
-                pass
         self.created = []
 
     # ----- processes --------------------------------------------------------------------------------------------

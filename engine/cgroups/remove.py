@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from engine.cgroups.fs import STATE_VERSION, UNIFIED
+from engine.errors import suppress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,10 +46,8 @@ def remove_parents(leaves: Iterable[str], created: Iterable[str]) -> None:
     """The parents create made for the container's cgroups (e.g. /engine), deepest first, only while empty:
     another container may live there."""
     for directory in sorted(set(created) - set(leaves), key=len, reverse=True):
-        try:  # noqa: SIM105 - contextlib costs an import on `engine delete`
+        with suppress(OSError):
             os.rmdir(directory)
-        except OSError:
-            pass
 
 
 def _freezing_last(item: tuple[str, str]) -> int:
