@@ -16,6 +16,23 @@ that fails write "exec <program>: errno=N" to the status fd and exit 127. While 
 paths, /proc/self/exe is the sealed memfd: an image that points at it gets the trampoline again (which stops at
 once: it wants at least two arguments) and a file nobody can write.
 
+The container's init can also hand the wait for `engine start` to the trampoline (`release`), so that `start`
+waits only for the trampoline's few system calls and the program's execve, not for the teardown of a Python image
+(~1.4 ms): the init becomes the process (user, capabilities, no_new_privs) first, then execs the trampoline, which
+
+- installs handlers that exit 128+N for the signals the init handled while waiting (pid 1 of a pid namespace
+  drops a signal left at its default action), then unblocks them (the init blocked them across its execve, so
+  one sent meanwhile is pending, not lost);
+- opens the exec fifo for writing through its private procfs (openat(procfs fd, "<pid>/fd/<O_PATH fd>"): the
+  magic link of its own fd, never the container's /proc); this blocks until `start` opens the read end;
+- puts the writable end on the O_PATH fd's number (dup3, close-on-exec: the O_PATH fd to a host file is gone,
+  CVE-2016-9962), closes the procfs fd;
+- setresgid(gid, gid, gid): the init exec'd the trampoline with its effective gid different from its real one,
+  which makes the kernel exec it non-dumpable (fs.suid_dumpable) and keeps ptrace-style access to it (its
+  /proc/1/fd, the procfs and O_PATH fds) to those with CAP_SYS_PTRACE over it, as the waiting Python init was;
+  the change of ids keeps it non-dumpable until the program's execve;
+- writes "0" and execs the program as above (a failure is reported on the fifo, as above).
+
 The machine code below is assembled by hand (no compiler on the build path); each instruction is listed next to
 its bytes. The program's argv is [program path, argv[0] of the program, argv[1], ...].
 """
@@ -27,6 +44,8 @@ import fcntl
 import os
 import struct
 
+from engine.record import record
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,6 +56,7 @@ MFD_ALLOW_SEALING = 0x0002
 MFD_EXEC = 0x0010  # Linux 6.3: ask for an executable memfd explicitly (vm.memfd_noexec)
 F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_EXEC = 0x1, 0x2, 0x4, 0x8, 0x20
 F_ADD_SEALS = 1033
+SA_RESTORER = 0x04000000
 MESSAGE_PATH_MAX = 512  # the program's path quoted in a failure message is cut here
 
 
@@ -76,10 +96,20 @@ def _imm32(value: int) -> bytes:
     return struct.pack("<i", value)
 
 
-def program(status_fd: int, prefix: bytes, suffix: bytes, *, mark_cloexec: bool) -> bytes:
-    """The trampoline as an ELF executable. status_fd < 0: report nothing, just exit 127 on failure."""
+def program(
+    status_fd: int,
+    prefix: bytes,
+    suffix: bytes,
+    *,
+    mark_cloexec: bool,
+    release: Release | None = None,
+) -> bytes:
+    """The trampoline as an ELF executable. status_fd < 0: report nothing, just exit 127 on failure. release: the
+    trampoline waits for `engine start` itself, then its status fd is the exec fifo it opened (see the module)."""
     c = _Code()
-    if status_fd >= 0 and mark_cloexec:
+    if release is not None:
+        _wait_for_start(c, release, status_fd)
+    elif status_fd >= 0 and mark_cloexec:
         # fcntl(status_fd, F_SETFD, FD_CLOEXEC): it must stay open in us but close when the program runs.
         c.emit(0xBF, _imm32(status_fd))  # mov edi, status_fd
         c.emit(0xBE, _imm32(2))  # mov esi, F_SETFD
@@ -122,10 +152,23 @@ def program(status_fd: int, prefix: bytes, suffix: bytes, *, mark_cloexec: bool)
         c.emit(0xBA, _imm32(3))  # mov edx, 3
         c.emit(0xB8, _imm32(20))  # mov eax, SYS_writev        one write: one packet on a SEQPACKET socket
         c.emit(0x0F, 0x05)  # syscall
+    c.label("quit")
     c.emit(0xBF, _imm32(127))  # mov edi, 127
     c.emit(0xB8, _imm32(231))  # mov eax, SYS_exit_group
     c.emit(0x0F, 0x05)  # syscall
     c.emit(0xF4)  # hlt                        (not reached)
+    if release is not None:
+        c.label("on_signal")  # the handler: rdi = the signal's number
+        c.emit(0x81, 0xC7, _imm32(128))  # add edi, 128              the status of a default-action death
+        c.emit(0xB8, _imm32(231))  # mov eax, SYS_exit_group
+        c.emit(0x0F, 0x05)  # syscall
+        c.label("sigreturn")  # sa_restorer: x86_64 refuses a handler without one (never reached: we exit)
+        c.emit(0xB8, _imm32(15))  # mov eax, SYS_rt_sigreturn
+        c.emit(0x0F, 0x05)  # syscall
+        c.label("fifo_link")
+        c.emit(release.fifo_link + b"\0")
+        c.label("ready")
+        c.emit(b"0")
     c.label("prefix")
     c.emit(prefix)
     c.label("suffix")
@@ -133,6 +176,86 @@ def program(status_fd: int, prefix: bytes, suffix: bytes, *, mark_cloexec: bool)
     c.label("digits")
     c.emit("".join(f"{n:03d}" for n in range(256)).encode())
     return _elf(c.link())
+
+
+@record(frozen=True)
+class Release:
+    """What the trampoline needs to wait for `engine start` itself (see the module)."""
+
+    proc_fd: int  # the root of the init's private procfs, inherited; closed once the fifo is open
+    fifo_link: bytes  # "<pid>/fd/<the O_PATH fd of the fifo>", relative to that root
+    signals: tuple[int, ...]  # exit 128+N on these while waiting (the init blocked them across its execve)
+
+
+def _wait_for_start(c: _Code, release: Release, status_fd: int) -> None:
+    """The code before the program's execve when the trampoline releases itself: the signals handled, the fifo
+    opened (blocks until `engine start`), the gid made whole again, "0" written. A failure before "0": exit 127
+    (`start` then reports that the init exited)."""
+    c.emit(0x48, 0x83, 0xEC, 0x20)  # sub rsp, 32                struct sigaction
+    c.emit(0x48, 0x8D, 0x05)  # lea rax, [rip+on_signal]
+    c.rel32("on_signal")
+    c.emit(0x48, 0x89, 0x04, 0x24)  # mov [rsp], rax             sa_handler
+    c.emit(0x48, 0xC7, 0x44, 0x24, 0x08, _imm32(SA_RESTORER))  # mov qword [rsp+8], SA_RESTORER  sa_flags
+    c.emit(0x48, 0x8D, 0x05)  # lea rax, [rip+sigreturn]
+    c.rel32("sigreturn")
+    c.emit(0x48, 0x89, 0x44, 0x24, 0x10)  # mov [rsp+16], rax          sa_restorer
+    c.emit(0x48, 0xC7, 0x44, 0x24, 0x18, _imm32(0))  # mov qword [rsp+24], 0      sa_mask: none
+    for sig in release.signals:
+        c.emit(0xBF, _imm32(sig))  # mov edi, sig
+        c.emit(0x48, 0x89, 0xE6)  # mov rsi, rsp               the new action
+        c.emit(0x31, 0xD2)  # xor edx, edx               no old action wanted
+        c.emit(0x41, 0xBA, _imm32(8))  # mov r10d, 8               sizeof(sigset_t)
+        c.emit(0xB8, _imm32(13))  # mov eax, SYS_rt_sigaction
+        c.emit(0x0F, 0x05)  # syscall
+    c.emit(0x48, 0xC7, 0x04, 0x24, _imm32(0))  # mov qword [rsp], 0         an empty signal set
+    c.emit(0xBF, _imm32(2))  # mov edi, SIG_SETMASK
+    c.emit(0x48, 0x89, 0xE6)  # mov rsi, rsp
+    c.emit(0x31, 0xD2)  # xor edx, edx
+    c.emit(0x41, 0xBA, _imm32(8))  # mov r10d, 8
+    c.emit(0xB8, _imm32(14))  # mov eax, SYS_rt_sigprocmask  nothing blocked: what the program starts with
+    c.emit(0x0F, 0x05)  # syscall
+    c.emit(0x48, 0x83, 0xC4, 0x20)  # add rsp, 32
+    c.emit(0xBF, _imm32(release.proc_fd))  # mov edi, proc_fd
+    c.emit(0x48, 0x8D, 0x35)  # lea rsi, [rip+fifo_link]
+    c.rel32("fifo_link")
+    c.emit(0xBA, _imm32(os.O_WRONLY | os.O_CLOEXEC))  # mov edx, O_WRONLY|O_CLOEXEC
+    c.emit(0x45, 0x31, 0xD2)  # xor r10d, r10d
+    c.emit(0xB8, _imm32(257))  # mov eax, SYS_openat         blocks until `start` opens the read end
+    c.emit(0x0F, 0x05)  # syscall
+    c.emit(0x48, 0x85, 0xC0)  # test rax, rax
+    c.emit(0x0F, 0x88)  # js quit
+    c.rel32("quit")
+    c.emit(0x89, 0xC3)  # mov ebx, eax               the fifo's write end (rbx survives syscalls)
+    c.emit(0x89, 0xDF)  # mov edi, ebx
+    c.emit(0xBE, _imm32(status_fd))  # mov esi, status_fd          the O_PATH fd's number: closes it
+    c.emit(0xBA, _imm32(os.O_CLOEXEC))  # mov edx, O_CLOEXEC
+    c.emit(0xB8, _imm32(292))  # mov eax, SYS_dup3
+    c.emit(0x0F, 0x05)  # syscall
+    c.emit(0x48, 0x85, 0xC0)  # test rax, rax
+    c.emit(0x0F, 0x88)  # js quit
+    c.rel32("quit")
+    c.emit(0x89, 0xDF)  # mov edi, ebx
+    c.emit(0xB8, _imm32(3))  # mov eax, SYS_close
+    c.emit(0x0F, 0x05)  # syscall
+    c.emit(0xBF, _imm32(release.proc_fd))  # mov edi, proc_fd
+    c.emit(0xB8, _imm32(3))  # mov eax, SYS_close           the procfs: nothing of it reaches the program
+    c.emit(0x0F, 0x05)  # syscall
+    c.emit(0xB8, _imm32(104))  # mov eax, SYS_getgid
+    c.emit(0x0F, 0x05)  # syscall
+    c.emit(0x89, 0xC7)  # mov edi, eax
+    c.emit(0x89, 0xC6)  # mov esi, eax
+    c.emit(0x89, 0xC2)  # mov edx, eax
+    c.emit(0xB8, _imm32(119))  # mov eax, SYS_setresgid      real = effective = saved: the program's gid
+    c.emit(0x0F, 0x05)  # syscall
+    c.emit(0x48, 0x85, 0xC0)  # test rax, rax
+    c.emit(0x0F, 0x85)  # jnz quit
+    c.rel32("quit")
+    c.emit(0xBF, _imm32(status_fd))  # mov edi, status_fd
+    c.emit(0x48, 0x8D, 0x35)  # lea rsi, [rip+ready]
+    c.rel32("ready")
+    c.emit(0xBA, _imm32(1))  # mov edx, 1
+    c.emit(0xB8, _imm32(1))  # mov eax, SYS_write           "0": released, the execve comes next
+    c.emit(0x0F, 0x05)  # syscall
 
 
 def _elf(code: bytes) -> bytes:
@@ -188,17 +311,21 @@ class Trampoline:
         *,
         frame: Callable[[str], tuple[bytes, bytes]] | None = None,
         mark_cloexec: bool = True,
+        release: Release | None = None,
     ) -> None:
         head = f"exec {program_path[:MESSAGE_PATH_MAX]}: errno="
         prefix, suffix = frame(head) if frame is not None else (head.encode(errors="replace"), b"")
         self.path = program_path
         self.status_fd = status_fd
-        self.fd = sealed(program(status_fd, prefix, suffix, mark_cloexec=mark_cloexec))
+        self.release = release
+        self.fd = sealed(program(status_fd, prefix, suffix, mark_cloexec=mark_cloexec, release=release))
 
     def execve(self, args: list[str], env: dict[str, str]) -> None:
         """Replace this process with the program, through the trampoline. Returns only by raising OSError."""
         if self.status_fd >= 0:
             os.set_inheritable(self.status_fd, True)  # the trampoline needs it; it marks it close-on-exec itself
+        if self.release is not None:
+            os.set_inheritable(self.release.proc_fd, True)  # the trampoline closes it once the fifo is open
         os.execve(self.fd, [self.path, *args], env)
 
     def close(self) -> None:
