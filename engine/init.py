@@ -153,7 +153,8 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
     fifo_fd = -1
     report_at_start: ProcFS | None = None
     try:
-        proctitle.set_title(["engine", "init", plan.container_id])  # not create's command line, in ps
+        title = ("engine", "init", plan.container_id)
+        proctitle.set_title(list(title))  # not create's command line, in ps
         cfg = plan.config
         process = cfg["process"]
         linux = cfg.get("linux", {})
@@ -195,7 +196,7 @@ def container_init(chan: Channel, plan: InitPlan) -> None:
         _exit_on_signals()
         report_at_start = proc  # from here an error goes to `start`, through the fifo (below)
         if _trampoline_can_wait(plan, seccomp_plan, notify_sock):
-            _exec_a_trampoline_that_waits(cfg, proc, plan.fifo_fd, executable, env)
+            _exec_a_trampoline_that_waits(cfg, proc, plan.fifo_fd, executable, env, title)
         # The exec of the program and of each startContainer hook goes through a trampoline
         # (engine.linux.trampoline), built here, before seccomp and the user switch (memfd_create may be neither
         # allowed nor ours then), and before the wait: nothing in it depends on `start`, which would otherwise
@@ -262,14 +263,24 @@ def _trampoline_can_wait(plan: InitPlan, seccomp_plan: object, notify_sock: obje
 EXEC_GID = 65534  # nogroup: any gid but the user's would do; the trampoline holds it for a few system calls
 
 
-def _exec_a_trampoline_that_waits(cfg: Spec, proc: ProcFS, fifo_fd: int, executable: str, env: dict[str, str]) -> None:
+def _exec_a_trampoline_that_waits(
+    cfg: Spec, proc: ProcFS, fifo_fd: int, executable: str, env: dict[str, str], title: tuple[str, ...]
+) -> None:
     """Become the process now (attributes, user, capabilities, no_new_privs: runc's order too), then exec the
     trampoline, which waits for `start` itself. Returns only by raising.
 
     The trampoline must stay out of reach of the container's processes while it waits (it holds our procfs and the
     fifo's O_PATH fd): its execve is made with an effective gid that is not the real one, which the kernel
     answers by making it non-dumpable, and the trampoline makes the three gids the user's once it is released."""
-    release = Release(proc.fd, f"{proc.self_dir()}/fd/{fifo_fd}".encode(), WAIT_SIGNALS)
+    release = Release(
+        proc_fd=proc.fd,
+        fifo_link=f"{proc.self_dir()}/fd/{fifo_fd}".encode(),
+        signals=WAIT_SIGNALS,
+        path=os.fsencode(executable),
+        argv=tuple(os.fsencode(arg) for arg in cfg["process"]["args"]),
+        env=tuple(os.fsencode(f"{key}={value}") for key, value in env.items()),
+        title=title,
+    )
     trampoline = Trampoline(executable, fifo_fd, release=release)
     gid = int(cfg["process"].get("user", {}).get("gid", 0))
     become_the_process(cfg, {}, None, None, exec_gid=EXEC_GID if gid != EXEC_GID else EXEC_GID - 1)

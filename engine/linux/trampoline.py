@@ -57,6 +57,9 @@ MFD_EXEC = 0x0010  # Linux 6.3: ask for an executable memfd explicitly (vm.memfd
 F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_EXEC = 0x1, 0x2, 0x4, 0x8, 0x20
 F_ADD_SEALS = 1033
 SA_RESTORER = 0x04000000
+PR_SET_NAME = 15
+TASK_COMM_LEN = 16
+CODE_OFFSET = 64 + 2 * 56  # the code follows the ELF header and its two program headers (_elf)
 MESSAGE_PATH_MAX = 512  # the program's path quoted in a failure message is cut here
 
 
@@ -83,9 +86,15 @@ class _Code:
         self.fixups.append((len(self.buf), name, "rel8"))
         self.buf += b"\0"
 
+    def abs64(self, name: str) -> None:
+        self.fixups.append((len(self.buf), name, "abs64"))
+        self.buf += bytes(8)
+
     def link(self) -> bytes:
         for offset, name, kind in self.fixups:
-            if kind == "rel32":
+            if kind == "abs64":  # where the label is once loaded: the code starts CODE_OFFSET into the image
+                self.buf[offset : offset + 8] = struct.pack("<Q", BASE + CODE_OFFSET + self.labels[name])
+            elif kind == "rel32":
                 self.buf[offset : offset + 4] = struct.pack("<i", self.labels[name] - (offset + 4))
             else:
                 self.buf[offset] = struct.pack("<b", self.labels[name] - (offset + 1))[0]
@@ -109,23 +118,32 @@ def program(
     c = _Code()
     if release is not None:
         _wait_for_start(c, release, status_fd)
-    elif status_fd >= 0 and mark_cloexec:
-        # fcntl(status_fd, F_SETFD, FD_CLOEXEC): it must stay open in us but close when the program runs.
-        c.emit(0xBF, _imm32(status_fd))  # mov edi, status_fd
-        c.emit(0xBE, _imm32(2))  # mov esi, F_SETFD
-        c.emit(0xBA, _imm32(1))  # mov edx, FD_CLOEXEC
-        c.emit(0xB8, _imm32(72))  # mov eax, SYS_fcntl
-        c.emit(0x0F, 0x05)  # syscall
-    c.emit(0x48, 0x8B, 0x0C, 0x24)  # mov rcx, [rsp]             argc
-    c.emit(0x48, 0xC7, 0xC0, _imm32(-errno.EINVAL))  # mov rax, -EINVAL
-    c.emit(0x48, 0x83, 0xF9, 0x02)  # cmp rcx, 2
-    c.emit(0x72)  # jb report                  fewer than 2 arguments: refuse
-    c.rel8("report")
-    c.emit(0x48, 0x8B, 0x7C, 0x24, 0x08)  # mov rdi, [rsp+8]           argv[0]: the program
-    c.emit(0x48, 0x8D, 0x74, 0x24, 0x10)  # lea rsi, [rsp+16]          &argv[1]: its argv
-    c.emit(0x48, 0x8D, 0x54, 0xCC, 0x10)  # lea rdx, [rsp+rcx*8+16]    envp
-    c.emit(0xB8, _imm32(59))  # mov eax, SYS_execve
-    c.emit(0x0F, 0x05)  # syscall                    returns only on failure: rax = -errno
+        c.emit(0x48, 0x8D, 0x3D)  # lea rdi, [rip+path]         the program, its argv and envp: in this image
+        c.rel32("path")
+        c.emit(0x48, 0x8D, 0x35)  # lea rsi, [rip+argv]
+        c.rel32("argv")
+        c.emit(0x48, 0x8D, 0x15)  # lea rdx, [rip+envp]
+        c.rel32("envp")
+        c.emit(0xB8, _imm32(59))  # mov eax, SYS_execve
+        c.emit(0x0F, 0x05)  # syscall                    returns only on failure: rax = -errno
+    else:
+        if status_fd >= 0 and mark_cloexec:
+            # fcntl(status_fd, F_SETFD, FD_CLOEXEC): it must stay open in us but close when the program runs.
+            c.emit(0xBF, _imm32(status_fd))  # mov edi, status_fd
+            c.emit(0xBE, _imm32(2))  # mov esi, F_SETFD
+            c.emit(0xBA, _imm32(1))  # mov edx, FD_CLOEXEC
+            c.emit(0xB8, _imm32(72))  # mov eax, SYS_fcntl
+            c.emit(0x0F, 0x05)  # syscall
+        c.emit(0x48, 0x8B, 0x0C, 0x24)  # mov rcx, [rsp]             argc
+        c.emit(0x48, 0xC7, 0xC0, _imm32(-errno.EINVAL))  # mov rax, -EINVAL
+        c.emit(0x48, 0x83, 0xF9, 0x02)  # cmp rcx, 2
+        c.emit(0x72)  # jb report                  fewer than 2 arguments: refuse
+        c.rel8("report")
+        c.emit(0x48, 0x8B, 0x7C, 0x24, 0x08)  # mov rdi, [rsp+8]           argv[0]: the program
+        c.emit(0x48, 0x8D, 0x74, 0x24, 0x10)  # lea rsi, [rsp+16]          &argv[1]: its argv
+        c.emit(0x48, 0x8D, 0x54, 0xCC, 0x10)  # lea rdx, [rsp+rcx*8+16]    envp
+        c.emit(0xB8, _imm32(59))  # mov eax, SYS_execve
+        c.emit(0x0F, 0x05)  # syscall                    returns only on failure: rax = -errno
     c.label("report")
     if status_fd >= 0:
         c.emit(0x48, 0xF7, 0xD8)  # neg rax
@@ -169,6 +187,12 @@ def program(
         c.emit(release.fifo_link + b"\0")
         c.label("ready")
         c.emit(b"0")
+        c.label("comm")
+        c.emit(_c_string(" ".join(release.title).encode()[: TASK_COMM_LEN - 1]))
+        _string_table(c, "argv", release.argv)
+        _string_table(c, "envp", release.env)
+        c.label("path")
+        c.emit(_c_string(release.path))
     c.label("prefix")
     c.emit(prefix)
     c.label("suffix")
@@ -180,17 +204,45 @@ def program(
 
 @record(frozen=True)
 class Release:
-    """What the trampoline needs to wait for `engine start` itself (see the module)."""
+    """What the trampoline needs to wait for `engine start` itself (see the module). The program, its argv and
+    environment are in the image: the waiting trampoline's own argv is the init's title ("engine init <id>", what
+    ps shows of a created container), and its environment is empty."""
 
     proc_fd: int  # the root of the init's private procfs, inherited; closed once the fifo is open
     fifo_link: bytes  # "<pid>/fd/<the O_PATH fd of the fifo>", relative to that root
     signals: tuple[int, ...]  # exit 128+N on these while waiting (the init blocked them across its execve)
+    path: bytes  # the program
+    argv: tuple[bytes, ...]
+    env: tuple[bytes, ...]  # "KEY=value"
+    title: tuple[str, ...]  # the waiting process's argv; its name (comm, by prctl) is the start of it
+
+
+def _c_string(value: bytes) -> bytes:
+    if b"\0" in value:
+        raise ValueError("embedded null byte")  # what os.execve says of one
+    return value + b"\0"
+
+
+def _string_table(c: _Code, name: str, strings: tuple[bytes, ...]) -> None:
+    """A NULL-terminated array of pointers (execve's argv, envp) at label `name`, then the strings."""
+    c.label(name)
+    for n in range(len(strings)):
+        c.abs64(f"{name}.{n}")
+    c.emit(bytes(8))
+    for n, value in enumerate(strings):
+        c.label(f"{name}.{n}")
+        c.emit(_c_string(value))
 
 
 def _wait_for_start(c: _Code, release: Release, status_fd: int) -> None:
     """The code before the program's execve when the trampoline releases itself: the signals handled, the fifo
     opened (blocks until `engine start`), the gid made whole again, "0" written. A failure before "0": exit 127
     (`start` then reports that the init exited)."""
+    c.emit(0xBF, _imm32(PR_SET_NAME))  # mov edi, PR_SET_NAME
+    c.emit(0x48, 0x8D, 0x35)  # lea rsi, [rip+comm]
+    c.rel32("comm")
+    c.emit(0xB8, _imm32(157))  # mov eax, SYS_prctl          the kernel named us after the memfd
+    c.emit(0x0F, 0x05)  # syscall
     c.emit(0x48, 0x83, 0xEC, 0x20)  # sub rsp, 32                struct sigaction
     c.emit(0x48, 0x8D, 0x05)  # lea rax, [rip+on_signal]
     c.rel32("on_signal")
@@ -261,7 +313,7 @@ def _wait_for_start(c: _Code, release: Release, status_fd: int) -> None:
 def _elf(code: bytes) -> bytes:
     """A static ELF64 executable: one read+execute PT_LOAD of the whole file, and a non-executable stack."""
     ehsize, phentsize, phnum = 64, 56, 2
-    start = ehsize + phentsize * phnum
+    start = CODE_OFFSET
     size = start + len(code)
     header = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, little-endian, version 1, System V
     header += struct.pack("<HHIQQQIHHHHHH", 2, 0x3E, 1, BASE + start, ehsize, 0, 0, ehsize, phentsize, phnum, 0, 0, 0)
@@ -326,6 +378,7 @@ class Trampoline:
             os.set_inheritable(self.status_fd, True)  # the trampoline needs it; it marks it close-on-exec itself
         if self.release is not None:
             os.set_inheritable(self.release.proc_fd, True)  # the trampoline closes it once the fifo is open
+            os.execve(self.fd, list(self.release.title), {})
         os.execve(self.fd, [self.path, *args], env)
 
     def close(self) -> None:
