@@ -1,16 +1,19 @@
 """`engine start`: let a created container's init exec the user's program (runtime.md "Start").
 
-The init blocks opening the exec fifo for writing. We open the read end, which releases it; it writes "0",
-runs startContainer hooks and execs. Its fifo fd is close-on-exec, so EOF on our end means the exec
-happened; if anything failed first, the init writes the error text into the fifo before it exits.
+The init blocks opening the exec fifo for writing: usually as its exec trampoline, already the container's
+process (engine/linux/trampoline.py), else as Python, which then becomes the process and runs startContainer
+hooks. We open the read end, which releases it; it writes "0" and execs. Its fifo fd is close-on-exec, so EOF on
+our end means the exec happened; if anything failed first, the init writes the error text into the fifo before
+it exits.
 
-What start needs only once the init is released (the lifecycle machine's table, select, the monitor check) is
-imported while the init works towards its exec (~1.5 ms, on another core), not before releasing it.
+What start needs only once the init is released (the lifecycle machine's table, the monitor check) is imported
+while the init works towards its exec, not before releasing it. No select either, as a rule: a blocking read
+waits for the init's end to close, once the init has opened it (the poll on its pidfd is for when it has not).
 """
 
 from __future__ import annotations
 
-import os
+import posix  # not os: its import costs a hot command ~1 ms
 
 from engine.container import open_pidfd
 from engine.errors import EngineError, suppress
@@ -33,20 +36,21 @@ def start(store: Store, container_id: str, log: Log) -> None:
             _lifecycle(record, store, log).fire("stop")
             raise EngineError(f"cannot start container {container_id!r}: its init has exited")
         try:
-            fifo = os.open(EXEC_FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+            fifo = posix.open(EXEC_FIFO, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=dir_fd)
         except FileNotFoundError:
-            os.close(pidfd)
+            posix.close(pidfd)
             raise EngineError(f"cannot start container {container_id!r}: it was started already") from None
         try:
-            # The init is released: while it works towards its exec, get ready to record the outcome.
+            # The init is released: while it works towards its exec, get ready to record the outcome. The name
+            # can go at once: the init opens its end through its own fd (an O_PATH one), never by name.
+            with suppress(FileNotFoundError):
+                posix.unlink(EXEC_FIFO, dir_fd=dir_fd)
             life = _lifecycle(record, store, log)
             _ensure_monitor(record, store)
             reply = _read_until_exec(fifo, pidfd)
         finally:
-            os.close(fifo)
-            os.close(pidfd)
-        with suppress(FileNotFoundError):
-            os.unlink(EXEC_FIFO, dir_fd=dir_fd)
+            posix.close(fifo)
+            posix.close(pidfd)
         log.debug(f"start {container_id}: released the init (pid {record.pid}) through the exec fifo")
         if reply != b"0":
             life.fire("stop")
@@ -60,7 +64,7 @@ def start(store: Store, container_id: str, log: Log) -> None:
         log.debug(f"start {container_id}: running")
         # config.md: poststart hooks run after the user's process is executed, before start returns; a failing
         # one is a warning (the issue's choice, as runc does). Only a container with hooks has the file.
-        if os.path.exists(store.path(container_id, HOOKS_FILE)):
+        if _exists(store.path(container_id, HOOKS_FILE)):
             from engine import hookpoints
 
             hooks = hookpoints.load(store.path(container_id))
@@ -77,17 +81,40 @@ def _ensure_monitor(record: ContainerRecord, store: Store) -> None:
     """A monitor that died since create is replaced (one that runs watches the container since create). Not for
     `engine run` in the foreground: it waits for its init itself, and the monitor leaves such a container to it
     (state/monitor.py)."""
-    if record.reaper_pid == os.getpid():
+    if record.reaper_pid == posix.getpid():
         return
-    from state import monitor
+    from state import monitor_lock
 
-    if not monitor.running(store.root):
+    if not monitor_lock.running(store.root):
+        from state import monitor
+
         monitor.ensure_running(store.root)
 
 
+def _exists(path: str) -> bool:
+    try:
+        posix.stat(path)
+    except OSError:
+        return False
+    return True
+
+
 def _read_until_exec(fifo: int, pidfd: int) -> bytes:
-    """Everything the init writes before its fifo end closes (exec) or it dies."""
-    import select  # a shared library to load: after the init is released, like the rest
+    """Everything the init writes before its fifo end closes (exec) or it dies. A blocking read returns at once
+    with nothing while no writer has come yet: only then is the init's pidfd polled too."""
+    posix.set_blocking(fifo, True)
+    data = b""
+    while chunk := posix.read(fifo, 65536):
+        data += chunk
+    if data:
+        return data
+    posix.set_blocking(fifo, False)
+    return _poll_until_exec(fifo, pidfd)
+
+
+def _poll_until_exec(fifo: int, pidfd: int) -> bytes:
+    """_read_until_exec when the init had not opened its end yet (or dies before it does)."""
+    import select  # a shared library to load
 
     data = b""
     poller = select.poll()
@@ -98,7 +125,7 @@ def _read_until_exec(fifo: int, pidfd: int) -> bytes:
         events = dict(poller.poll())
         if events.get(fifo, 0) & (select.POLLIN | select.POLLHUP):
             try:
-                chunk = os.read(fifo, 65536)
+                chunk = posix.read(fifo, 65536)
             except BlockingIOError:
                 chunk = None
             if chunk:
@@ -110,7 +137,7 @@ def _read_until_exec(fifo: int, pidfd: int) -> bytes:
         if pidfd in events:
             # The init is gone; collect whatever it managed to write.
             try:
-                while chunk := os.read(fifo, 65536):
+                while chunk := posix.read(fifo, 65536):
                     data += chunk
             except BlockingIOError:
                 pass
