@@ -40,21 +40,11 @@ HEAVY = {
     "watchdog",
     "orjson",
 }
-# What state and list need beyond the bare interpreter: engine's own packages and the os module.
-CORE = {
-    "engine",
-    "state",
-    "__future__",
-    "os",
-    "posixpath",
-    "genericpath",
-    "stat",
-    "_stat",
-    "_collections_abc",
-    "errno",
-    "time",
-    "_json",
-}
+# What state and kill need beyond the bare interpreter: engine's own packages, errno and the JSON accelerator.
+CORE = {"engine", "state", "__future__", "errno", "time", "_json"}
+# The os module and what it brings (~1 ms: _collections_abc's ABCs, os.environ): the hot path calls the kernel
+# through posix, which os wraps (engine/paths.py). The commands that still import os say so below.
+OS = {"os", "posixpath", "genericpath", "stat", "_stat", "_collections_abc"}
 LOCK = {"fcntl"}  # the per-container lock: every command that changes a container
 # collections (~1.5 ms): no command on a container's life needs it (engine/cgroups/layout.py's records are
 # engine.record's, not namedtuples); update's contextlib brings it.
@@ -93,17 +83,17 @@ CREATE_FORBIDDEN = {
 FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_SUBREAPER, "run": CREATE_FORBIDDEN}
 BUDGETS = {
     "state": CORE,
-    "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
-    "start": CORE | LOCK | {"select"},  # no _socket: start asks whether the monitor runs by its lock
+    "list": CORE | OS | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
+    "start": CORE | OS | LOCK | {"select"},  # no _socket: start asks whether the monitor runs by its lock
     "kill": CORE,  # no lock to signal the init (kill --all takes one)
-    "delete": CORE | LOCK | {"select"},
-    "pause": CORE | LOCK,
-    "resume": CORE | LOCK,
-    "ps": CORE,
-    "update": CORE | LOCK | CONTEXTLIB,
-    "create": CORE | LOCK | {"math"} | CREATE_PARENT,  # math: cgroups' cpu quota conversion
-    "run": CORE | LOCK | {"math"} | CREATE_PARENT | RUN_SUBREAPER,
-    "exec": CORE | LOCK | CONTEXTLIB | SETUP,
+    "delete": CORE | OS | LOCK | {"select"},
+    "pause": CORE | OS | LOCK,
+    "resume": CORE | OS | LOCK,
+    "ps": CORE | OS,
+    "update": CORE | OS | LOCK | CONTEXTLIB,
+    "create": CORE | OS | LOCK | {"math"} | CREATE_PARENT,  # math: cgroups' cpu quota conversion
+    "run": CORE | OS | LOCK | {"math"} | CREATE_PARENT | RUN_SUBREAPER,
+    "exec": CORE | OS | LOCK | CONTEXTLIB | SETUP,
 }
 
 # Runs engine's CLI the way the `engine` command does, then writes the exit code and the top-level modules.
