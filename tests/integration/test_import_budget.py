@@ -86,7 +86,7 @@ BUDGETS = {
     "list": CORE | OS | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
     "start": CORE | OS | LOCK | {"select"},  # no _socket: start asks whether the monitor runs by its lock
     "kill": CORE,  # no lock to signal the init (kill --all takes one)
-    "delete": CORE | OS | LOCK | {"select"},
+    "delete": CORE | LOCK | {"select"},  # select: to wait for the init that delete --force kills
     "pause": CORE | OS | LOCK,
     "resume": CORE | OS | LOCK,
     "ps": CORE | OS,
