@@ -6,7 +6,6 @@ from __future__ import annotations
 import _signal  # not signal: its enums cost ~7 ms
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 
-from engine.container import signal_all, wait_for_exit
 from engine.errors import ContainerNotFound, EngineError
 from engine.log import Log
 from engine.paths import exists
@@ -41,7 +40,10 @@ def delete(store: Store, container_id: str, force: bool, log: Log, systemd_cgrou
         cgroups_gone = status == STOPPED and record.cgroups and _remove_empty_cgroups(record, log)
         if status != STOPPED or (record.cgroups and not cgroups_gone):
             # Also when stopped: processes the init left behind in its cgroup (it was not their pid 1). A paused
-            # container is thawed by signal_all for SIGKILL.
+            # container is thawed by signal_all for SIGKILL. (Imported here: the usual delete, of a stopped
+            # container with empty cgroups, has nothing to signal.)
+            from engine.container import signal_all, wait_for_exit
+
             signal_all(record, _signal.SIGKILL, warn=log.warning)
             if not wait_for_exit(record, KILL_TIMEOUT):
                 raise EngineError(f"delete {container_id!r}: its init did not die within {KILL_TIMEOUT:.0f}s")

@@ -37,17 +37,26 @@ as runc does):
 
 from __future__ import annotations
 
-from engine.cgroups.fs import CgroupError
-
 TYPE_CHECKING = False  # `import typing` costs ~8 ms, and `engine delete` loads this package
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
+    from engine.cgroups.fs import CgroupError
     from engine.cgroups.layout import Layout
     from engine.cgroups.manager import Manager
 
 __all__ = ["CgroupError", "Manager", "load_manager", "manager_at", "manager_for"]
+
+
+def __getattr__(name: str) -> object:
+    # CgroupError is fs.py's, loaded when first asked for: `engine delete` of a stopped container imports this
+    # package for remove.py, and nothing of fs.py (~0.1 ms).
+    if name == "CgroupError":
+        from engine.cgroups.fs import CgroupError
+
+        return CgroupError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def manager_for(
@@ -91,6 +100,7 @@ def manager_at(
     "cpu,cpuacct", "name=systemd", "unified"); on a pure v2 host, {"unified": directory}. Hierarchies left out are
     not used. Nothing is touched."""
     from engine.cgroups import layout as layout_mod
+    from engine.cgroups.fs import CgroupError
     from engine.cgroups.manager import UNIFIED
 
     host = layout or layout_mod.detect()
@@ -113,6 +123,8 @@ def manager_at(
 
 def load_manager(data: Mapping[str, Any], *, warn: Callable[[str], None] | None = None) -> Manager:
     """The manager a previous process saved with to_json() (state.json), for delete, kill, pause, exec, update."""
+    from engine.cgroups.fs import CgroupError
+
     driver = data.get("driver", "cgroupfs")
     if driver == "systemd":
         try:

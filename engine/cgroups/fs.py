@@ -29,12 +29,6 @@ if TYPE_CHECKING:
 CGROUPS_PATH = "linux.cgroupsPath"
 
 
-# Manager.to_json's format (state.json's "cgroups"), and the cgroup2 hierarchy's name in it: here, where both the
-# managers and remove.py (delete's shortcut, which loads no manager) find them.
-STATE_VERSION = 1
-UNIFIED = "unified"
-
-
 class CgroupError(EngineError):
     """A cgroup could not be created, configured, joined, frozen or removed; str() is the whole one-line message."""
 

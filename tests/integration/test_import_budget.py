@@ -285,7 +285,8 @@ def test_state_and_list_of_records(tmp_path: Path) -> None:
 
 
 def test_delete_of_a_stopped_container_loads_no_cgroup_manager(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    # Its empty cgroups are removed at once (engine/cgroups/remove.py): no manager, no freezer, no kill.py.
+    # Its empty cgroups are removed at once (engine/cgroups/remove.py): no manager, no freezer, no kill.py, nor the
+    # cgroupfs helpers (fs.py) or engine.container (nothing to signal).
     from tests.integration.test_lifecycle import wait_for
 
     container_id = engine.new_id()
@@ -295,6 +296,7 @@ def test_delete_of_a_stopped_container_loads_no_cgroup_manager(engine, tmp_path:
     assert code == 0, errors
     assert "engine.cgroups.remove" in modules
     managers = {"engine.cgroups.manager", "engine.cgroups.v1", "engine.cgroups.v2", "engine.cgroups.freezer"}
+    managers |= {"engine.cgroups.fs", "engine.container"}
     assert not managers & modules, sorted(managers & modules)
     within_budget("delete", {name.split(".")[0] for name in modules} - BARE)
 
