@@ -6,8 +6,6 @@ table generated from the parser of engine/cli_parser.py), because argparse and w
 shutil...) cost more than `engine state` itself; anything unusual goes to argparse.
 """
 
-from __future__ import annotations
-
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 import sys
 
@@ -190,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             paused.enable()
 
 
-def exit_quickly(code: int) -> NoReturn:
+def exit_quickly(code: int) -> "NoReturn":
     """End the `engine` command with `code`, skipping the interpreter's teardown when nothing needs it.
 
     Tearing down the ~150 modules create imports (clearing each, collecting their cycles) takes ~12 ms on this

@@ -1,7 +1,5 @@
 """Operations on an existing container shared by start, kill, delete and run."""
 
-from __future__ import annotations
-
 import _signal  # not signal: it wraps every number in an enum (~7 ms on every kill and delete)
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 import time
@@ -67,7 +65,7 @@ def container_pids(record: ContainerRecord) -> list[int]:
     return pids
 
 
-def signal_all(record: ContainerRecord, sig: int, warn: Callable[[str], None] | None = None) -> None:
+def signal_all(record: ContainerRecord, sig: int, warn: "Callable[[str], None] | None" = None) -> None:
     """Signal every process of the container (kill --all, delete), never a reused pid: through its cgroups
     (Manager.signal_all: cgroup.kill, or freeze + pidfds + thaw), and the init through its verified pidfd if the
     cgroups did not reach it. Without cgroups: the init's pid namespace, each pid through a pidfd."""

@@ -1,8 +1,6 @@
 """`engine delete`: undo what create did, once the container is stopped (runtime.md "Delete", lifecycle
 steps 12 and 13)."""
 
-from __future__ import annotations
-
 import _signal  # not signal: its enums cost ~7 ms
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 

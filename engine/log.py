@@ -12,8 +12,6 @@ stderr in the format above when there is none, as runc's do. `engine state` and 
 call: nothing is imported here, and a debug message without --debug costs one comparison.
 """
 
-from __future__ import annotations
-
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 import sys
 import time

@@ -5,8 +5,6 @@ process with that pid and that start time is ours. A zombie has exited: it only 
 subreaper such as conmon) to reap it, so it counts as gone.
 """
 
-from __future__ import annotations
-
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 
 

@@ -7,8 +7,6 @@ Layout:  <root>/<id>/state.json   the record (written only by state transitions)
          <root>/<id>/hooks.json   the hooks to run (engine/hookpoints.py), only for a container that has any
 """
 
-from __future__ import annotations
-
 import errno
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 

@@ -35,8 +35,6 @@ as runc does):
   field-by-field mapping.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False  # `import typing` costs ~8 ms, and `engine delete` loads this package
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -63,10 +61,10 @@ def manager_for(
     cgroups_path: str | None,
     container_id: str,
     *,
-    warn: Callable[[str], None] | None = None,
-    layout: Layout | None = None,
+    warn: "Callable[[str], None] | None" = None,
+    layout: "Layout | None" = None,
     systemd: bool = False,
-) -> Manager:
+) -> "Manager":
     """The manager for a container's cgroup(s), not created yet (create() does that).
 
     cgroups_path: linux.cgroupsPath; None or "" means engine/<container_id> (relative). layout: the host's hierarchies,
@@ -90,12 +88,12 @@ def manager_for(
 
 
 def manager_at(
-    dirs: Mapping[str, str],
+    dirs: "Mapping[str, str]",
     *,
-    warn: Callable[[str], None] | None = None,
-    layout: Layout | None = None,
+    warn: "Callable[[str], None] | None" = None,
+    layout: "Layout | None" = None,
     cgroups_path: str = "",
-) -> Manager:
+) -> "Manager":
     """A manager for the given directories, keyed by hierarchy name as the host layout names them ("memory",
     "cpu,cpuacct", "name=systemd", "unified"); on a pure v2 host, {"unified": directory}. Hierarchies left out are
     not used. Nothing is touched."""
@@ -121,7 +119,7 @@ def manager_at(
     return mgr
 
 
-def load_manager(data: Mapping[str, Any], *, warn: Callable[[str], None] | None = None) -> Manager:
+def load_manager(data: "Mapping[str, Any]", *, warn: "Callable[[str], None] | None" = None) -> "Manager":
     """The manager a previous process saved with to_json() (state.json), for delete, kill, pause, exec, update."""
     from engine.cgroups.fs import CgroupError
 

@@ -6,8 +6,6 @@ An empty cgroup can only be removed, and a busy one refuses (EBUSY: processes in
 the caller takes the slow path (load_manager(...).signal_all, then destroy(), which skips what is gone already).
 """
 
-from __future__ import annotations
-
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 
 from engine.errors import suppress
@@ -23,7 +21,7 @@ STATE_VERSION = 1
 UNIFIED = "unified"
 
 
-def remove_if_empty(saved: Mapping[str, Any]) -> bool:
+def remove_if_empty(saved: "Mapping[str, Any]") -> bool:
     """True when every cgroup of the saved state is gone; False, with nothing left half-decided, when the slow
     path must take over: a busy cgroup, a pre-existing one (shared with processes that are not ours, and
     kept), the systemd driver (its unit must be stopped), or a state this does not know."""
@@ -46,7 +44,7 @@ def remove_if_empty(saved: Mapping[str, Any]) -> bool:
     return True
 
 
-def remove_parents(leaves: Iterable[str], created: Iterable[str]) -> None:
+def remove_parents(leaves: "Iterable[str]", created: "Iterable[str]") -> None:
     """The parents create made for the container's cgroups (e.g. /engine), deepest first, only while empty:
     another container may live there."""
     for directory in sorted(set(created) - set(leaves), key=len, reverse=True):
