@@ -92,7 +92,7 @@ BUDGETS = {
     | FUTURE
     | OS
     | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
-    "start": CORE | FUTURE | OS | LOCK | {"select"},  # no _socket: start asks whether the monitor runs by its lock
+    "start": CORE | LOCK | {"select"},  # no _socket, no os: start probes the monitor's lock (state/monitor_lock.py)
     "kill": CORE,  # no lock to signal the init (kill --all takes one)
     # --force of a running container: the cgroup manager to kill it, select to wait. A stopped one: STOPPED_DELETE.
     "delete": CORE | FUTURE | OS | LOCK | {"select"},
