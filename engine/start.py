@@ -11,13 +11,12 @@ while the init works towards its exec, not before releasing it. No select either
 waits for the init's end to close, once the init has opened it (the poll on its pidfd is for when it has not).
 """
 
-from __future__ import annotations
-
-import posix  # not os: its import costs a hot command ~1 ms
+import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 
 from engine.container import open_pidfd
 from engine.errors import EngineError, suppress
 from engine.log import Log
+from engine.paths import exists
 from state.rules import require_startable
 from state.store import EXEC_FIFO, HOOKS_FILE, Store
 
@@ -64,39 +63,31 @@ def start(store: Store, container_id: str, log: Log) -> None:
         log.debug(f"start {container_id}: running")
         # config.md: poststart hooks run after the user's process is executed, before start returns; a failing
         # one is a warning (the issue's choice, as runc does). Only a container with hooks has the file.
-        if _exists(store.path(container_id, HOOKS_FILE)):
+        if exists(store.path(container_id, HOOKS_FILE)):
             from engine import hookpoints
 
             hooks = hookpoints.load(store.path(container_id))
             hookpoints.run("poststart", hooks, record.public_state("running"), log, warn_only=True, cwd=record.bundle)
 
 
-def _lifecycle(record: ContainerRecord, store: Store, log: Log) -> Lifecycle:
+def _lifecycle(record: "ContainerRecord", store: Store, log: Log) -> "Lifecycle":
     from state.machine import Lifecycle
 
     return Lifecycle(record, store, warn=log.warning)
 
 
-def _ensure_monitor(record: ContainerRecord, store: Store) -> None:
+def _ensure_monitor(record: "ContainerRecord", store: Store) -> None:
     """A monitor that died since create is replaced (one that runs watches the container since create). Not for
     `engine run` in the foreground: it waits for its init itself, and the monitor leaves such a container to it
     (state/monitor.py)."""
     if record.reaper_pid == posix.getpid():
         return
-    from state import monitor_lock
+    from state.monitor_lock import running
 
-    if not monitor_lock.running(store.root):
-        from state import monitor
+    if not running(store.root):
+        from state.monitor import ensure_running
 
-        monitor.ensure_running(store.root)
-
-
-def _exists(path: str) -> bool:
-    try:
-        posix.stat(path)
-    except OSError:
-        return False
-    return True
+        ensure_running(store.root)
 
 
 def _read_until_exec(fifo: int, pidfd: int) -> bytes:

@@ -25,7 +25,7 @@ import sys
 import time
 
 from engine.errors import suppress
-from state.monitor_lock import MONITOR_LOCK, running  # noqa: F401  (running: part of this module's interface)
+from state.monitor_lock import MONITOR_LOCK
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
