@@ -13,6 +13,7 @@ import pytest
 
 from engine.spec.default import default_mounts
 from tests.integration.conftest import Engine
+from tests.integration.test_import_budget import modules_of
 from tests.integration.test_lifecycle import marker_bundle, wait_for
 
 IDS = "grep -E '^(Uid|Gid|Groups|NoNewPrivs|CapEff|CapBnd|SigBlk|SigIgn):' /proc/self/status > /mnt/ids"
@@ -139,3 +140,26 @@ def test_the_fifo_is_writable_by_the_container_user_only_through_the_state_direc
     assert oct(os.stat(fifo).st_mode & 0o777) == "0o622"
     assert os.stat(engine.root / cid).st_mode & 0o077 == 0
     os.kill(engine.state(cid)["pid"], signal.SIGKILL)
+
+
+def test_start_of_a_waiting_trampoline_loads_neither_select_nor_the_monitor(engine: Engine, tmp_path: Path) -> None:
+    """Once the init waits (as the trampoline, counted as the fifo's writer), start reads until the exec with a
+    plain blocking read: select is only for an init that has not opened its end yet; the monitor's lock is
+    probed without loading the monitor."""
+    cid = engine.new_id()
+    engine("create", "--bundle", str(engine.bundle(["sleep", "60"])), cid, check=True)
+    pid = engine.state(cid)["pid"]
+    assert wait_for(lambda: os.readlink(f"/proc/{pid}/exe").startswith("/memfd:engine-exec"))
+    assert wait_for(lambda: _blocked_in_open(pid))
+    code, modules, errors = modules_of(tmp_path, "--root", str(engine.root), "start", cid)
+    assert code == 0, errors
+    assert engine.state(cid)["status"] == "running"
+    assert not {"select", "state.monitor"} & modules, sorted({"select", "state.monitor"} & modules)
+
+
+def _blocked_in_open(pid: int) -> bool:
+    """The trampoline sits in openat (syscall 257) on the fifo."""
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split()[0] == "257"
+    except (OSError, IndexError):
+        return False
