@@ -20,6 +20,8 @@ The container's init can also hand the wait for `engine start` to the trampoline
 waits only for the trampoline's few system calls and the program's execve, not for the teardown of a Python image
 (~1.4 ms): the init becomes the process (user, capabilities, no_new_privs) first, then execs the trampoline, which
 
+- names itself after the init (prctl PR_SET_NAME; its argv is the init's title already: ps shows `engine init <id>`
+  for a created container, as before);
 - installs handlers that exit 128+N for the signals the init handled while waiting (pid 1 of a pid namespace
   drops a signal left at its default action), then unblocks them (the init blocked them across its execve, so
   one sent meanwhile is pending, not lost);
@@ -31,10 +33,12 @@ waits only for the trampoline's few system calls and the program's execve, not f
   which makes the kernel exec it non-dumpable (fs.suid_dumpable) and keeps ptrace-style access to it (its
   /proc/1/fd, the procfs and O_PATH fds) to those with CAP_SYS_PTRACE over it, as the waiting Python init was;
   the change of ids keeps it non-dumpable until the program's execve;
-- writes "0" and execs the program as above (a failure is reported on the fifo, as above).
+- writes "0" and execs the program, whose path, argv and environment are in its image (Release; its own
+  environment is empty), reporting a failure on the fifo as above. An image that points at /proc/self/exe gets
+  this trampoline again, which stops at once: its procfs fd is closed by then.
 
 The machine code below is assembled by hand (no compiler on the build path); each instruction is listed next to
-its bytes. The program's argv is [program path, argv[0] of the program, argv[1], ...].
+its bytes. The plain trampoline's argv is [program path, argv[0] of the program, argv[1], ...].
 """
 
 from __future__ import annotations
