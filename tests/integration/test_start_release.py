@@ -19,6 +19,20 @@ from tests.integration.test_lifecycle import marker_bundle, wait_for
 IDS = "grep -E '^(Uid|Gid|Groups|NoNewPrivs|CapEff|CapBnd|SigBlk|SigIgn):' /proc/self/status > /mnt/ids"
 
 
+def _waits_as_the_trampoline(pid: int) -> bool:
+    """create returns once the init is set up; it execs the trampoline right after, which then blocks in openat
+    (system call 257) on the fifo."""
+
+    def waiting() -> bool:
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+            return exe.startswith("/memfd:engine-exec") and Path(f"/proc/{pid}/syscall").read_text().split()[0] == "257"
+        except (OSError, IndexError):
+            return False
+
+    return wait_for(waiting)
+
+
 def _status(pid: int) -> dict[str, str]:
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
@@ -44,7 +58,7 @@ def test_the_created_init_waits_as_the_trampoline_already_the_user(engine: Engin
     cid = engine.new_id()
     engine("create", "--bundle", str(bundle), cid, check=True)
     pid = engine.state(cid)["pid"]
-    assert os.readlink(f"/proc/{pid}/exe").startswith("/memfd:engine-exec"), os.readlink(f"/proc/{pid}/exe")
+    assert _waits_as_the_trampoline(pid), os.readlink(f"/proc/{pid}/exe")
     waiting = _status(pid)
     assert waiting["Uid"].split() == ["1000"] * 4
     assert waiting["Gid"].split() == ["1000", "65534", "65534", "65534"]
@@ -94,7 +108,7 @@ def test_a_terminating_signal_stops_the_waiting_trampoline(engine: Engine, sig: 
     cid = engine.new_id()
     engine("create", "--bundle", str(engine.bundle(["sleep", "60"])), cid, check=True)
     pid = engine.state(cid)["pid"]
-    assert os.readlink(f"/proc/{pid}/exe").startswith("/memfd:engine-exec")
+    assert _waits_as_the_trampoline(pid), os.readlink(f"/proc/{pid}/exe")
     engine("kill", cid, sig, check=True)
     assert wait_for(lambda: engine.state(cid)["status"] == "stopped"), f"SIG{sig} left the created init waiting"
     started = engine("start", cid)
@@ -149,17 +163,8 @@ def test_start_of_a_waiting_trampoline_loads_neither_select_nor_the_monitor(engi
     cid = engine.new_id()
     engine("create", "--bundle", str(engine.bundle(["sleep", "60"])), cid, check=True)
     pid = engine.state(cid)["pid"]
-    assert wait_for(lambda: os.readlink(f"/proc/{pid}/exe").startswith("/memfd:engine-exec"))
-    assert wait_for(lambda: _blocked_in_open(pid))
+    assert _waits_as_the_trampoline(pid), os.readlink(f"/proc/{pid}/exe")
     code, modules, errors = modules_of(tmp_path, "--root", str(engine.root), "start", cid)
     assert code == 0, errors
     assert engine.state(cid)["status"] == "running"
     assert not {"select", "state.monitor"} & modules, sorted({"select", "state.monitor"} & modules)
-
-
-def _blocked_in_open(pid: int) -> bool:
-    """The trampoline sits in openat (syscall 257) on the fifo."""
-    try:
-        return Path(f"/proc/{pid}/syscall").read_text().split()[0] == "257"
-    except (OSError, IndexError):
-        return False
