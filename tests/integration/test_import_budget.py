@@ -332,15 +332,18 @@ def modules_after(*imports: str) -> set[str]:
 
 
 def test_create_leaves_the_set_up_code_to_its_child() -> None:
-    # engine.create's own process makes no syscall through ctypes; its forked child imports engine.init (while
+    # engine.create's own process makes no C call; its forked child imports engine.init (while
     # create waits on the cgroups), which loads seccomp only for a config with a filter, the pty (with the console
     # and termios) only for process.terminal, the hook runner only for hooks the init runs (init's
     # _import_what_the_config_needs).
     parent = modules_after("engine.commands.create")
-    assert not {"ctypes", "engine.init", "engine.pty", "engine.linux.kernel", "engine.setup.rootfs"} & parent
+    assert not {"_ctypes", "engine.init", "engine.pty", "engine.linux.kernel", "engine.setup.rootfs"} & parent
     child = modules_after("engine.init")
-    assert {"ctypes", "engine.linux.kernel", "engine.setup.rootfs"} <= child
+    assert {"_ctypes", "engine.linux.kernel", "engine.setup.rootfs"} <= child
     assert not {"engine.linux.seccomp", "collections", "array"} & child
+    # The C calls go through engine.linux.ffi, made from _ctypes: ctypes' own package (its forty types, the types
+    # module, its byte-order classes: ~2-3 ms of CPU) is not loaded, nor resource (a shared library) for the rlimits.
+    assert not {"ctypes", "types", "resource"} & child, sorted({"ctypes", "types", "resource"} & child)
     assert not {"engine.pty", "engine.console", "termios", "hooks.runner"} & child
 
 
