@@ -12,7 +12,7 @@ from __future__ import annotations
 import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
 import os
 
-from engine import channel, console, hookpoints, lsm
+from engine import channel, hookpoints, lsm
 from engine.errors import ConfigError, EngineError, suppress
 from engine.init_plan import InitPlan
 from engine.linux.namespaces import CLONE_NEWTIME, CLONE_NEWUSER, NAMESPACES
@@ -110,8 +110,12 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     _check_unsupported(config, log)
     labels = lsm.check(config["process"], log.warning)
     check_sysctls(config)
-    # create always detaches; `engine run` in the foreground passes its own socket (console.ConsoleSocket).
-    console.check_terminal(bool(config["process"].get("terminal")), options.console_socket, detach=True)
+    terminal = bool(config["process"].get("terminal"))
+    if terminal or options.console_socket:  # else nothing to check: the console module (termios, struct) stays out
+        from engine import console
+
+        # create always detaches; `engine run` in the foreground passes its own socket (console.ConsoleSocket).
+        console.check_terminal(terminal, options.console_socket, detach=True)
     ns_flags, ns_paths = namespace_plan(config)
     rootless_checks.check_config(config)
     hooks = hookpoints.collect(config, options.hooks_dirs)
@@ -136,6 +140,8 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
         try:
             console_sock = None
             if options.console_socket:  # check_terminal: given exactly when process.terminal is
+                from engine import console
+
                 # As runc: connected here, on the host, as the caller; the init may not reach the path (a user
                 # namespace's root, a 0700 directory). The init passes the pty master back; _launch forwards it.
                 console_sock = console.connect_console_socket(options.console_socket)
@@ -260,6 +266,8 @@ def _launch(
         log.debug(f"create {record.id}: the init set up its filesystem; prestart and createRuntime hooks ran")
         to_init.send(channel.HooksDone(state))
         if console_sock is not None:  # process.terminal: the init allocated the pty after pivot_root
+            from engine import console  # loaded already, to connect console_sock
+
             _, master = to_init.receive_with_fd(channel.ConsoleMaster)
             try:
                 console.forward_master(console_sock, master)

@@ -71,14 +71,18 @@ SETUP = {
     "socket", "struct", "tempfile", "termios", "textwrap", "threading", "token", "tokenize", "traceback", "tty",
     "typing", "warnings", "weakref", "zlib",
 }  # fmt: skip
-# What create's own process needs: _socket for the channels to its children, the console's checks (termios, fcntl,
-# struct, select), pwd for the id maps. The container's set-up code (ctypes for the syscalls, the mounts, seccomp,
-# the hooks' runner...) is imported by the forked child, while create waits on the kernel to put it in the cgroups
+# What create's own process needs: _socket for the channels to its children, fcntl for the state lock, select (the
+# exit monitor's spawn), pwd for the id maps; the console (termios, struct) only with process.terminal. The
+# container's set-up code (engine.linux.ffi's _ctypes for the syscalls, the mounts, seccomp, the hooks' runner...) is
+# imported by the forked child, while create waits on the kernel to put it in the cgroups
 # (engine.create._intermediate); the init imports it all before pivot_root (test_late_imports.py).
 # gc (built in): engine.cli turns the cyclic collector off for create and run.
-CREATE_PARENT = {"_socket", "_struct", "struct", "fcntl", "select", "termios", "pwd", "gc"}
-# `engine run` makes itself the child subreaper (a prctl: ctypes) before create forks, to wait for its init.
-RUN_SUBREAPER = {"_ctypes", "ctypes", "types"}
+CREATE_PARENT = {"_socket", "fcntl", "select", "pwd", "gc"}
+# `engine run` checks the console (termios, struct) for every container: it reads process.terminal before create.
+RUN_CONSOLE = {"_struct", "struct", "termios"}
+# `engine run` makes itself the child subreaper (a prctl: engine.linux.ffi, _ctypes) before create forks, to wait
+# for its init.
+RUN_SUBREAPER = {"_ctypes"}
 # What create and run no longer import (each named here cost ~1-10 ms of every create; bench/README.md, phase 2):
 # dataclasses and collections (engine.record instead), typing (TYPE_CHECKING only), socket (_socket), json and re
 # (state.jsonio), traceback, shutil, tempfile, threading and tty (run's terminal relay imports those when it runs),
@@ -102,7 +106,7 @@ BUDGETS = {
     "ps": CORE,
     "update": CORE | LOCK | CONTEXTLIB,
     "create": CORE | LOCK | {"math"} | CREATE_PARENT,  # math: cgroups' cpu quota conversion
-    "run": CORE | LOCK | {"math"} | CREATE_PARENT | RUN_SUBREAPER,
+    "run": CORE | LOCK | {"math"} | CREATE_PARENT | RUN_CONSOLE | RUN_SUBREAPER,
     "exec": CORE | LOCK | CONTEXTLIB | SETUP,
 }
 
