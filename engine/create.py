@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import _socket
 
     from engine.cgroups import Manager
+    from engine.cgroups.layout import Layout
     from engine.spec.typed import Linux, Process, Spec
     from engine.undo import UndoStack
 
@@ -103,7 +104,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 
     # The child's first cgroup.procs write would wait ~10 ms for an RCU grace period: have it start now, in a thread,
     # while we validate and fork (engine/cgroups/attach_warmup.py).
-    attach_warmup.start()
+    host_files = attach_warmup.start()
     bundle = os.path.realpath(options.bundle)
     config, rootfs = load_bundle(bundle)
     _drop_unknown_capabilities(config["process"], log)
@@ -183,7 +184,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 bind_source_fds=source_fds,
                 labels=labels,
             )
-            _launch(plan, record, life, undo, options, log, console_sock)
+            _launch(plan, record, life, undo, options, log, console_sock, host_files)
         except BaseException as err:
             if life.state != "new":
                 with suppress(Exception):  # the unwind below matters more
@@ -212,6 +213,7 @@ def _launch(
     options: CreateOptions,
     log: Log,
     console_sock: _socket.socket | None = None,
+    host_files: tuple[str, str] | None = None,
 ) -> None:
     from engine.cgroups import CgroupError
 
@@ -228,7 +230,7 @@ def _launch(
     init_end.close()
     with to_intermediate, to_init:  # the protocol: engine/channel.py
         try:
-            cgroups = _create_cgroups(plan.config, record, undo, options, log)
+            cgroups = _create_cgroups(plan.config, record, undo, options, log, host_files)
         except BaseException:
             to_intermediate.close()  # the child, waiting for InCgroup, sees the channel end and exits
             process.reap(pid)
@@ -308,20 +310,28 @@ def _intermediate(chan: channel.Channel, init_chan: channel.Channel, plan: InitP
 
 
 def _create_cgroups(
-    config: Spec, record: ContainerRecord, undo: UndoStack, options: CreateOptions, log: Log
+    config: Spec,
+    record: ContainerRecord,
+    undo: UndoStack,
+    options: CreateOptions,
+    log: Log,
+    host_files: tuple[str, str] | None = None,
 ) -> Manager | None:
-    from engine.cgroups import CgroupError, manager_for
+    """host_files: /proc/self/cgroup and /proc/self/mountinfo as the warm-up read them (attach_warmup.start), so
+    that create reads and parses each once."""
+    from engine.cgroups import CgroupError, layout, manager_for
     from engine.rootless import cgroups as rootless_cgroups
 
     linux = config.get("linux", {})
+    host = layout.detect_from(*host_files) if host_files is not None else None
     if options.systemd_cgroup:
-        return _create_systemd_cgroups(linux, record, undo, log)
+        return _create_systemd_cgroups(linux, record, undo, log, host)
     if not rootless_cgroups.use_cgroups(linux, record.id):
         log.debug(f"create {record.id}: rootless without a delegated cgroup: the container stays in ours")
         return None
     resources = rootless_cgroups.without_devices(linux.get("resources"))
     devices = linux.get("devices") if resources is linux.get("resources") else None
-    cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning)
+    cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning, layout=host)
     try:
         cgroups.create(resources, linux_devices=devices, device_rules=rootless_cgroups.device_rules())
     except CgroupError as err:
@@ -331,7 +341,9 @@ def _create_cgroups(
     return cgroups
 
 
-def _create_systemd_cgroups(linux: Linux, record: ContainerRecord, undo: UndoStack, log: Log) -> Manager:
+def _create_systemd_cgroups(
+    linux: Linux, record: ContainerRecord, undo: UndoStack, log: Log, host: Layout | None = None
+) -> Manager:
     """--systemd-cgroup: a scope that systemd makes at the first add(pid) (engine/cgroups/systemd.py)."""
     from engine.cgroups import CgroupError, manager_for
     from engine.rootless import rootless
@@ -339,7 +351,7 @@ def _create_systemd_cgroups(linux: Linux, record: ContainerRecord, undo: UndoSta
     if rootless():
         raise EngineError("--systemd-cgroup: not supported for a rootless engine (systemd's user instance is not used)")
     try:
-        cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning, systemd=True)
+        cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning, layout=host, systemd=True)
         cgroups.create(linux.get("resources"), linux_devices=linux.get("devices"))
     except CgroupError as err:
         raise EngineError(f"config.json: {err}") from None
