@@ -21,7 +21,6 @@ from engine.pidfile import write_pid_file
 from engine.record import field, record
 from engine.rootless import checks as rootless_checks
 from engine.rootless import hooks as rootless_hooks
-from engine.rootless.idmap import write_id_maps
 from state import jsonio, process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
@@ -251,6 +250,8 @@ def _launch(
         to_intermediate.send(channel.InCgroup())
         if plan.namespace_flags & CLONE_NEWUSER:
             to_intermediate.receive(channel.UserNsMade)
+            from engine.rootless.idmap import write_id_maps  # only with a user namespace of the container's own
+
             write_id_maps(pid, plan.config["linux"])
             to_intermediate.send(channel.IdsMapped())
         init_pid = to_intermediate.receive(channel.InitForked).pid

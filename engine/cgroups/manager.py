@@ -19,7 +19,6 @@ from engine.cgroups import fs
 from engine.cgroups.fs import CGROUPS_PATH, CgroupError, fail, jpath
 from engine.cgroups.fs import STATE_VERSION as STATE_VERSION  # re-exported: the managers' state format
 from engine.cgroups.fs import UNIFIED as UNIFIED  # re-exported
-from engine.cgroups.remove import remove_parents
 from engine.errors import suppress
 
 TYPE_CHECKING = False  # typing costs ~8 ms at import; `engine delete` and `kill` load this module
@@ -374,6 +373,8 @@ class Manager:
                     errors.append(str(err))
             else:
                 self._release_foreign(directory)
+        from engine.cgroups.remove import remove_parents  # here: create, which loads this module, rarely destroys
+
         remove_parents(self.dirs.values(), created)
         if errors:
             raise CgroupError("; ".join(errors))

@@ -72,12 +72,13 @@ SETUP = {
     "typing", "warnings", "weakref", "zlib",
 }  # fmt: skip
 # What create's own process needs: _socket for the channels to its children, fcntl for the state lock, select (the
-# exit monitor's spawn), pwd for the id maps; the console (termios, struct) only with process.terminal. The
+# exit monitor's spawn); the console (termios, struct) only with process.terminal, the id maps (pwd) only with a
+# user namespace. The
 # container's set-up code (engine.linux.ffi's _ctypes for the syscalls, the mounts, seccomp, the hooks' runner...) is
 # imported by the forked child, while create waits on the kernel to put it in the cgroups
 # (engine.create._intermediate); the init imports it all before pivot_root (test_late_imports.py).
 # gc (built in): engine.cli turns the cyclic collector off for create and run.
-CREATE_PARENT = {"_socket", "fcntl", "select", "pwd", "gc"}
+CREATE_PARENT = {"_socket", "fcntl", "select", "gc"}
 # `engine run` checks the console (termios, struct) for every container: it reads process.terminal before create.
 RUN_CONSOLE = {"_struct", "struct", "termios"}
 # `engine run` makes itself the child subreaper (a prctl: engine.linux.ffi, _ctypes) before create forks, to wait
