@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from engine.cgroups import Manager
     from engine.cgroups.layout import Layout
+    from engine.cgroups.manager import Plan
     from engine.spec.typed import Linux, Process, Spec
     from engine.undo import UndoStack
 
@@ -216,6 +217,10 @@ def _launch(
 ) -> None:
     from engine.cgroups import CgroupError
 
+    # Before the fork: what needs no cgroup touched (the checks of linux.resources, the controllers' code, the
+    # device rules). Done after it, the imports and allocations would write to pages the child shares with us, and
+    # the kernel would copy each first (~3 us a page here).
+    planned = _plan_cgroups(plan.config, record.id, options, log, host_files)
     to_intermediate, intermediate_end = channel.pair("engine create", "the intermediate child")
     to_init, init_end = channel.pair("engine create", "the container's init")
     # Forked before the cgroups are made: the child loads the container's set-up code (_intermediate) while we make
@@ -229,7 +234,7 @@ def _launch(
     init_end.close()
     with to_intermediate, to_init:  # the protocol: engine/channel.py
         try:
-            cgroups = _create_cgroups(plan.config, record, undo, options, log, host_files)
+            cgroups = _create_cgroups(planned, plan.config, record, undo, options, log, host_files)
         except BaseException:
             to_intermediate.close()  # the child, waiting for InCgroup, sees the channel end and exits
             process.reap(pid)
@@ -310,7 +315,34 @@ def _intermediate(chan: channel.Channel, init_chan: channel.Channel, plan: InitP
     intermediate(chan, init_chan, plan)
 
 
+def _plan_cgroups(
+    config: Spec, container_id: str, options: CreateOptions, log: Log, host_files: tuple[str, str] | None
+) -> tuple[Manager, Plan] | None:
+    """The cgroupfs manager and its plan (Manager.plan), before create forks; None when the container gets no
+    cgroups of its own (rootless, nothing delegated) or the systemd driver makes them (_create_systemd_cgroups).
+    host_files: /proc/self/cgroup and /proc/self/mountinfo as the warm-up read them (attach_warmup.start), so
+    that create reads and parses each once."""
+    from engine.cgroups import CgroupError, layout, manager_for
+    from engine.rootless import cgroups as rootless_cgroups
+
+    if options.systemd_cgroup:
+        return None
+    linux = config.get("linux", {})
+    if not rootless_cgroups.use_cgroups(linux, container_id):
+        log.debug(f"create {container_id}: rootless without a delegated cgroup: the container stays in ours")
+        return None
+    resources = rootless_cgroups.without_devices(linux.get("resources"))
+    devices = linux.get("devices") if resources is linux.get("resources") else None
+    host = layout.detect_from(*host_files) if host_files is not None else None
+    cgroups = manager_for(linux.get("cgroupsPath"), container_id, warn=log.warning, layout=host)
+    try:
+        return cgroups, cgroups.plan(resources, linux_devices=devices, device_rules=rootless_cgroups.device_rules())
+    except CgroupError as err:
+        raise EngineError(f"config.json: {err}") from None
+
+
 def _create_cgroups(
+    planned: tuple[Manager, Plan] | None,
     config: Spec,
     record: ContainerRecord,
     undo: UndoStack,
@@ -318,23 +350,21 @@ def _create_cgroups(
     log: Log,
     host_files: tuple[str, str] | None = None,
 ) -> Manager | None:
-    """host_files: /proc/self/cgroup and /proc/self/mountinfo as the warm-up read them (attach_warmup.start), so
-    that create reads and parses each once."""
-    from engine.cgroups import CgroupError, layout, manager_for
-    from engine.rootless import cgroups as rootless_cgroups
+    """Make the cgroups _plan_cgroups planned (or the systemd driver's)."""
+    from engine.cgroups import CgroupError
 
-    linux = config.get("linux", {})
-    host = layout.detect_from(*host_files) if host_files is not None else None
     if options.systemd_cgroup:
-        return _create_systemd_cgroups(linux, record, undo, log, host)
-    if not rootless_cgroups.use_cgroups(linux, record.id):
-        log.debug(f"create {record.id}: rootless without a delegated cgroup: the container stays in ours")
+        host = None
+        if host_files is not None:
+            from engine.cgroups import layout
+
+            host = layout.detect_from(*host_files)
+        return _create_systemd_cgroups(config.get("linux", {}), record, undo, log, host)
+    if planned is None:
         return None
-    resources = rootless_cgroups.without_devices(linux.get("resources"))
-    devices = linux.get("devices") if resources is linux.get("resources") else None
-    cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning, layout=host)
+    cgroups, cgroup_plan = planned
     try:
-        cgroups.create(resources, linux_devices=devices, device_rules=rootless_cgroups.device_rules())
+        cgroups.create(plan=cgroup_plan)
     except CgroupError as err:
         raise EngineError(f"config.json: {err}") from None
     undo.push("remove the cgroups", cgroups.destroy)

@@ -371,3 +371,44 @@ def test_the_monitor_starts_without_socket_and_contextlib(tmp_path: Path) -> Non
     modules = set(ast.literal_eval(result.stdout))
     assert "state.store" in modules  # it did run
     assert not {"socket", "contextlib", "enum", "selectors", "collections"} & modules
+
+
+# `engine create` the way the `engine` command runs it, writing down the modules its own process had loaded when it
+# forked its child (the audit event os.fork) and when it was done.
+FORK_HARNESS = """
+import os, sys
+sys.path += [{repo!r}, {site!r}]
+out, argv, at_fork = sys.argv[1], sys.argv[2:], []
+sys.addaudithook(lambda event, args: event == "os.fork" and not at_fork and at_fork.append(sorted(sys.modules)))
+from engine.cli import main
+code = main(argv)
+with open(out, "w") as f:
+    f.write(repr((code, at_fork[0] if at_fork else [], sorted(sys.modules))))
+"""
+
+
+def test_create_plans_its_cgroups_before_it_forks(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # What create imports for the cgroups (the managers, the controllers of the config's linux.resources, the device
+    # rules) is loaded before the fork: after it, every page create writes that its child still shares is copied
+    # first (~3 us a page on this machine), and imports write many.
+    out = tmp_path / "at-fork.txt"
+    argv = ["--root", str(engine.root), "create", "--bundle", str(engine.bundle(["sleep", "60"])), engine.new_id()]
+    harness = FORK_HARNESS.format(repo=str(REPO), site=SITE_PACKAGES)
+    with tempfile.TemporaryFile("w+") as stderr:  # files, not pipes: the init inherits stdio
+        subprocess.run(
+            [sys.executable, "-S", "-I", "-c", harness, str(out), *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            timeout=60,
+            check=False,
+        )
+        stderr.seek(0)
+        errors = stderr.read()
+    assert out.exists(), f"harness failed: {errors}"
+    code, at_fork, at_end = ast.literal_eval(out.read_text())
+    assert code == 0, errors
+    cgroup_code = {m for m in at_end if m.startswith(("engine.cgroups.", "engine.rootless.cgroups"))}
+    assert {"engine.cgroups.manager", "engine.cgroups.controllers.devices"} <= cgroup_code  # the default config's
+    late = cgroup_code - set(at_fork)
+    assert not late, f"imported after the fork: {sorted(late)}"
