@@ -121,6 +121,9 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     rootless_checks.check_config(config)
     hooks = hookpoints.collect(config, options.hooks_dirs)
     log.debug(f"create {options.container_id}: validated {bundle}/config.json (rootfs {rootfs})")
+    if not options.reaper:  # `engine run` in the foreground waits for its init: the monitor leaves it alone
+        # Imported before the fork (_launch), as what the cgroups need: not into pages shared with the child.
+        from state.monitor import ensure_running
     undo = UndoStack(warn=log.warning)
     with store.reserve(options.container_id):
         undo.push("remove state directory", lambda: store.remove(options.container_id))
@@ -198,9 +201,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 raise EngineError(f"create {options.container_id!r}: {err}") from None
             raise
         undo.discard()
-    if not options.reaper:  # `engine run` in the foreground waits for its init: the monitor leaves it alone
-        from state.monitor import ensure_running
-
+    if not options.reaper:
         ensure_running(store.root)  # someone must notice when this init exits
     return record
 

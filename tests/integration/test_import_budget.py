@@ -389,8 +389,8 @@ with open(out, "w") as f:
 
 def test_create_plans_its_cgroups_before_it_forks(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # What create imports for the cgroups (the managers, the controllers of the config's linux.resources, the device
-    # rules) is loaded before the fork: after it, every page create writes that its child still shares is copied
-    # first (~3 us a page on this machine), and imports write many.
+    # rules) and to poke the exit monitor at its end is loaded before the fork: after it, every page create writes
+    # that its child still shares is copied first (~3 us a page on this machine), and imports write many.
     out = tmp_path / "at-fork.txt"
     argv = ["--root", str(engine.root), "create", "--bundle", str(engine.bundle(["sleep", "60"])), engine.new_id()]
     harness = FORK_HARNESS.format(repo=str(REPO), site=SITE_PACKAGES)
@@ -408,7 +408,7 @@ def test_create_plans_its_cgroups_before_it_forks(engine, tmp_path: Path) -> Non
     assert out.exists(), f"harness failed: {errors}"
     code, at_fork, at_end = ast.literal_eval(out.read_text())
     assert code == 0, errors
-    cgroup_code = {m for m in at_end if m.startswith(("engine.cgroups.", "engine.rootless.cgroups"))}
-    assert {"engine.cgroups.manager", "engine.cgroups.controllers.devices"} <= cgroup_code  # the default config's
-    late = cgroup_code - set(at_fork)
+    watched = {m for m in at_end if m.startswith(("engine.cgroups.", "engine.rootless.cgroups", "state.monitor"))}
+    assert {"engine.cgroups.manager", "engine.cgroups.controllers.devices", "state.monitor"} <= watched
+    late = watched - set(at_fork)
     assert not late, f"imported after the fork: {sorted(late)}"
