@@ -1,8 +1,8 @@
 """`engine create`: validate the bundle, claim the id, fork the container's init and wait until it is set up.
 
-Follow a container from here: load config -> claim id -> fork the intermediate child (it loads the set-up code
-meanwhile) -> make the cgroups, state "creating", put the child in them -> it enters the namespaces and forks the
-init -> init mounts the rootfs -> prestart/createRuntime hooks run here
+Follow a container from here: load config -> claim id -> plan the cgroups -> fork the intermediate child (it loads
+the set-up code meanwhile) -> make the cgroups, state "creating", put the child in them -> it enters the namespaces
+and forks the init -> init mounts the rootfs -> prestart/createRuntime hooks run here
 -> init pivots and finishes -> state "created" -> the init blocks on the exec fifo until `engine start`.
 Every step registers its undo; a failure unwinds them in reverse and leaves no trace.
 """
@@ -222,6 +222,8 @@ def _launch(
     # device rules). Done after it, the imports and allocations would write to pages the child shares with us, and
     # the kernel would copy each first (~3 us a page here).
     planned = _plan_cgroups(plan.config, record.id, options, log, host_files)
+    if plan.namespace_flags & CLONE_NEWUSER:
+        from engine.rootless.idmap import write_id_maps  # only with a user namespace of the container's own
     to_intermediate, intermediate_end = channel.pair("engine create", "the intermediate child")
     to_init, init_end = channel.pair("engine create", "the container's init")
     # Forked before the cgroups are made: the child loads the container's set-up code (_intermediate) while we make
@@ -256,8 +258,6 @@ def _launch(
         to_intermediate.send(channel.InCgroup())
         if plan.namespace_flags & CLONE_NEWUSER:
             to_intermediate.receive(channel.UserNsMade)
-            from engine.rootless.idmap import write_id_maps  # only with a user namespace of the container's own
-
             write_id_maps(pid, plan.config["linux"])
             to_intermediate.send(channel.IdsMapped())
         init_pid = to_intermediate.receive(channel.InitForked).pid
