@@ -47,14 +47,16 @@ if TYPE_CHECKING:
 __all__ = ["CgroupError", "Manager", "load_manager", "manager_at", "manager_for"]
 
 
-def __getattr__(name: str) -> object:
-    # CgroupError is fs.py's, loaded when first asked for: `engine delete` of a stopped container imports this
-    # package for remove.py, and nothing of fs.py (~0.1 ms).
-    if name == "CgroupError":
-        from engine.cgroups.fs import CgroupError
+if not TYPE_CHECKING:  # type checkers see the import above, and no __getattr__ that would accept any name
 
-        return CgroupError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> object:
+        # CgroupError is fs.py's, loaded when first asked for: `engine delete` of a stopped container imports this
+        # package for remove.py, and nothing of fs.py (~0.1 ms).
+        if name == "CgroupError":
+            from engine.cgroups.fs import CgroupError
+
+            return CgroupError
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def manager_for(
