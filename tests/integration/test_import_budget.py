@@ -88,10 +88,8 @@ FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_SUBREAPER, "run": CREATE_FORBIDDEN
 STOPPED_DELETE = CORE | LOCK
 BUDGETS = {
     "state": CORE,
-    "list": CORE
-    | FUTURE
-    | OS
-    | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
+    # pwd: OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
+    "list": CORE | FUTURE | OS | {"pwd"},
     "start": CORE | LOCK | {"select"},  # no _socket, no os: start probes the monitor's lock (state/monitor_lock.py)
     "kill": CORE,  # no lock to signal the init (kill --all takes one)
     # --force of a running container: the cgroup manager to kill it, select to wait. A stopped one: STOPPED_DELETE.
