@@ -90,7 +90,7 @@ BUDGETS = {
     "state": CORE,
     # pwd: OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
     "list": CORE | FUTURE | OS | {"pwd"},
-    "start": CORE | LOCK | {"select"},  # no _socket, no os: start probes the monitor's lock (state/monitor_lock.py)
+    "start": CORE | LOCK | {"select"},  # no _socket, no os: start probes the monitor's lock (Store.monitor_running)
     "kill": CORE,  # no lock to signal the init (kill --all takes one)
     # --force of a running container: the cgroup manager to kill it, select to wait. A stopped one: STOPPED_DELETE.
     "delete": CORE | FUTURE | OS | LOCK | {"select"},
