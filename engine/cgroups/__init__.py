@@ -46,6 +46,12 @@ if TYPE_CHECKING:
 
 __all__ = ["CgroupError", "Manager", "load_manager", "manager_at", "manager_for"]
 
+# Manager.to_json's format (state.json's "cgroups"), and the cgroup2 hierarchy's name in it: defined here, in the
+# package every reader of that state loads anyway, so that delete's shortcut (remove.py) needs neither fs.py nor a
+# manager; fs.py re-exports them for the managers.
+STATE_VERSION = 1
+UNIFIED = "unified"
+
 
 if not TYPE_CHECKING:  # type checkers see the import above, and no __getattr__ that would accept any name
 

@@ -17,8 +17,8 @@ import time
 
 from engine.cgroups import fs
 from engine.cgroups.fs import CGROUPS_PATH, CgroupError, fail, jpath
-from engine.cgroups.remove import STATE_VERSION as STATE_VERSION  # re-exported: the managers' state format
-from engine.cgroups.remove import UNIFIED as UNIFIED  # re-exported
+from engine.cgroups.fs import STATE_VERSION as STATE_VERSION  # re-exported: the managers' state format
+from engine.cgroups.fs import UNIFIED as UNIFIED  # re-exported
 from engine.cgroups.remove import remove_parents
 from engine.errors import suppress
 

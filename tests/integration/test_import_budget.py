@@ -40,14 +40,25 @@ HEAVY = {
     "watchdog",
     "orjson",
 }
-# What state and kill need beyond the bare interpreter: engine's own packages, errno and the JSON accelerator.
-CORE = {"engine", "state", "errno", "time", "_json"}
-# The os module and what it brings (~1 ms: _collections_abc's ABCs, os.environ): the hot path calls the kernel
-# through posix, which os wraps (engine/paths.py). The commands that still import os say so below.
-OS = {"os", "posixpath", "genericpath", "stat", "_stat", "_collections_abc"}
-# `from __future__ import annotations` imports a real module (~0.1 ms): the modules state, kill and delete load
-# quote the annotations that name what only type checkers import instead.
-FUTURE = {"__future__"}
+# What list, delete and the rest need beyond the bare interpreter: engine's own packages and the os module.
+CORE = {
+    "engine",
+    "state",
+    "__future__",
+    "os",
+    "posixpath",
+    "genericpath",
+    "stat",
+    "_stat",
+    "_collections_abc",
+    "errno",
+    "time",
+    "_json",
+}
+# What state, kill and start need: CORE without the os module and what it brings (~1 ms: _collections_abc's ABCs,
+# os.environ; the hot path calls the kernel through posix, which os wraps: engine/paths.py), nor __future__ (a real
+# module, ~0.1 ms: the modules on their path quote the annotations that name what only type checkers import).
+LEAN = {"engine", "state", "errno", "time", "_json"}
 LOCK = {"fcntl"}  # the per-container lock: every command that changes a container
 # collections (~1.5 ms): no command on a container's life needs it (engine/cgroups/layout.py's records are
 # engine.record's, not namedtuples); update's contextlib brings it.
@@ -84,23 +95,22 @@ CREATE_FORBIDDEN = {
 }  # fmt: skip
 # Not for create either: ctypes (the syscalls are the children's; the console's checks and the cgroups need none).
 FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_SUBREAPER, "run": CREATE_FORBIDDEN}
-# The usual delete, of a stopped container: its empty cgroups removed straight from state.json (remove.py).
-STOPPED_DELETE = CORE | LOCK
+# The usual delete, of a stopped container: its empty cgroups removed straight from state.json (remove.py). (A
+# --force of a running one loads the cgroup manager, to kill, and select, to wait: delete's budget.)
+STOPPED_DELETE = LEAN | LOCK
 BUDGETS = {
-    "state": CORE,
-    # pwd: OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
-    "list": CORE | FUTURE | OS | {"pwd"},
-    "start": CORE | LOCK | {"select"},  # no _socket, no os: start probes the monitor's lock (Store.monitor_running)
-    "kill": CORE,  # no lock to signal the init (kill --all takes one)
-    # --force of a running container: the cgroup manager to kill it, select to wait. A stopped one: STOPPED_DELETE.
-    "delete": CORE | FUTURE | OS | LOCK | {"select"},
-    "pause": CORE | FUTURE | OS | LOCK,
-    "resume": CORE | FUTURE | OS | LOCK,
-    "ps": CORE | FUTURE | OS,
-    "update": CORE | FUTURE | OS | LOCK | CONTEXTLIB,
-    "create": CORE | FUTURE | OS | LOCK | {"math"} | CREATE_PARENT,  # math: cgroups' cpu quota conversion
-    "run": CORE | FUTURE | OS | LOCK | {"math"} | CREATE_PARENT | RUN_SUBREAPER,
-    "exec": CORE | FUTURE | OS | LOCK | CONTEXTLIB | SETUP,
+    "state": LEAN,
+    "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
+    "start": LEAN | LOCK | {"select"},  # no _socket, no os: start probes the monitor's lock (Store.monitor_running)
+    "kill": LEAN,  # no lock to signal the init (kill --all takes one)
+    "delete": CORE | LOCK | {"select"},
+    "pause": CORE | LOCK,
+    "resume": CORE | LOCK,
+    "ps": CORE,
+    "update": CORE | LOCK | CONTEXTLIB,
+    "create": CORE | LOCK | {"math"} | CREATE_PARENT,  # math: cgroups' cpu quota conversion
+    "run": CORE | LOCK | {"math"} | CREATE_PARENT | RUN_SUBREAPER,
+    "exec": CORE | LOCK | CONTEXTLIB | SETUP,
 }
 
 # Runs engine's CLI the way the `engine` command does, then writes the exit code and the top-level modules.
