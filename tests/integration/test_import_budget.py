@@ -40,7 +40,7 @@ HEAVY = {
     "watchdog",
     "orjson",
 }
-# What state and list need beyond the bare interpreter: engine's own packages and the os module.
+# What list, delete and the rest need beyond the bare interpreter: engine's own packages and the os module.
 CORE = {
     "engine",
     "state",
@@ -55,6 +55,10 @@ CORE = {
     "time",
     "_json",
 }
+# What state, kill and start need: CORE without the os module and what it brings (~1 ms: _collections_abc's ABCs,
+# os.environ; the hot path calls the kernel through posix, which os wraps: engine/paths.py), nor __future__ (a real
+# module, ~0.1 ms: the modules on their path quote the annotations that name what only type checkers import).
+LEAN = {"engine", "state", "errno", "time", "_json"}
 LOCK = {"fcntl"}  # the per-container lock: every command that changes a container
 # collections (~1.5 ms): no command on a container's life needs it (engine/cgroups/layout.py's records are
 # engine.record's, not namedtuples); update's contextlib brings it.
@@ -96,11 +100,14 @@ CREATE_FORBIDDEN = {
 }  # fmt: skip
 # Not for create either: ctypes (the syscalls are the children's; the console's checks and the cgroups need none).
 FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_SUBREAPER, "run": CREATE_FORBIDDEN}
+# The usual delete, of a stopped container: its empty cgroups removed straight from state.json (remove.py). (A
+# --force of a running one loads the cgroup manager, to kill, and select, to wait: delete's budget.)
+STOPPED_DELETE = LEAN | LOCK
 BUDGETS = {
-    "state": CORE,
+    "state": LEAN,
     "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
-    "start": CORE | LOCK | {"select"},  # no _socket: start asks whether the monitor runs by its lock
-    "kill": CORE,  # no lock to signal the init (kill --all takes one)
+    "start": LEAN | LOCK | {"select"},  # no _socket, no os: start probes the monitor's lock (Store.monitor_running)
+    "kill": LEAN,  # no lock to signal the init (kill --all takes one)
     "delete": CORE | LOCK | {"select"},
     "pause": CORE | LOCK,
     "resume": CORE | LOCK,
@@ -300,18 +307,23 @@ def test_state_and_list_of_records(tmp_path: Path) -> None:
 
 
 def test_delete_of_a_stopped_container_loads_no_cgroup_manager(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    # Its empty cgroups are removed at once (engine/cgroups/remove.py): no manager, no freezer, no kill.py.
+    # Its empty cgroups are removed at once (engine/cgroups/remove.py): no manager, no freezer, no kill.py, nor the
+    # cgroupfs helpers (fs.py) or engine.container (nothing to signal).
     from tests.integration.test_lifecycle import wait_for
 
     container_id = engine.new_id()
     engine("run", "--detach", "--bundle", str(engine.bundle(["true"])), container_id, check=True)
-    assert wait_for(lambda: engine.state(container_id)["status"] == "stopped")
+    # Recorded as stopped (by the monitor), not only seen so: delete would record the stop itself (state.machine).
+    state_file = engine.root / container_id / "state.json"
+    assert wait_for(lambda: json.loads(state_file.read_text())["status"] == "stopped")
     code, modules, errors = modules_of(tmp_path, "--root", str(engine.root), "delete", container_id)
     assert code == 0, errors
     assert "engine.cgroups.remove" in modules
     managers = {"engine.cgroups.manager", "engine.cgroups.v1", "engine.cgroups.v2", "engine.cgroups.freezer"}
+    managers |= {"engine.cgroups.fs", "engine.container"}
     assert not managers & modules, sorted(managers & modules)
     within_budget("delete", {name.split(".")[0] for name in modules} - BARE)
+    assert {name.split(".")[0] for name in modules} - BARE <= STOPPED_DELETE
 
 
 def test_kill_of_a_dead_init_and_delete_of_a_stopped_record(tmp_path: Path) -> None:
@@ -324,6 +336,7 @@ def test_kill_of_a_dead_init_and_delete_of_a_stopped_record(tmp_path: Path) -> N
     code, modules, _ = imports_of(tmp_path, "--root", str(root), "delete", "c2")
     assert code == 0 and not directory.exists()
     within_budget("delete", modules)
+    assert modules <= STOPPED_DELETE, sorted(modules - STOPPED_DELETE)
 
 
 # ---- the split between create's own process and the child it forks --------------------------------------------
