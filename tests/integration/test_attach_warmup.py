@@ -3,14 +3,18 @@ nothing, and it makes the next cgroup.procs write skip the RCU grace period."""
 
 from __future__ import annotations
 
+import ast
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from engine.cgroups import attach_warmup
+from tests.integration.conftest import Engine
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="writes cgroup.procs: needs root")
 
@@ -55,3 +59,40 @@ def test_the_write_after_it_skips_the_grace_period(tmp_path: Path) -> None:
         time.sleep(0.05)
         scratch.rmdir()
     assert statistics.median(warm) < statistics.median(cold) / 2, (cold, warm)
+
+
+# Runs `engine create` the way the `engine` command does, and writes down every file its own process opened (an
+# audit hook sees builtins.open and os.open alike; the forked children, which mount /proc and the cgroups, are not
+# counted).
+OPENS_HARNESS = """
+import os, sys
+sys.path += [{repo!r}]
+out, argv, me, opened = sys.argv[1], sys.argv[2:], os.getpid(), []
+sys.addaudithook(lambda event, args: event == "open" and os.getpid() == me and opened.append(str(args[0])))
+from engine.cli import main
+code = main(argv)
+with open(out, "w") as f:
+    f.write(repr((code, opened)))
+"""
+
+
+def test_create_reads_the_host_cgroup_files_once(engine: Engine, tmp_path: Path) -> None:
+    # The warm-up reads /proc/self/cgroup and /proc/self/mountinfo first thing; the cgroup layout create then
+    # detects comes from those texts (layout.detect_from), not from a second read and parse of each.
+    container_id = engine.new_id()
+    out = tmp_path / "opened.txt"
+    argv = ["--root", str(engine.root), "create", "--bundle", str(engine.bundle(["sleep", "60"])), container_id]
+    harness = OPENS_HARNESS.format(repo=str(Path(__file__).resolve().parents[2]))
+    result = subprocess.run(
+        [sys.executable, "-S", "-I", "-c", harness, str(out), *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # the init inherits it: no pipe it could hold open
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert out.exists(), f"harness failed: exit {result.returncode}"
+    code, opened = ast.literal_eval(out.read_text())
+    assert code == 0
+    for path in ("/proc/self/mountinfo", "/proc/self/cgroup"):
+        assert opened.count(path) == 1, f"{path} opened {opened.count(path)} times: {opened}"
