@@ -32,33 +32,54 @@ def test_the_file_is_our_own_cgroups_and_the_write_moves_nothing() -> None:
 def test_the_write_after_it_skips_the_grace_period(tmp_path: Path) -> None:
     # A child moved into a scratch cgroup of ours, cold (after a quiet spell) and 15 ms after start(). The grace
     # period is 5-15 ms here; the warmed write ~0.2 ms. Medians of 5, and only "faster by half": load varies.
+    # Another process writing cgroups meanwhile (a parallel test run, containers starting) keeps the kernel's fast
+    # path off, and then the cold writes are fast too (~1 ms) and prove nothing: only a round whose cold writes
+    # waited for a grace period (>= 3 ms) counts, up to three rounds are tried, and none counting is a skip.
     path = attach_warmup.own_procs_file()
     assert path is not None
     scratch = Path(path).parent / f"engine-warmup-test-{os.getpid()}"
     scratch.mkdir()
-    cold, warm = [], []
+    rounds = []
     try:
-        for _ in range(5):
-            for samples, warmed in ((cold, False), (warm, True)):
-                time.sleep(0.15)  # let the kernel's switch lapse
-                pid = os.fork()
-                if pid == 0:
-                    time.sleep(5)
-                    os._exit(0)
-                try:
-                    if warmed:
-                        attach_warmup.start()
-                        time.sleep(0.015)
-                    start = time.perf_counter()
-                    (scratch / "cgroup.procs").write_text(str(pid))
-                    samples.append(time.perf_counter() - start)
-                finally:
-                    os.kill(pid, 9)
-                    os.waitpid(pid, 0)
+        for _ in range(3):
+            cold, warm = _timed_writes(scratch)
+            rounds.append((cold, warm))
+            if cold >= GRACE_PERIOD_SEEN and warm < cold / 2:
+                break
     finally:
         time.sleep(0.05)
         scratch.rmdir()
-    assert statistics.median(warm) < statistics.median(cold) / 2, (cold, warm)
+    telling = [(cold, warm) for cold, warm in rounds if cold >= GRACE_PERIOD_SEEN]
+    if not telling:
+        pytest.skip(f"no cold write waited for a grace period (others kept cgroups busy): {rounds}")
+    assert any(warm < cold / 2 for cold, warm in telling), rounds
+
+
+GRACE_PERIOD_SEEN = 0.003  # seconds: a cold write at least this slow waited for the kernel's grace period
+
+
+def _timed_writes(scratch: Path) -> tuple[float, float]:
+    """Median seconds of five cold and five warmed writes of a fresh child's pid into scratch's cgroup.procs."""
+    cold: list[float] = []
+    warm: list[float] = []
+    for _ in range(5):
+        for samples, warmed in ((cold, False), (warm, True)):
+            time.sleep(0.15)  # let the kernel's switch lapse
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(5)
+                os._exit(0)
+            try:
+                if warmed:
+                    attach_warmup.start()
+                    time.sleep(0.015)
+                start = time.perf_counter()
+                (scratch / "cgroup.procs").write_text(str(pid))
+                samples.append(time.perf_counter() - start)
+            finally:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+    return statistics.median(cold), statistics.median(warm)
 
 
 # Runs `engine create` the way the `engine` command does, and writes down every file its own process opened (an
