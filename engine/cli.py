@@ -203,13 +203,15 @@ def exit_quickly(code: int) -> "NoReturn":
                 stream.flush()
     except (OSError, ValueError):
         sys.exit(code)
-    import atexit  # builtin: already loaded
-
+    # Whoever registers an atexit callback imported atexit first (it is not loaded at start-up, nor imported here:
+    # ~0.02 ms of every command).
+    atexit = sys.modules.get("atexit")
     threading = sys.modules.get("threading")
     main_thread = threading.main_thread() if threading is not None else None
     busy = threading is not None and any(not t.daemon for t in threading.enumerate() if t is not main_thread)
     watched = sys.getprofile() is not None or sys.gettrace() is not None  # cProfile, coverage: report at exit
-    if atexit._ncallbacks() or busy or watched:  # the count of callbacks is CPython's only way to ask
+    callbacks = atexit is not None and atexit._ncallbacks()  # the count of callbacks is CPython's only way to ask
+    if callbacks or busy or watched:
         sys.exit(code)
     posix._exit(code)
 

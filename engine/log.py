@@ -9,7 +9,7 @@ nothing is logged. Each line has logrus's shape, which is what runc writes:
 
 Errors and warnings also go to stderr as `engine: ...`; debug lines (--debug) go to the log file, or to
 stderr in the format above when there is none, as runc's do. `engine state` and `kill` pay for this on every
-call: nothing is imported here, and a debug message without --debug costs one comparison.
+call: nothing but engine.paths is imported here, and a debug message without --debug costs one comparison.
 """
 
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)

@@ -82,9 +82,7 @@ def _ensure_monitor(record: "ContainerRecord", store: Store) -> None:
     (state/monitor.py)."""
     if record.reaper_pid == posix.getpid():
         return
-    from state.monitor_lock import running
-
-    if not running(store.root):
+    if not store.monitor_running():
         from state.monitor import ensure_running
 
         ensure_running(store.root)

@@ -7,7 +7,7 @@ that reaps it), and costs a few KiB per container instead of a process each.
 - `ensure_running(root)` (called by create) pokes the monitor's socket so it rescans the state directory, or
   starts a monitor when none answers: a double-forked daemon, exec'd as a lean `python -S`, with /dev/null as
   stdio and every other fd closed (a supervisor's pipes must not be held open by it). `start` only asks
-  `running(root)` (state/monitor_lock.py), and calls ensure_running when no monitor holds the lock.
+  `Store.monitor_running()` (state/store.py), and calls ensure_running when no monitor holds the lock.
 - A lock file makes sure one monitor per root runs; a second one started in a race exits at once.
 - Everything is derived from the state directory, so a monitor that died is simply started again by the next
   command, and `engine state` stays truthful meanwhile (it checks the init itself).
@@ -25,7 +25,7 @@ import sys
 import time
 
 from engine.errors import suppress
-from state.monitor_lock import MONITOR_LOCK
+from state.store import MONITOR_LOCK
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -46,15 +46,23 @@ if TYPE_CHECKING:
 
 __all__ = ["CgroupError", "Manager", "load_manager", "manager_at", "manager_for"]
 
+# Manager.to_json's format (state.json's "cgroups"), and the cgroup2 hierarchy's name in it: defined here, in the
+# package every reader of that state loads anyway, so that delete's shortcut (remove.py) needs neither fs.py nor a
+# manager; fs.py re-exports them for the managers.
+STATE_VERSION = 1
+UNIFIED = "unified"
 
-def __getattr__(name: str) -> object:
-    # CgroupError is fs.py's, loaded when first asked for: `engine delete` of a stopped container imports this
-    # package for remove.py, and nothing of fs.py (~0.1 ms).
-    if name == "CgroupError":
-        from engine.cgroups.fs import CgroupError
 
-        return CgroupError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if not TYPE_CHECKING:  # type checkers see the import above, and no __getattr__ that would accept any name
+
+    def __getattr__(name: str) -> object:
+        # CgroupError is fs.py's, loaded when first asked for: `engine delete` of a stopped container imports this
+        # package for remove.py, and nothing of fs.py (~0.1 ms).
+        if name == "CgroupError":
+            from engine.cgroups.fs import CgroupError
+
+            return CgroupError
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def manager_for(

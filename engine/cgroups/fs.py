@@ -15,6 +15,8 @@ import errno
 import posix  # not os: delete loads this module, and os costs ~1 ms to import (engine/paths.py)
 import time
 
+from engine.cgroups import STATE_VERSION as STATE_VERSION  # re-exported: the managers' state format
+from engine.cgroups import UNIFIED as UNIFIED  # re-exported
 from engine.errors import EngineError
 from engine.paths import exists as path_exists
 from state import jsonio  # not json: it imports re, and delete loads this module

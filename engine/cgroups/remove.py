@@ -8,17 +8,13 @@ the caller takes the slow path (load_manager(...).signal_all, then destroy(), wh
 
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 
+from engine.cgroups import STATE_VERSION, UNIFIED
 from engine.errors import suppress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any
-
-# Manager.to_json's format (state.json's "cgroups"), and the cgroup2 hierarchy's name in it: defined here, where
-# delete's shortcut reads them without loading fs.py or a manager; manager.py re-exports them for the managers.
-STATE_VERSION = 1
-UNIFIED = "unified"
 
 
 def remove_if_empty(saved: "Mapping[str, Any]") -> bool:
