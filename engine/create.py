@@ -194,7 +194,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     if not options.reaper:  # `engine run` in the foreground waits for its init: the monitor leaves it alone
         from state.monitor import ensure_running
 
-        ensure_running(store.root)  # someone must notice when this init exits
+        ensure_running(store.root, record.id)  # someone must notice when this init exits
     return record
 
 
