@@ -53,7 +53,12 @@ def timed(argv: list[str]) -> tuple[float, float]:
         pid = os.posix_spawn(
             argv[0], argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1)]
         )
-        _, status, usage = os.wait4(pid, 0)
+        # Reaping every child that exits meanwhile, as conmon or containerd-shim reaps its container's init: a
+        # killed init left a zombie makes `runc delete --force` wait ~100 ms for it to go.
+        while True:
+            done, status, usage = os.wait4(-1, 0)
+            if done == pid:
+                break
         wall = time.perf_counter() - begin
     finally:
         os.close(null)
@@ -67,7 +72,7 @@ def traced(out: Path, argv: list[str]) -> None:
     init for as long as it runs. A tracer that dies leaves its tracees running, detached (strace waits on
     SIGINT for the processes it started itself)."""
     tracer = subprocess.Popen(
-        ["strace", "-f", "-ttt", "-T", "-o", str(out), *argv],
+        ["strace", "-f", "-y", "-ttt", "-T", "-o", str(out), *argv],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -115,6 +120,8 @@ class Probe:
         self.engine, self.runc, self.bundle, self.strace_dir = engine, runc, bundle, strace_dir
         self.samples: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (phase, runtime, what)
         self.count = 0
+        self.traced_probes = 1
+        self.kernel_samples = 20
 
     def fill(self, rt: Runtime, n: int, prefix: str) -> None:
         for i in range(n):
@@ -126,6 +133,11 @@ class Probe:
                 rt("delete", "--force", container_id)
 
     def phase(self, name: str, rounds: int) -> None:
+        from bench.kernel_ops import kernel_ops
+
+        if self.kernel_samples:
+            for step, values in kernel_ops(self.bundle.parent, self.kernel_samples).items():
+                self.samples[(name, "kernel", step)] = values
         monitors = monitor_pids(self.engine.root)
         monitor_before = cpu_of(monitors)
         for i in range(rounds):
@@ -141,13 +153,14 @@ class Probe:
         if monitors:
             self.samples[(name, "engine", "monitor CPU per probe")].append((cpu_of(monitors) - monitor_before) / rounds)
         if self.strace_dir is not None:
-            for rt in (self.engine, self.runc):
-                self.count += 1
-                container_id = rt.cid(f"probe-{self.count}")
-                out = self.strace_dir / f"{name}.{rt.name}.strace"
-                traced(out, rt.argv("run", "-d", "--bundle", str(self.bundle), container_id))
-                rt("delete", "--force", container_id)
-                reap_strays()
+            for k in range(self.traced_probes):
+                for rt in (self.engine, self.runc):
+                    self.count += 1
+                    container_id = rt.cid(f"probe-{self.count}")
+                    out = self.strace_dir / f"{name}.{rt.name}.{k}.strace"
+                    traced(out, rt.argv("run", "-d", "--bundle", str(self.bundle), container_id))
+                    rt("delete", "--force", container_id)
+                    reap_strays()
 
     def report(self) -> str:
         lines = ["| runtime | what | " + " | ".join(PHASES) + " |", "|---|---|" + "--:|" * len(PHASES)]
@@ -159,38 +172,101 @@ class Probe:
                     continue
                 text = [f"{median(c) * 1000:.1f} ms" if c else "" for c in cells]
                 lines.append(f"| {rt} | {what} | " + " | ".join(text) + " |")
+        from bench.kernel_ops import STEPS
+
+        lines += ["", "The kernel's steps alone (bench/kernel_ops.py, medians):", ""]
+        lines += ["| step | " + " | ".join(PHASES) + " |", "|---|" + "--:|" * len(PHASES)]
+        for step in STEPS:
+            cells = [self.samples.get((phase, "kernel", step)) for phase in PHASES]
+            if any(cells):
+                text = [f"{median(c) * 1000:.3f} ms" if c else "" for c in cells]
+                lines.append(f"| {step} | " + " | ".join(text) + " |")
         return "\n".join(lines)
 
 
-def strace_totals(path: Path) -> dict[str, float]:
-    """Summed seconds per syscall name (the <...> at the end of each completed line)."""
-    totals: dict[str, float] = defaultdict(float)
+def syscall_key(name: str, args: str) -> str:
+    """The syscall, with what tells apart the calls that may scale differently: a mount's filesystem type, and
+    whether a mkdir, write or rmdir is in a cgroup."""
+    if name == "mount":
+        parts = args.split(", ")
+        return f"mount {parts[2].strip(chr(34))}" if len(parts) > 2 else name
+    if name == "fsopen":
+        return f"fsopen {args.split(',')[0].strip(chr(34))}"
+    if name in ("mkdir", "mkdirat", "write", "rmdir", "openat") and "/sys/fs/cgroup" in args:
+        return f"{name} cgroup"
+    if name in ("clone", "clone3", "unshare"):
+        flags = [f for f in ("CLONE_NEWNET", "CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWIPC") if f in args]
+        return f"{name} {'|'.join(f.removeprefix('CLONE_') for f in flags)}".strip()
+    return name
+
+
+def strace_calls(path: Path) -> list[tuple[str, float, float]]:
+    """(key, start offset from the first line, duration) of every completed syscall, in order of start."""
+    calls: list[tuple[str, float, float]] = []
+    pending: dict[str, tuple[str, float]] = {}
+    first = None
     for line in path.read_text(errors="replace").splitlines():
         parts = line.split(None, 2)
         if len(parts) < 3:
             continue
-        rest = parts[2]
-        if "<unfinished ...>" in rest:
+        pid, when, rest = parts[0], float(parts[1]), parts[2]
+        first = when if first is None else first
+        if rest.endswith("<unfinished ...>"):
+            name, _, args = rest.partition("(")
+            pending[pid] = (syscall_key(name, args), when - first)
             continue
-        name = rest[5:].split(" ", 1)[0] if rest.startswith("<... ") else rest.split("(", 1)[0]
-        if rest.endswith(">") and "<" in rest and rest[rest.rindex("<") + 1 : -1].replace(".", "").isdigit():
-            totals[name] += float(rest[rest.rindex("<") + 1 : -1])
+        if rest.startswith("<... "):
+            key, start = pending.pop(pid, (rest[5:].split(" ", 1)[0], when - first))
+        elif "(" in rest:
+            name, _, args = rest.partition("(")
+            key, start = syscall_key(name, args), when - first
+        else:
+            continue
+        duration = rest[rest.rfind("<") + 1 : -1] if rest.endswith(">") else ""
+        if duration.replace(".", "", 1).isdigit():
+            calls.append((key, start, float(duration)))
+        elif "+++ exited" in rest:
+            calls.append(("exit", when - first, 0.0))
+    calls.sort(key=lambda call: call[1])
+    return calls
+
+
+def per_key(calls: list[tuple[str, float, float]]) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for key, _, duration in calls:
+        totals[key] += duration
     return totals
 
 
-def strace_growth(directory: Path) -> str:
+def strace_growth(directory: Path, phases: list[str]) -> str:
+    """Per runtime: the syscalls whose summed time grew most from the first phase to each later one (medians over
+    the traced probes), and when the command's last process exited."""
     lines = []
     for rt in ("engine", "runc"):
-        if not (directory / f"empty.{rt}.strace").exists():
+        by_phase: dict[str, list[list[tuple[str, float, float]]]] = {}
+        for phase in phases:
+            traces = sorted(directory.glob(f"{phase}.{rt}.*.strace"))
+            if traces:
+                by_phase[phase] = [strace_calls(t) for t in traces]
+        if len(by_phase) < 2:
             continue
-        base = strace_totals(directory / f"empty.{rt}.strace")
-        for phase in PHASES[1:]:
-            if not (directory / f"{phase}.{rt}.strace").exists():
-                continue
-            grown = strace_totals(directory / f"{phase}.{rt}.strace")
-            deltas = sorted(((grown[k] - base.get(k, 0.0), k) for k in grown), reverse=True)[:8]
-            top = ", ".join(f"{k} {base.get(k, 0) * 1000:.1f}->{grown[k] * 1000:.1f} ms" for _, k in deltas)
-            lines.append(f"{rt} {phase}: {top}")
+        totals = {
+            phase: {
+                key: median([per_key(calls).get(key, 0.0) for calls in traces])
+                for key in {k for calls in traces for k, _, _ in calls}
+            }
+            for phase, traces in by_phase.items()
+        }
+        base_phase, *later = list(by_phase)
+        base = totals[base_phase]
+        for phase in later:
+            grown = totals[phase]
+            deltas = sorted(((grown[k] - base.get(k, 0.0), k) for k in grown), reverse=True)[:10]
+            top = ", ".join(f"{k} {base.get(k, 0) * 1000:.2f}->{grown[k] * 1000:.2f}" for _, k in deltas)
+            lines.append(f"{rt} {base_phase} -> {phase} (ms, median of {len(by_phase[phase])}): {top}")
+        for phase, traces in by_phase.items():
+            ends = [max((start for key, start, _ in calls if key == "exit"), default=0.0) for calls in traces]
+            lines.append(f"{rt} {phase}: last exit at {median(ends) * 1000:.1f} ms (strace -f slows everything)")
     return "\n".join(lines)
 
 
@@ -201,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rootfs", type=Path, default=REPO / ".cache" / "rootfs", help="busybox rootfs")
     parser.add_argument("--n", type=int, default=1000, help="containers already running (1000)")
     parser.add_argument("--rounds", type=int, default=30, help="probes per runtime and phase (30)")
-    parser.add_argument("--strace", type=Path, metavar="DIR", help="also strace one probe per runtime and phase")
+    parser.add_argument(
+        "--strace", type=Path, metavar="DIR", help="also strace probes (--traced) per runtime and phase"
+    )
+    parser.add_argument("--kernel", type=int, default=20, help="bench/kernel_ops.py samples per phase (20)")
+    parser.add_argument("--traced", type=int, default=5, help="probes traced per runtime and phase with --strace (5)")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"which phases, in this order ({','.join(PHASES)})")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -219,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             engine = Runtime("engine", args.engine, work / "engine-root", "e-")
             runc = Runtime("runc", args.runc, work / "runc-root", "r-")
             probe = Probe(engine, runc, bundle, args.strace)
+            probe.traced_probes = args.traced
+            probe.kernel_samples = args.kernel
             try:
                 probe.fill(engine, 1, "keep")
                 phases = args.phases.split(",")
@@ -243,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"N={args.n}, {args.rounds} probes per runtime and phase, load {os.getloadavg()[0]:.1f}")
     print(probe.report())
     if args.strace is not None:
-        print(strace_growth(args.strace))
+        print(strace_growth(args.strace, args.phases.split(",")))
     return 0
 
 
