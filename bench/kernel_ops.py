@@ -33,13 +33,14 @@ from engine.linux.namespaces import (  # noqa: E402
 )
 from engine.linux.syscalls import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, mount, unshare  # noqa: E402
 
-MS_REC, MS_PRIVATE = 0x4000, 1 << 18
+MS_REC, MS_PRIVATE, MS_BIND, MS_REMOUNT = 0x4000, 1 << 18, 4096, 32
 STEPS = (
     "fork",
     "unshare net",
     "unshare mnt+cgroup+ipc+uts",
     "mount tmpfs",
     "mount cgroup (all v1)",
+    "bind cgroup (all v1)",
     "mount sysfs",
     "mount mqueue",
     "unshare pid + fork",
@@ -74,7 +75,7 @@ def own_cgroup(hierarchy: str, options: str) -> str:
     return "/"
 
 
-def _child(scratch: Path, hierarchies: list[tuple[str, str]], report: int, go: int) -> None:
+def _child(scratch: Path, hierarchies: list[tuple[str, str]], cgroups: list[str], report: int, go: int) -> None:
     times: dict[str, float] = {}
 
     def timed(name: str, call: Callable[[], None]) -> None:
@@ -89,7 +90,13 @@ def _child(scratch: Path, hierarchies: list[tuple[str, str]], report: int, go: i
     top = scratch / f"ops-{os.getpid()}"
     top.mkdir()
     timed("mount tmpfs", lambda: mount("tmpfs", str(top), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"))
-    for name in ("sys", "mqueue", "proc", *(f"cg{i}" for i in range(len(hierarchies)))):
+    for name in (
+        "sys",
+        "mqueue",
+        "proc",
+        *(f"cg{i}" for i in range(len(hierarchies))),
+        *(f"b{i}" for i in range(len(hierarchies))),
+    ):
         (top / name).mkdir()
     flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
     for i, (_, options) in enumerate(hierarchies):
@@ -97,6 +104,15 @@ def _child(scratch: Path, hierarchies: list[tuple[str, str]], report: int, go: i
             "mount cgroup (all v1)",
             lambda i=i, options=options: mount("cgroup", str(top / f"cg{i}"), "cgroup", flags, options),
         )
+    # The alternative that needs no new superblock: the container's own cgroup directory bound from the host's
+    # hierarchy (what a runtime does without a cgroup namespace), then made read-only.
+    for i, directory in enumerate(cgroups):
+
+        def bind(directory: str = directory, target: str = str(top / f"b{i}")) -> None:
+            mount(directory, target, None, MS_BIND | MS_REC)
+            mount(None, target, None, MS_BIND | MS_REMOUNT | flags)
+
+        timed("bind cgroup (all v1)", bind)
     timed("mount sysfs", lambda: mount("sysfs", str(top / "sys"), "sysfs", flags))
     timed("mount mqueue", lambda: mount("mqueue", str(top / "mqueue"), "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC))
     begin = time.perf_counter()
@@ -122,13 +138,19 @@ def _child(scratch: Path, hierarchies: list[tuple[str, str]], report: int, go: i
 def sample(scratch: Path, hierarchies: list[tuple[str, str]], n: int) -> dict[str, float]:
     report_r, report_w = os.pipe()
     go_r, go_w = os.pipe()
+    cgroups = [
+        os.path.join(
+            mount_point, own_cgroup(mount_point, options).lstrip("/"), "engine", f"kernel-ops-{os.getpid()}-{n}"
+        )
+        for mount_point, options in hierarchies
+    ]
     begin = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(report_r)
             os.close(go_w)
-            _child(scratch, hierarchies, report_w, go_r)
+            _child(scratch, hierarchies, cgroups, report_w, go_r)
             os._exit(0)
         except BaseException:
             import traceback
@@ -141,10 +163,8 @@ def sample(scratch: Path, hierarchies: list[tuple[str, str]], n: int) -> dict[st
     made: list[str] = []
     try:
         begin = time.perf_counter()
-        for mount_point, options in hierarchies:
-            parent = os.path.join(mount_point, own_cgroup(mount_point, options).lstrip("/"), "engine")
-            os.makedirs(parent, exist_ok=True)
-            directory = os.path.join(parent, f"kernel-ops-{os.getpid()}-{n}")
+        for directory in cgroups:
+            os.makedirs(os.path.dirname(directory), exist_ok=True)
             os.mkdir(directory)
             made.append(directory)
         times["mkdir cgroup (all)"] = time.perf_counter() - begin

@@ -151,7 +151,9 @@ class Probe:
                 self.samples[(name, rt.name, "delete --force")].append(wall)
                 reap_strays()
         if monitors:
-            self.samples[(name, "engine", "monitor CPU per probe")].append((cpu_of(monitors) - monitor_before) / rounds)
+            self.samples[(name, "engine", "monitor CPU per probe")].append(
+                (cpu_of(monitors) - monitor_before) / max(rounds, 1)
+            )
         if self.strace_dir is not None:
             for k in range(self.traced_probes):
                 for rt in (self.engine, self.runc):
