@@ -12,6 +12,7 @@ scratch directory of the caller's, cgroups named kernel-ops-<pid>-<n>.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -34,6 +35,7 @@ from engine.linux.namespaces import (  # noqa: E402
 from engine.linux.syscalls import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, mount, unshare  # noqa: E402
 
 MS_REC, MS_PRIVATE, MS_BIND, MS_REMOUNT = 0x4000, 1 << 18, 4096, 32
+SERIAL = itertools.count()  # cgroup names: unique across samples and phases in one process
 STEPS = (
     "fork",
     "unshare net",
@@ -140,7 +142,10 @@ def sample(scratch: Path, hierarchies: list[tuple[str, str]], n: int) -> dict[st
     go_r, go_w = os.pipe()
     cgroups = [
         os.path.join(
-            mount_point, own_cgroup(mount_point, options).lstrip("/"), "engine", f"kernel-ops-{os.getpid()}-{n}"
+            mount_point,
+            own_cgroup(mount_point, options).lstrip("/"),
+            "engine",
+            f"kernel-ops-{os.getpid()}-{next(SERIAL)}",
         )
         for mount_point, options in hierarchies
     ]
