@@ -1,9 +1,7 @@
 """Operations on an existing container shared by start, kill, delete and run."""
 
-from __future__ import annotations
-
 import _signal  # not signal: it wraps every number in an enum (~7 ms on every kill and delete)
-import os
+import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 import time
 
 from state import process
@@ -20,11 +18,11 @@ def open_pidfd(record: ContainerRecord) -> int | None:
     if record.pid <= 0:
         return None
     try:
-        fd = os.pidfd_open(record.pid)
+        fd = posix.pidfd_open(record.pid)
     except OSError:
         return None
     if not process.is_alive(record.pid, record.pid_start_time):
-        os.close(fd)
+        posix.close(fd)
         return None
     return fd
 
@@ -39,7 +37,7 @@ def signal_init(record: ContainerRecord, sig: int) -> bool:
     except ProcessLookupError:
         return False
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def container_pids(record: ContainerRecord) -> list[int]:
@@ -51,23 +49,23 @@ def container_pids(record: ContainerRecord) -> list[int]:
         others = [pid for pid in load_manager(record.cgroups).procs() if pid != record.pid]
         return [record.pid, *others]
     try:
-        ns = os.readlink(f"/proc/{record.pid}/ns/pid")
+        ns = posix.readlink(f"/proc/{record.pid}/ns/pid")
     except OSError:
         return []
-    if ns == os.readlink("/proc/self/ns/pid"):
+    if ns == posix.readlink("/proc/self/ns/pid"):
         return [record.pid]  # no pid namespace of its own: only the init is surely ours
     pids = [record.pid]
-    for name in os.listdir("/proc"):
+    for name in posix.listdir("/proc"):
         if name.isdigit() and int(name) != record.pid:
             try:  # not contextlib.suppress: contextlib costs start, kill and delete ~2 ms to import
-                if os.readlink(f"/proc/{name}/ns/pid") == ns:
+                if posix.readlink(f"/proc/{name}/ns/pid") == ns:
                     pids.append(int(name))
             except OSError:
                 pass
     return pids
 
 
-def signal_all(record: ContainerRecord, sig: int, warn: Callable[[str], None] | None = None) -> None:
+def signal_all(record: ContainerRecord, sig: int, warn: "Callable[[str], None] | None" = None) -> None:
     """Signal every process of the container (kill --all, delete), never a reused pid: through its cgroups
     (Manager.signal_all: cgroup.kill, or freeze + pidfds + thaw), and the init through its verified pidfd if the
     cgroups did not reach it. Without cgroups: the init's pid namespace, each pid through a pidfd."""
@@ -81,17 +79,17 @@ def signal_all(record: ContainerRecord, sig: int, warn: Callable[[str], None] | 
     signal_init(record, sig)
     for pid in container_pids(record)[1:]:
         try:
-            fd = os.pidfd_open(pid)
+            fd = posix.pidfd_open(pid)
         except OSError:
             continue
         try:
             # Still in the init's pid namespace now that the pidfd pins the process: not a reused pid.
-            if os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(f"/proc/{record.pid}/ns/pid"):
+            if posix.readlink(f"/proc/{pid}/ns/pid") == posix.readlink(f"/proc/{record.pid}/ns/pid"):
                 _signal.pidfd_send_signal(fd, sig)
         except OSError:
             pass
         finally:
-            os.close(fd)
+            posix.close(fd)
 
 
 def wait_for_exit(record: ContainerRecord, timeout: float) -> bool:
@@ -110,4 +108,4 @@ def wait_for_exit(record: ContainerRecord, timeout: float) -> bool:
             if select.select([fd], [], [], left)[0]:
                 return True
     finally:
-        os.close(fd)
+        posix.close(fd)

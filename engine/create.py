@@ -1,8 +1,8 @@
 """`engine create`: validate the bundle, claim the id, fork the container's init and wait until it is set up.
 
-Follow a container from here: load config -> claim id -> fork the intermediate child (it loads the set-up code
-meanwhile) -> make the cgroups, state "creating", put the child in them -> it enters the namespaces and forks the
-init -> init mounts the rootfs -> prestart/createRuntime hooks run here
+Follow a container from here: load config -> claim id -> plan the cgroups -> fork the intermediate child (it loads
+the set-up code meanwhile) -> make the cgroups, state "creating", put the child in them -> it enters the namespaces
+and forks the init -> init mounts the rootfs -> prestart/createRuntime hooks run here
 -> init pivots and finishes -> state "created" -> the init blocks on the exec fifo until `engine start`.
 Every step registers its undo; a failure unwinds them in reverse and leaves no trace.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import _signal  # not signal: its enum wrappers import enum (~1.5 ms of create)
 import os
 
-from engine import channel, console, hookpoints, lsm
+from engine import channel, hookpoints, lsm
 from engine.errors import ConfigError, EngineError, suppress
 from engine.init_plan import InitPlan
 from engine.linux.namespaces import CLONE_NEWTIME, CLONE_NEWUSER, NAMESPACES
@@ -21,7 +21,6 @@ from engine.pidfile import write_pid_file
 from engine.record import field, record
 from engine.rootless import checks as rootless_checks
 from engine.rootless import hooks as rootless_hooks
-from engine.rootless.idmap import write_id_maps
 from state import jsonio, process
 from state.machine import Lifecycle
 from state.record import ContainerRecord
@@ -33,6 +32,8 @@ if TYPE_CHECKING:
     import _socket
 
     from engine.cgroups import Manager
+    from engine.cgroups.layout import Layout
+    from engine.cgroups.manager import Plan
     from engine.spec.typed import Linux, Process, Spec
     from engine.undo import UndoStack
 
@@ -103,19 +104,26 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
 
     # The child's first cgroup.procs write would wait ~10 ms for an RCU grace period: have it start now, in a thread,
     # while we validate and fork (engine/cgroups/attach_warmup.py).
-    attach_warmup.start()
+    host_files = attach_warmup.start()
     bundle = os.path.realpath(options.bundle)
     config, rootfs = load_bundle(bundle)
     _drop_unknown_capabilities(config["process"], log)
     _check_unsupported(config, log)
     labels = lsm.check(config["process"], log.warning)
     check_sysctls(config)
-    # create always detaches; `engine run` in the foreground passes its own socket (console.ConsoleSocket).
-    console.check_terminal(bool(config["process"].get("terminal")), options.console_socket, detach=True)
+    terminal = bool(config["process"].get("terminal"))
+    if terminal or options.console_socket:  # else nothing to check: the console module (termios, struct) stays out
+        from engine import console
+
+        # create always detaches; `engine run` in the foreground passes its own socket (console.ConsoleSocket).
+        console.check_terminal(terminal, options.console_socket, detach=True)
     ns_flags, ns_paths = namespace_plan(config)
     rootless_checks.check_config(config)
     hooks = hookpoints.collect(config, options.hooks_dirs)
     log.debug(f"create {options.container_id}: validated {bundle}/config.json (rootfs {rootfs})")
+    if not options.reaper:  # `engine run` in the foreground waits for its init: the monitor leaves it alone
+        # Imported before the fork (_launch), as what the cgroups need: not into pages shared with the child.
+        from state.monitor import ensure_running
     undo = UndoStack(warn=log.warning)
     with store.reserve(options.container_id):
         undo.push("remove state directory", lambda: store.remove(options.container_id))
@@ -136,6 +144,8 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
         try:
             console_sock = None
             if options.console_socket:  # check_terminal: given exactly when process.terminal is
+                from engine import console
+
                 # As runc: connected here, on the host, as the caller; the init may not reach the path (a user
                 # namespace's root, a 0700 directory). The init passes the pty master back; _launch forwards it.
                 console_sock = console.connect_console_socket(options.console_socket)
@@ -177,7 +187,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 bind_source_fds=source_fds,
                 labels=labels,
             )
-            _launch(plan, record, life, undo, options, log, console_sock)
+            _launch(plan, record, life, undo, options, log, console_sock, host_files)
         except BaseException as err:
             if life.state != "new":
                 with suppress(Exception):  # the unwind below matters more
@@ -191,9 +201,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
                 raise EngineError(f"create {options.container_id!r}: {err}") from None
             raise
         undo.discard()
-    if not options.reaper:  # `engine run` in the foreground waits for its init: the monitor leaves it alone
-        from state.monitor import ensure_running
-
+    if not options.reaper:
         ensure_running(store.root, record.id)  # someone must notice when this init exits
     return record
 
@@ -206,9 +214,16 @@ def _launch(
     options: CreateOptions,
     log: Log,
     console_sock: _socket.socket | None = None,
+    host_files: tuple[str, str] | None = None,
 ) -> None:
     from engine.cgroups import CgroupError
 
+    # Before the fork: what needs no cgroup touched (the checks of linux.resources, the controllers' code, the
+    # device rules). Done after it, the imports and allocations would write to pages the child shares with us, and
+    # the kernel would copy each first (~3 us a page here).
+    planned = _plan_cgroups(plan.config, record.id, options, log, host_files)
+    if plan.namespace_flags & CLONE_NEWUSER:
+        from engine.rootless.idmap import write_id_maps  # only with a user namespace of the container's own
     to_intermediate, intermediate_end = channel.pair("engine create", "the intermediate child")
     to_init, init_end = channel.pair("engine create", "the container's init")
     # Forked before the cgroups are made: the child loads the container's set-up code (_intermediate) while we make
@@ -222,7 +237,7 @@ def _launch(
     init_end.close()
     with to_intermediate, to_init:  # the protocol: engine/channel.py
         try:
-            cgroups = _create_cgroups(plan.config, record, undo, options, log)
+            cgroups = _create_cgroups(planned, plan.config, record, undo, options, log, host_files)
         except BaseException:
             to_intermediate.close()  # the child, waiting for InCgroup, sees the channel end and exits
             process.reap(pid)
@@ -260,6 +275,8 @@ def _launch(
         log.debug(f"create {record.id}: the init set up its filesystem; prestart and createRuntime hooks ran")
         to_init.send(channel.HooksDone(state))
         if console_sock is not None:  # process.terminal: the init allocated the pty after pivot_root
+            from engine import console  # loaded already, to connect console_sock
+
             _, master = to_init.receive_with_fd(channel.ConsoleMaster)
             try:
                 console.forward_master(console_sock, master)
@@ -299,23 +316,56 @@ def _intermediate(chan: channel.Channel, init_chan: channel.Channel, plan: InitP
     intermediate(chan, init_chan, plan)
 
 
-def _create_cgroups(
-    config: Spec, record: ContainerRecord, undo: UndoStack, options: CreateOptions, log: Log
-) -> Manager | None:
-    from engine.cgroups import CgroupError, manager_for
+def _plan_cgroups(
+    config: Spec, container_id: str, options: CreateOptions, log: Log, host_files: tuple[str, str] | None
+) -> tuple[Manager, Plan] | None:
+    """The cgroupfs manager and its plan (Manager.plan), before create forks; None when the container gets no
+    cgroups of its own (rootless, nothing delegated) or the systemd driver makes them (_create_systemd_cgroups).
+    host_files: /proc/self/cgroup and /proc/self/mountinfo as the warm-up read them (attach_warmup.start), so
+    that create reads and parses each once."""
+    from engine.cgroups import CgroupError, layout, manager_for
     from engine.rootless import cgroups as rootless_cgroups
 
-    linux = config.get("linux", {})
     if options.systemd_cgroup:
-        return _create_systemd_cgroups(linux, record, undo, log)
-    if not rootless_cgroups.use_cgroups(linux, record.id):
-        log.debug(f"create {record.id}: rootless without a delegated cgroup: the container stays in ours")
+        return None
+    linux = config.get("linux", {})
+    if not rootless_cgroups.use_cgroups(linux, container_id):
+        log.debug(f"create {container_id}: rootless without a delegated cgroup: the container stays in ours")
         return None
     resources = rootless_cgroups.without_devices(linux.get("resources"))
     devices = linux.get("devices") if resources is linux.get("resources") else None
-    cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning)
+    host = layout.detect_from(*host_files) if host_files is not None else None
+    cgroups = manager_for(linux.get("cgroupsPath"), container_id, warn=log.warning, layout=host)
     try:
-        cgroups.create(resources, linux_devices=devices, device_rules=rootless_cgroups.device_rules())
+        return cgroups, cgroups.plan(resources, linux_devices=devices, device_rules=rootless_cgroups.device_rules())
+    except CgroupError as err:
+        raise EngineError(f"config.json: {err}") from None
+
+
+def _create_cgroups(
+    planned: tuple[Manager, Plan] | None,
+    config: Spec,
+    record: ContainerRecord,
+    undo: UndoStack,
+    options: CreateOptions,
+    log: Log,
+    host_files: tuple[str, str] | None = None,
+) -> Manager | None:
+    """Make the cgroups _plan_cgroups planned (or the systemd driver's)."""
+    from engine.cgroups import CgroupError
+
+    if options.systemd_cgroup:
+        host = None
+        if host_files is not None:
+            from engine.cgroups import layout
+
+            host = layout.detect_from(*host_files)
+        return _create_systemd_cgroups(config.get("linux", {}), record, undo, log, host)
+    if planned is None:
+        return None
+    cgroups, cgroup_plan = planned
+    try:
+        cgroups.create(plan=cgroup_plan)
     except CgroupError as err:
         raise EngineError(f"config.json: {err}") from None
     undo.push("remove the cgroups", cgroups.destroy)
@@ -323,7 +373,9 @@ def _create_cgroups(
     return cgroups
 
 
-def _create_systemd_cgroups(linux: Linux, record: ContainerRecord, undo: UndoStack, log: Log) -> Manager:
+def _create_systemd_cgroups(
+    linux: Linux, record: ContainerRecord, undo: UndoStack, log: Log, host: Layout | None = None
+) -> Manager:
     """--systemd-cgroup: a scope that systemd makes at the first add(pid) (engine/cgroups/systemd.py)."""
     from engine.cgroups import CgroupError, manager_for
     from engine.rootless import rootless
@@ -331,7 +383,7 @@ def _create_systemd_cgroups(linux: Linux, record: ContainerRecord, undo: UndoSta
     if rootless():
         raise EngineError("--systemd-cgroup: not supported for a rootless engine (systemd's user instance is not used)")
     try:
-        cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning, systemd=True)
+        cgroups = manager_for(linux.get("cgroupsPath"), record.id, warn=log.warning, layout=host, systemd=True)
         cgroups.create(linux.get("resources"), linux_devices=linux.get("devices"))
     except CgroupError as err:
         raise EngineError(f"config.json: {err}") from None

@@ -9,14 +9,14 @@ nothing is logged. Each line has logrus's shape, which is what runc writes:
 
 Errors and warnings also go to stderr as `engine: ...`; debug lines (--debug) go to the log file, or to
 stderr in the format above when there is none, as runc's do. `engine state` and `kill` pay for this on every
-call: nothing is imported here, and a debug message without --debug costs one comparison.
+call: nothing but engine.paths is imported here, and a debug message without --debug costs one comparison.
 """
 
-from __future__ import annotations
-
-import os
+import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 import sys
 import time
+
+from engine.paths import absolute
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 # Characters logrus's text formatter leaves unquoted in a value (its needsQuoting).
@@ -59,12 +59,12 @@ def _to_stderr(line: str) -> None:
     try:
         print(line, file=sys.stderr, flush=True)
     except OSError:
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115  # nothing more can be said there, even at exit
+        sys.stderr = open("/dev/null", "w")  # noqa: SIM115  # nothing more can be said there, even at exit
 
 
 class Log:
     def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False) -> None:
-        self.path = os.path.abspath(path) if path else None  # `engine run` moves into the bundle
+        self.path = absolute(path) if path else None  # `engine run` moves into the bundle
         self.fmt = fmt
         self.debugging = debug
         self.threshold = LEVELS["debug"] if debug else LEVELS["info"]
@@ -73,14 +73,14 @@ class Log:
 
     def _append(self, data: bytes) -> None:
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = posix.open(self.path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
         except OSError:
             return  # an unwritable log must not turn a good command into a failure
         try:
             if data:
-                os.write(fd, data)
+                posix.write(fd, data)
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def _write(self, level: str, msg: str, to_stderr: bool) -> None:
         if LEVELS[level] < self.threshold:

@@ -1,7 +1,5 @@
 """Signal names as runc takes them: KILL, SIGKILL, 9, RTMIN+2, SIGRTMIN+2, and 0 (is it alive?)."""
 
-from __future__ import annotations
-
 import _signal as signal  # the C module: signal.py builds enums (~7 ms) that kill does not need
 
 from engine.errors import EngineError

@@ -8,13 +8,12 @@ What start needs only once the init is released (the lifecycle machine's table, 
 imported while the init works towards its exec (~1.5 ms, on another core), not before releasing it.
 """
 
-from __future__ import annotations
-
-import os
+import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 
 from engine.container import open_pidfd
 from engine.errors import EngineError, suppress
 from engine.log import Log
+from engine.paths import exists
 from state.rules import require_startable
 from state.store import EXEC_FIFO, HOOKS_FILE, Store
 
@@ -33,9 +32,9 @@ def start(store: Store, container_id: str, log: Log) -> None:
             _lifecycle(record, store, log).fire("stop")
             raise EngineError(f"cannot start container {container_id!r}: its init has exited")
         try:
-            fifo = os.open(EXEC_FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+            fifo = posix.open(EXEC_FIFO, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=dir_fd)
         except FileNotFoundError:
-            os.close(pidfd)
+            posix.close(pidfd)
             raise EngineError(f"cannot start container {container_id!r}: it was started already") from None
         try:
             # The init is released: while it works towards its exec, get ready to record the outcome.
@@ -43,10 +42,10 @@ def start(store: Store, container_id: str, log: Log) -> None:
             _ensure_monitor(record, store)
             reply = _read_until_exec(fifo, pidfd)
         finally:
-            os.close(fifo)
-            os.close(pidfd)
+            posix.close(fifo)
+            posix.close(pidfd)
         with suppress(FileNotFoundError):
-            os.unlink(EXEC_FIFO, dir_fd=dir_fd)
+            posix.unlink(EXEC_FIFO, dir_fd=dir_fd)
         log.debug(f"start {container_id}: released the init (pid {record.pid}) through the exec fifo")
         if reply != b"0":
             life.fire("stop")
@@ -60,29 +59,29 @@ def start(store: Store, container_id: str, log: Log) -> None:
         log.debug(f"start {container_id}: running")
         # config.md: poststart hooks run after the user's process is executed, before start returns; a failing
         # one is a warning (the issue's choice, as runc does). Only a container with hooks has the file.
-        if os.path.exists(store.path(container_id, HOOKS_FILE)):
+        if exists(store.path(container_id, HOOKS_FILE)):
             from engine import hookpoints
 
             hooks = hookpoints.load(store.path(container_id))
             hookpoints.run("poststart", hooks, record.public_state("running"), log, warn_only=True, cwd=record.bundle)
 
 
-def _lifecycle(record: ContainerRecord, store: Store, log: Log) -> Lifecycle:
+def _lifecycle(record: "ContainerRecord", store: Store, log: Log) -> "Lifecycle":
     from state.machine import Lifecycle
 
     return Lifecycle(record, store, warn=log.warning)
 
 
-def _ensure_monitor(record: ContainerRecord, store: Store) -> None:
+def _ensure_monitor(record: "ContainerRecord", store: Store) -> None:
     """A monitor that died since create is replaced (one that runs watches the container since create). Not for
     `engine run` in the foreground: it waits for its init itself, and the monitor leaves such a container to it
     (state/monitor.py)."""
-    if record.reaper_pid == os.getpid():
+    if record.reaper_pid == posix.getpid():
         return
-    from state import monitor
+    if not store.monitor_running():
+        from state.monitor import ensure_running
 
-    if not monitor.running(store.root):
-        monitor.ensure_running(store.root)
+        ensure_running(store.root)
 
 
 def _read_until_exec(fifo: int, pidfd: int) -> bytes:
@@ -98,7 +97,7 @@ def _read_until_exec(fifo: int, pidfd: int) -> bytes:
         events = dict(poller.poll())
         if events.get(fifo, 0) & (select.POLLIN | select.POLLHUP):
             try:
-                chunk = os.read(fifo, 65536)
+                chunk = posix.read(fifo, 65536)
             except BlockingIOError:
                 chunk = None
             if chunk:
@@ -110,7 +109,7 @@ def _read_until_exec(fifo: int, pidfd: int) -> bytes:
         if pidfd in events:
             # The init is gone; collect whatever it managed to write.
             try:
-                while chunk := os.read(fifo, 65536):
+                while chunk := posix.read(fifo, 65536):
                     data += chunk
             except BlockingIOError:
                 pass

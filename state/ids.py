@@ -1,7 +1,5 @@
 """Container ids: what runc accepts, and nothing that could name a path outside --root."""
 
-from __future__ import annotations
-
 from engine.errors import EngineError
 
 MAX_ID_LENGTH = 1024

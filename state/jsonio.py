@@ -9,8 +9,6 @@ one document (or a `list` of a thousand) is faster with this; bench/json_choice.
 has the numbers). The long-running readers (`engine events`) use orjson.
 """
 
-from __future__ import annotations
-
 import _json
 
 TYPE_CHECKING = False
@@ -38,7 +36,7 @@ class _ScanContext:
     memo: dict[str, str] = {}
 
     @staticmethod
-    def parse_constant(name: str) -> Any:
+    def parse_constant(name: str) -> "Any":
         raise JSONError(f"{name} is not valid JSON", None)
 
 
@@ -47,7 +45,7 @@ _encode_compact = _json.make_encoder(None, None, _json.encode_basestring_ascii, 
 _WHITESPACE = " \t\n\r"
 
 
-def loads(data: str | bytes) -> Any:
+def loads(data: str | bytes) -> "Any":
     """The value of a JSON document; JSONError (a ValueError) if it is not one. Bytes must be UTF-8."""
     text = data.decode() if isinstance(data, bytes) else data
     start = len(text) - len(text.lstrip(_WHITESPACE))
@@ -74,7 +72,7 @@ def loads(data: str | bytes) -> Any:
     return value
 
 
-def _rescan(text: str, start: int) -> Any:
+def _rescan(text: str, start: int) -> "Any":
     try:
         _scan(text, start)
     except StopIteration as err:
@@ -92,7 +90,7 @@ def _error_of(err: ValueError) -> JSONError:
     return JSONError(message[:1].lower() + message[1:], position)
 
 
-def dumps(value: Any, indent: int | None = None) -> str:
+def dumps(value: "Any", indent: int | None = None) -> str:
     if indent is None:
         return "".join(_encode_compact(value, 0))
     out: list[str] = []
@@ -100,7 +98,7 @@ def dumps(value: Any, indent: int | None = None) -> str:
     return "".join(out)
 
 
-def _pretty(value: Any, level: int, unit: str, out: list[str]) -> None:
+def _pretty(value: "Any", level: int, unit: str, out: list[str]) -> None:
     if isinstance(value, dict) and value:
         inner = "\n" + unit * (level + 1)
         out.append("{")

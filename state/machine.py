@@ -15,8 +15,6 @@ table and the machine agree on every pair and fails while the table is stale. Ma
 the machine itself.
 """
 
-from __future__ import annotations
-
 from engine.errors import InvalidState
 from state import lifecycle_table
 from state.record import ContainerRecord, now_rfc3339
@@ -32,7 +30,7 @@ if TYPE_CHECKING:
 
 NEW = "new"  # before the id is claimed; never written to disk
 STATES = [NEW, CREATING, CREATED, RUNNING, PAUSED, STOPPED]
-TRANSITIONS: list[dict[str, Any]] = [
+TRANSITIONS: "list[dict[str, Any]]" = [
     {"trigger": "begin_create", "source": NEW, "dest": CREATING},
     {"trigger": "finish_create", "source": CREATING, "dest": CREATED},
     {"trigger": "start", "source": CREATED, "dest": RUNNING, "before": "_mark_started"},
@@ -45,7 +43,7 @@ TRANSITIONS: list[dict[str, Any]] = [
         "before": "_mark_finished",
     },
 ]
-MACHINE_OPTIONS: dict[str, Any] = {"auto_transitions": False, "send_event": True, "after_state_change": "_persist"}
+MACHINE_OPTIONS: "dict[str, Any]" = {"auto_transitions": False, "send_event": True, "after_state_change": "_persist"}
 
 
 class Event:
@@ -53,25 +51,25 @@ class Event:
 
     __slots__ = ("kwargs",)
 
-    def __init__(self, kwargs: dict[str, Any]) -> None:
+    def __init__(self, kwargs: "dict[str, Any]") -> None:
         self.kwargs = kwargs
 
 
 class Lifecycle:
     """One container's lifecycle; `record` is its state, persisted on every transition."""
 
-    def __init__(self, record: ContainerRecord, store: Store, warn: Warn | None = None) -> None:
+    def __init__(self, record: ContainerRecord, store: Store, warn: "Warn | None" = None) -> None:
         self.record = record
         self.store = store
         self.warn = warn or (lambda message: None)
         self.state = record.status
 
     @classmethod
-    def new(cls, record: ContainerRecord, store: Store, warn: Warn | None = None) -> Lifecycle:
+    def new(cls, record: ContainerRecord, store: Store, warn: "Warn | None" = None) -> "Lifecycle":
         record.status = NEW
         return cls(record, store, warn)
 
-    def fire(self, trigger: str, **kwargs: Any) -> None:
+    def fire(self, trigger: str, **kwargs: "Any") -> None:
         """Run a transition; one that the current status does not allow is an InvalidState with no effect."""
         step = lifecycle_table.TABLE.get((self.state, trigger))
         if step is None:
@@ -89,16 +87,16 @@ class Lifecycle:
     def _invalid(self, trigger: str) -> InvalidState:
         return InvalidState(f"container {self.record.id!r}: cannot {trigger.replace('_', ' ')} while {self.state}")
 
-    def _mark_started(self, event: Any) -> None:
+    def _mark_started(self, event: "Any") -> None:
         self.record.started = now_rfc3339()
 
-    def _mark_finished(self, event: Any) -> None:
+    def _mark_finished(self, event: "Any") -> None:
         self.record.finished = now_rfc3339()
         exit_status = event.kwargs.get("exit_status")
         if exit_status is not None:
             self.record.exit_status = exit_status
 
-    def _persist(self, event: Any) -> None:
+    def _persist(self, event: "Any") -> None:
         self.record.status = self.state
         self.store.save(self.record)
         if self.record.sync_socket:
@@ -113,11 +111,11 @@ class Lifecycle:
 class MachineLifecycle(Lifecycle):
     """The same lifecycle fired through the `transitions` machine itself: the definition, run."""
 
-    def __init__(self, record: ContainerRecord, store: Store, warn: Warn | None = None) -> None:
+    def __init__(self, record: ContainerRecord, store: Store, warn: "Warn | None" = None) -> None:
         super().__init__(record, store, warn)
         self.machine = definition_machine(self, initial=record.status)
 
-    def fire(self, trigger: str, **kwargs: Any) -> None:
+    def fire(self, trigger: str, **kwargs: "Any") -> None:
         from transitions import MachineError
 
         try:
@@ -126,7 +124,7 @@ class MachineLifecycle(Lifecycle):
             raise self._invalid(trigger) from None
 
 
-def definition_machine(model: object, initial: str = NEW) -> Any:
+def definition_machine(model: object, initial: str = NEW) -> "Any":
     """The lifecycle as a transitions.Machine on `model` (which gets its `state` and triggers)."""
     from transitions import Machine
 

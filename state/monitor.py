@@ -7,8 +7,8 @@ parent that reaps it), and costs a few KiB per container instead of a process ea
 - `ensure_running(root, container_id)` (called by create) pokes the monitor's socket with the id of the
   container just created, for it to look at that container, or starts a monitor when none answers: a
   double-forked daemon, exec'd as a lean `python -S`, with /dev/null as stdio and every other fd closed (a
-  supervisor's pipes must not be held open by it). `start` only asks `running(root)`, and calls
-  ensure_running when no monitor holds the lock.
+  supervisor's pipes must not be held open by it). `start` only asks `Store.monitor_running()`
+  (state/store.py), and calls ensure_running when no monitor holds the lock.
 - A lock file makes sure one monitor per root runs; a second one started in a race exits at once.
 - Everything is derived from the state directory, so a monitor that died is simply started again by the next
   command, and `engine state` stays truthful meanwhile (it checks the init itself).
@@ -35,13 +35,13 @@ import sys
 import time
 
 from engine.errors import suppress
+from state.store import MONITOR_LOCK
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import _socket
 
 MONITOR_SOCKET = ".monitor.sock"
-MONITOR_LOCK = ".monitor.lock"
 IDLE_EXIT = 5.0
 CONNECT_TIMEOUT = 0.2
 SPAWN_WAIT = 1.0  # at most this long for a monitor on its way out to go
@@ -92,27 +92,6 @@ def ensure_running(root: str, container_id: str | None = None) -> None:
         if time.monotonic() > deadline:
             return
         time.sleep(0.002)
-
-
-def running(root: str) -> bool:
-    """Whether a monitor runs for this root (holds its lock), asked without waking it.
-
-    For `engine start`: create had the monitor rescan once the container was created, so the container is
-    watched unless that monitor has died since, which frees the lock. Poking it instead would load _socket and
-    make the monitor rescan the whole root while start finishes (~0.5 ms of every start on a 2-core machine).
-    A spawner that tries the lock during our brief shared hold takes it for a monitor on its way out, and
-    retries after 2 ms (ensure_running)."""
-    try:
-        fd = os.open(os.path.join(root, MONITOR_LOCK), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def _claim(root: str, path: str) -> tuple[int, int] | None:

@@ -1,7 +1,5 @@
 """One container's record: what state.json holds, and the public state `engine state` prints."""
 
-from __future__ import annotations
-
 import time
 
 from engine import SPEC_VERSION
@@ -21,7 +19,7 @@ def now_rfc3339() -> str:
 
 # Every field of state.json and its default (a callable for a fresh mutable or a timestamp). A plain class,
 # not a dataclass: `import dataclasses` pulls in inspect, ~15 ms on every `engine state`.
-_FIELDS: dict[str, Any] = {
+_FIELDS: "dict[str, Any]" = {
     "id": None,
     "bundle": None,
     "status": CREATING,
@@ -88,10 +86,10 @@ class ContainerRecord:
     reaper_pid: int
     reaper_start_time: int | None
     sync_socket: str | None
-    cgroups: dict[str, Any]
+    cgroups: "dict[str, Any]"
     owner: str
 
-    def __init__(self, **values: Any) -> None:
+    def __init__(self, **values: "Any") -> None:
         for name, default in _FIELDS.items():
             if name in values:
                 setattr(self, name, values.pop(name))
@@ -107,11 +105,11 @@ class ContainerRecord:
     def __repr__(self) -> str:
         return f"ContainerRecord(id={self.id!r}, status={self.status!r}, pid={self.pid})"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> "dict[str, Any]":
         return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ContainerRecord:
+    def from_json(cls, data: "dict[str, Any]") -> "ContainerRecord":
         """A record from state.json, its fields checked: a corrupt or hand-edited file is a ValueError naming the
         field (one line for the user), never a TypeError deep in a command."""
         if not isinstance(data, dict):
@@ -140,7 +138,7 @@ class ContainerRecord:
             return STOPPED
         return self.status
 
-    def public_state(self, status: str | None = None) -> dict[str, Any]:
+    def public_state(self, status: str | None = None) -> "dict[str, Any]":
         """runtime.md "State", plus runc's extra fields (rootfs, created, owner) that tools read."""
         status = status or self.observed_status()
         state: dict[str, Any] = {
@@ -157,7 +155,7 @@ class ContainerRecord:
             state["annotations"] = self.annotations
         return state
 
-    def event_state(self, status: str | None = None) -> dict[str, Any]:
+    def event_state(self, status: str | None = None) -> "dict[str, Any]":
         """The public state plus the timestamps and exit status supervisors want (sync socket, events)."""
         state = self.public_state(status)
         state["createdAt"] = self.created

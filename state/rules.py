@@ -3,8 +3,6 @@
 The state machine in state/machine.py enforces the same rules for the transitions themselves.
 """
 
-from __future__ import annotations
-
 from engine.errors import InvalidState
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"

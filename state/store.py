@@ -5,14 +5,14 @@ Layout:  <root>/<id>/state.json   the record (written only by state transitions)
          <root>/<id>/config.json  the config as it was at create (later edits must not affect the container)
          <root>/<id>/exec.fifo    while created: `start` opens it to let the init exec the user's program
          <root>/<id>/hooks.json   the hooks to run (engine/hookpoints.py), only for a container that has any
+         <root>/.monitor.lock     flocked by the root's exit monitor while it runs (state/monitor.py)
 """
 
-from __future__ import annotations
-
 import errno
-import os
+import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 
 from engine.errors import ContainerNotFound, EngineError, suppress
+from engine.paths import absolute
 from state import jsonio
 from state.ids import validate_id
 from state.record import ContainerRecord
@@ -23,6 +23,7 @@ CONFIG_FILE = "config.json"
 EXEC_FIFO = "exec.fifo"
 EVENTS_FILE = "events.jsonl"
 HOOKS_FILE = "hooks.json"
+MONITOR_LOCK = ".monitor.lock"
 
 
 class ContainerExists(EngineError):
@@ -41,47 +42,47 @@ def write_atomically(dir_fd: int, name: str, data: bytes) -> None:
     write reads as stopped or corrupt, which `delete --force` handles. An fsync costs 2-5 ms per write where
     the root is on a disk (this machine's /run is ext4: create wrote four files, eight flushes), for nothing a
     reader can observe. runc does not flush its state.json either."""
-    tmp = f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
+    tmp = f".{name}.{posix.getpid()}.{posix.urandom(6).hex()}.tmp"
+    flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
+    fd = posix.open(tmp, flags, 0o600, dir_fd=dir_fd)
     try:
         try:
-            os.write(fd, data)
+            posix.write(fd, data)
         finally:
-            os.close(fd)
-        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            posix.close(fd)
+        posix.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         with suppress(OSError):
-            os.unlink(tmp, dir_fd=dir_fd)
+            posix.unlink(tmp, dir_fd=dir_fd)
         raise
 
 
 def read_all(fd: int) -> bytes:
     """The rest of an open file, with plain reads (no buffered file object: `list` reads one per container)."""
     chunks = []
-    while chunk := os.read(fd, 65536):
+    while chunk := posix.read(fd, 65536):
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def append_line(dir_fd: int, name: str, data: bytes) -> None:
     """One line at the end of `name` (O_APPEND: a single write, never interleaved with another writer's)."""
-    fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    fd = posix.open(name, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     try:
-        os.write(fd, data + b"\n")
+        posix.write(fd, data + b"\n")
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def write_file_atomically(path: str, data: bytes) -> None:
     """write_atomically for a path (e.g. a --pid-file): a reader sees the old file or the new, never half.
     Raises OSError."""
-    directory, name = os.path.split(os.path.abspath(path))
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    directory, _, name = absolute(path).rpartition("/")
+    dir_fd = posix.open(directory or "/", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         write_atomically(dir_fd, name, data)
     finally:
-        os.close(dir_fd)
+        posix.close(dir_fd)
 
 
 class DirLock:
@@ -101,31 +102,57 @@ class DirLock:
             if self.must_exist is not None:
                 # The holder before us may have deleted the container while we waited.
                 try:
-                    os.stat(STATE_FILE, dir_fd=self.dir_fd)
+                    posix.stat(STATE_FILE, dir_fd=self.dir_fd)
                 except FileNotFoundError:
                     raise ContainerNotFound(self.must_exist) from None
         except BaseException:
-            os.close(self.dir_fd)
+            posix.close(self.dir_fd)
             raise
         return self.dir_fd
 
     def __exit__(self, *exc: object) -> None:
-        os.close(self.dir_fd)  # closing the last fd releases the flock
+        posix.close(self.dir_fd)  # closing the last fd releases the flock
 
 
 class Store:
     def __init__(self, root: str = DEFAULT_ROOT) -> None:
-        self.root = os.path.abspath(root)
+        self.root = absolute(root)
 
     def path(self, container_id: str, *names: str) -> str:
-        return os.path.join(self.root, container_id, *names)
+        return "/".join((self.root.rstrip("/"), container_id, *names))  # rstrip: a root of "/"
 
     def ensure_root(self) -> None:
+        import os  # create's: the other commands find the root or fail
+
         os.makedirs(self.root, mode=0o700, exist_ok=True)
+
+    def monitor_running(self) -> bool:
+        """Whether the root's exit monitor runs (holds its lock), asked without waking it, nor loading
+        state/monitor.py (and the os module with it, ~1 ms): `engine start` asks once it has released the init,
+        while the init execs.
+
+        create had the monitor rescan once the container was created, so the container is watched unless that
+        monitor has died since, which frees the lock. Poking it instead would load _socket and make the monitor
+        rescan the whole root while start finishes (~0.5 ms of every start on a 2-core machine). A spawner that
+        tries the lock during our brief shared hold takes it for a monitor on its way out, and retries after 2 ms
+        (state.monitor.ensure_running)."""
+        import fcntl  # as in DirLock: start has it loaded already
+
+        try:
+            fd = posix.open(self.path(MONITOR_LOCK), posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            posix.close(fd)
+        return False
 
     def ids(self) -> list[str]:
         try:
-            entries = os.scandir(self.root)
+            entries = posix.scandir(self.root)
         except FileNotFoundError:
             return []
         with entries:
@@ -141,10 +168,10 @@ class Store:
         validate_id(container_id)
         self.ensure_root()
         try:
-            os.mkdir(self.path(container_id), 0o700)
+            posix.mkdir(self.path(container_id), 0o700)
         except FileExistsError:
             raise ContainerExists(container_id) from None
-        dir_fd = os.open(self.path(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dir_fd = posix.open(self.path(container_id), posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         return DirLock(dir_fd)
 
     def locked(self, container_id: str, *, shared: bool = False) -> DirLock:
@@ -153,7 +180,9 @@ class Store:
         validate_id(container_id)
         try:
             # O_NOFOLLOW: a symlink in place of the directory must not lead us into the directory it names.
-            dir_fd = os.open(self.path(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            dir_fd = posix.open(
+                self.path(container_id), posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
+            )
         except FileNotFoundError:
             raise ContainerNotFound(container_id) from None
         except OSError as err:
@@ -166,15 +195,15 @@ class Store:
         validate_id(container_id)
         try:
             if dir_fd is not None:
-                fd = os.open(STATE_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+                fd = posix.open(STATE_FILE, posix.O_RDONLY | posix.O_CLOEXEC, dir_fd=dir_fd)
             else:
-                fd = os.open(self.path(container_id, STATE_FILE), os.O_RDONLY | os.O_CLOEXEC)
+                fd = posix.open(self.path(container_id, STATE_FILE), posix.O_RDONLY | posix.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(container_id) from None
         try:
             data = read_all(fd)
         finally:
-            os.close(fd)
+            posix.close(fd)
         try:
             record = ContainerRecord.from_json(jsonio.loads(data))
         except (ValueError, TypeError) as err:
@@ -191,40 +220,40 @@ class Store:
         start and a quick exit); the log keeps every one, and since it is written first, whatever status a
         reader sees in state.json is already in the log (state/events.py replays it)."""
         data = jsonio.dumps(record.to_json()).encode()
-        dir_fd = os.open(self.path(record.id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dir_fd = posix.open(self.path(record.id), posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         try:
             append_line(dir_fd, EVENTS_FILE, data)
             write_atomically(dir_fd, STATE_FILE, data)
         finally:
-            os.close(dir_fd)
+            posix.close(dir_fd)
 
     def remove(self, container_id: str) -> None:
         """Remove the container's directory; state.json goes first so waiters see the container gone. Never
         through a symlink: an entry that is not a directory is removed itself, not what it points at."""
         directory = self.path(container_id)
         try:
-            dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            dir_fd = posix.open(directory, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
         except FileNotFoundError:
             return
         except OSError as err:
             if err.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
-            os.unlink(directory)
+            posix.unlink(directory)
             return
         try:
             with suppress(FileNotFoundError):
-                os.unlink(STATE_FILE, dir_fd=dir_fd)
-            for name in os.listdir(dir_fd):
+                posix.unlink(STATE_FILE, dir_fd=dir_fd)
+            for name in posix.listdir(dir_fd):
                 try:
-                    os.unlink(name, dir_fd=dir_fd)
+                    posix.unlink(name, dir_fd=dir_fd)
                 except IsADirectoryError:
-                    os.rmdir(name, dir_fd=dir_fd)
+                    posix.rmdir(name, dir_fd=dir_fd)
                 except FileNotFoundError:
                     pass
         finally:
-            os.close(dir_fd)
+            posix.close(dir_fd)
         try:
-            os.rmdir(directory)
+            posix.rmdir(directory)
         except OSError as err:
             if err.errno != errno.ENOENT:
                 raise

@@ -35,29 +35,44 @@ as runc does):
   field-by-field mapping.
 """
 
-from __future__ import annotations
-
-from engine.cgroups.fs import CgroupError
-
 TYPE_CHECKING = False  # `import typing` costs ~8 ms, and `engine delete` loads this package
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
+    from engine.cgroups.fs import CgroupError
     from engine.cgroups.layout import Layout
     from engine.cgroups.manager import Manager
 
 __all__ = ["CgroupError", "Manager", "load_manager", "manager_at", "manager_for"]
+
+# Manager.to_json's format (state.json's "cgroups"), and the cgroup2 hierarchy's name in it: defined here, in the
+# package every reader of that state loads anyway, so that delete's shortcut (remove.py) needs neither fs.py nor a
+# manager; fs.py re-exports them for the managers.
+STATE_VERSION = 1
+UNIFIED = "unified"
+
+
+if not TYPE_CHECKING:  # type checkers see the import above, and no __getattr__ that would accept any name
+
+    def __getattr__(name: str) -> object:
+        # CgroupError is fs.py's, loaded when first asked for: `engine delete` of a stopped container imports this
+        # package for remove.py, and nothing of fs.py (~0.1 ms).
+        if name == "CgroupError":
+            from engine.cgroups.fs import CgroupError
+
+            return CgroupError
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def manager_for(
     cgroups_path: str | None,
     container_id: str,
     *,
-    warn: Callable[[str], None] | None = None,
-    layout: Layout | None = None,
+    warn: "Callable[[str], None] | None" = None,
+    layout: "Layout | None" = None,
     systemd: bool = False,
-) -> Manager:
+) -> "Manager":
     """The manager for a container's cgroup(s), not created yet (create() does that).
 
     cgroups_path: linux.cgroupsPath; None or "" means engine/<container_id> (relative). layout: the host's hierarchies,
@@ -81,16 +96,17 @@ def manager_for(
 
 
 def manager_at(
-    dirs: Mapping[str, str],
+    dirs: "Mapping[str, str]",
     *,
-    warn: Callable[[str], None] | None = None,
-    layout: Layout | None = None,
+    warn: "Callable[[str], None] | None" = None,
+    layout: "Layout | None" = None,
     cgroups_path: str = "",
-) -> Manager:
+) -> "Manager":
     """A manager for the given directories, keyed by hierarchy name as the host layout names them ("memory",
     "cpu,cpuacct", "name=systemd", "unified"); on a pure v2 host, {"unified": directory}. Hierarchies left out are
     not used. Nothing is touched."""
     from engine.cgroups import layout as layout_mod
+    from engine.cgroups.fs import CgroupError
     from engine.cgroups.manager import UNIFIED
 
     host = layout or layout_mod.detect()
@@ -111,8 +127,10 @@ def manager_at(
     return mgr
 
 
-def load_manager(data: Mapping[str, Any], *, warn: Callable[[str], None] | None = None) -> Manager:
+def load_manager(data: "Mapping[str, Any]", *, warn: "Callable[[str], None] | None" = None) -> "Manager":
     """The manager a previous process saved with to_json() (state.json), for delete, kill, pause, exec, update."""
+    from engine.cgroups.fs import CgroupError
+
     driver = data.get("driver", "cgroupfs")
     if driver == "systemd":
         try:

@@ -18,21 +18,29 @@ import _thread
 import os
 
 
-def start() -> None:
+def start() -> tuple[str, str] | None:
     """Begin the no-op write in a thread of its own; returns at once. The file is found and opened here: the thread
     runs one blocking write, which releases the GIL, so it never makes the main thread wait for the GIL's switch
-    interval (5 ms) while it parses."""
+    interval (5 ms) while it parses.
+
+    Returns the texts of /proc/self/cgroup and /proc/self/mountinfo it read (None if it could not), for create to
+    detect the host's cgroup layout from (engine.cgroups.layout.detect_from) instead of reading them again."""
     try:
-        path = own_procs_file()
+        texts = _read("/proc/self/cgroup"), _read("/proc/self/mountinfo")
+    except (OSError, ValueError):  # not UTF-8: layout.detect reads them itself and says what is wrong
+        return None
+    try:
+        path = procs_file(*texts)
         if path is None:
-            return
+            return texts
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except (OSError, ValueError, IndexError):  # no permission, no cgroup mount found: nothing to save
-        return
+        return texts
     try:
         _thread.start_new_thread(_write, (fd, str(os.getpid()).encode()))
     except RuntimeError:  # no thread to be had: the first real write pays the wait, as it always did
         os.close(fd)
+    return texts
 
 
 def own_procs_file() -> str | None:

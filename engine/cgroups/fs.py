@@ -12,10 +12,13 @@ not enabled for the cgroup), and that must be an error, never a stray regular fi
 from __future__ import annotations
 
 import errno
-import os
+import posix  # not os: delete loads this module, and os costs ~1 ms to import (engine/paths.py)
 import time
 
+from engine.cgroups import STATE_VERSION as STATE_VERSION  # re-exported: the managers' state format
+from engine.cgroups import UNIFIED as UNIFIED  # re-exported
 from engine.errors import EngineError
+from engine.paths import exists as path_exists
 from state import jsonio  # not json: it imports re, and delete loads this module
 
 TYPE_CHECKING = False
@@ -26,12 +29,6 @@ if TYPE_CHECKING:
 # The config field every error about where the container's cgroup is names. Here, not in layout.py (which
 # defines how the path is read): the managers need only this name, not the host's layout.
 CGROUPS_PATH = "linux.cgroupsPath"
-
-
-# Manager.to_json's format (state.json's "cgroups"), and the cgroup2 hierarchy's name in it: here, where both the
-# managers and remove.py (delete's shortcut, which loads no manager) find them.
-STATE_VERSION = 1
-UNIFIED = "unified"
 
 
 class CgroupError(EngineError):
@@ -63,18 +60,23 @@ def _shown(value: str) -> str:
 
 
 def os_reason(err: OSError) -> str:
-    return os.strerror(err.errno) if err.errno else str(err)
+    return posix.strerror(err.errno) if err.errno else str(err)
+
+
+def _in(directory: str, name: str) -> str:
+    """os.path.join(directory, name) for a file name (without os: see the import)."""
+    return f"{directory}{name}" if not directory or directory.endswith("/") else f"{directory}/{name}"
 
 
 def write(where: str, directory: str, name: str, value: str) -> None:
     """Write `value` to directory/name in ONE write(2): cgroupfs parses each write as a whole."""
-    path = os.path.join(directory, name)
+    path = _in(directory, name)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
         try:
-            os.write(fd, value.encode())
+            posix.write(fd, value.encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as err:
         raise WriteError(where, path, value, err) from None
 
@@ -94,7 +96,7 @@ class WriteError(CgroupError):
 
 
 def read(directory: str, name: str) -> str:
-    with open(os.path.join(directory, name)) as f:
+    with open(_in(directory, name)) as f:
         return f.read()
 
 
@@ -106,7 +108,7 @@ def read_or(directory: str, name: str, default: str | None = None) -> str | None
 
 
 def exists(directory: str, name: str) -> bool:
-    return os.path.exists(os.path.join(directory, name))
+    return path_exists(_in(directory, name))
 
 
 def pids_in(directory: str) -> list[int]:
@@ -128,9 +130,9 @@ def walk_down(directory: str) -> Iterator[str]:
             # cgroupfs (kernfs) counts a directory's subdirectories in its link count: 2 means none, and one
             # stat saves listing the dozens of control files (delete walks every hierarchy twice). A filesystem
             # that does not count them (btrfs says 1) is listed.
-            if os.stat(current).st_nlink == 2:
+            if posix.stat(current).st_nlink == 2:
                 continue
-            with os.scandir(current) as entries:
+            with posix.scandir(current) as entries:
                 stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
             continue
@@ -147,7 +149,7 @@ def rmdir_tree(directory: str, timeout: float = 2.0) -> None:
     for current in reversed(list(walk_down(directory))):
         while True:
             try:
-                os.rmdir(current)
+                posix.rmdir(current)
                 break
             except FileNotFoundError:
                 break

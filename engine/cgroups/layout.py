@@ -100,10 +100,15 @@ def _unescape(field: str) -> str:
 
 
 def detect(mountinfo: str = "/proc/self/mountinfo", cgroup_file: str = "/proc/self/cgroup") -> Layout:
+    return detect_from(_read(cgroup_file), _read(mountinfo))
+
+
+def detect_from(proc_self_cgroup: str, mountinfo: str) -> Layout:
+    """detect() from the texts of /proc/self/cgroup and /proc/self/mountinfo read already (create's warm-up reads
+    them first thing: engine/cgroups/attach_warmup.py)."""
     with open("/proc/cgroups") as f:
         known = frozenset(line.split()[0] for line in f if line.strip() and not line.startswith("#"))
-    with open(cgroup_file) as f:
-        return parse(f.read(), _read(mountinfo), known)
+    return parse(proc_self_cgroup, mountinfo, known)
 
 
 def _read(path: str) -> str:

@@ -19,7 +19,6 @@ from engine.cgroups import fs
 from engine.cgroups.fs import CGROUPS_PATH, CgroupError, fail, jpath
 from engine.cgroups.fs import STATE_VERSION as STATE_VERSION  # re-exported: the managers' state format
 from engine.cgroups.fs import UNIFIED as UNIFIED  # re-exported
-from engine.cgroups.remove import remove_parents
 from engine.errors import suppress
 
 TYPE_CHECKING = False  # typing costs ~8 ms at import; `engine delete` and `kill` load this module
@@ -29,6 +28,9 @@ if TYPE_CHECKING:
 
     from engine.cgroups.devices import Emulator
     from engine.spec.typed import Device, Resources
+
+    # (controller module, its section of linux.resources, the JSON path): what create() applies, in order.
+    Plan = list[tuple[Any, Any, str]]
 
 RESOURCES = "linux.resources"
 
@@ -109,12 +111,15 @@ class Manager:
         *,
         linux_devices: Iterable[Device] | None = None,
         device_rules: str = "always",
+        plan: Plan | None = None,
     ) -> None:
         """Make the cgroups (mkdir -p in every hierarchy) and apply linux.resources; all or nothing: a failure
         removes what was made. A cgroup that already existed is reused: refused if frozen, shared (with a
         warning) if it holds processes. device_rules="if given": no device policy unless resources has
-        "devices" (a rootless engine may not load a device program: engine/rootless/cgroups.py)."""
-        plan = self._plan(resources or {}, RESOURCES, linux_devices, device_rules=device_rules)
+        "devices" (a rootless engine may not load a device program: engine/rootless/cgroups.py). plan: what
+        plan() returned for the same arguments, made beforehand; resources and the rest are then not read."""
+        if plan is None:
+            plan = self.plan(resources, linux_devices=linux_devices, device_rules=device_rules)
         try:
             existing = self._make_dirs(plan)
             if self.is_frozen_any():
@@ -124,6 +129,19 @@ class Manager:
         except BaseException:
             self._undo_create()
             raise
+
+    def plan(
+        self,
+        resources: Resources | None = None,
+        *,
+        linux_devices: Iterable[Device] | None = None,
+        device_rules: str = "always",
+    ) -> Plan:
+        """create()'s first half, which touches no cgroup: every check of linux.resources that needs no write (a
+        CgroupError names the field), the controllers loaded, the device rules built. `engine create` calls it
+        before it forks its child, so that this work (imports, allocations) is not done in memory the two
+        processes share, where each page written after the fork is copied first."""
+        return self._plan(resources or {}, RESOURCES, linux_devices, device_rules=device_rules)
 
     def adopt(self, resources: Resources | None = None, *, linux_devices: Iterable[Device] | None = None) -> None:
         """Apply linux.resources to cgroups that exist already and are the container's own (a systemd scope
@@ -142,9 +160,7 @@ class Manager:
         --resources` document."""
         self._write(self._plan(resources, json_root, linux_devices, device_rules="if given"), creating=False)
 
-    def _plan(
-        self, res: Resources, where: str, linux_devices: Iterable[Device] | None, device_rules: str
-    ) -> list[tuple[Any, Any, str]]:
+    def _plan(self, res: Resources, where: str, linux_devices: Iterable[Device] | None, device_rules: str) -> Plan:
         """(controller, value, JSON path) for every section to apply, after every check that needs no write."""
         from engine.cgroups.controllers import ORDER, load
 
@@ -374,6 +390,8 @@ class Manager:
                     errors.append(str(err))
             else:
                 self._release_foreign(directory)
+        from engine.cgroups.remove import remove_parents  # here: create, which loads this module, rarely destroys
+
         remove_parents(self.dirs.values(), created)
         if errors:
             raise CgroupError("; ".join(errors))

@@ -17,8 +17,11 @@ from engine.cgroups.manager import UNIFIED, Manager, load_common
 
 TYPE_CHECKING = False  # typing costs ~8 ms at import; annotations here are strings
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
+
+    from engine.cgroups.manager import Plan
+    from engine.spec.typed import Device, Resources
 
 
 class V1Manager(Manager):
@@ -38,6 +41,19 @@ class V1Manager(Manager):
         if directory is None:
             raise fail(where, f"the {controller} cgroup controller is not mounted on this host")
         return directory
+
+    def plan(
+        self,
+        resources: Resources | None = None,
+        *,
+        linux_devices: Iterable[Device] | None = None,
+        device_rules: str = "always",
+    ) -> Plan:
+        if self.dir_for("cpuset") is not None:
+            # create() copies cpus and mems into each new cpuset level with it: loaded with the rest of the plan.
+            from engine.cgroups.controllers import cpuset  # noqa: F401
+
+        return super().plan(resources, linux_devices=linux_devices, device_rules=device_rules)
 
     def _make_dirs(self, plan: list[tuple[Any, Any, str]]) -> list[str]:
         existing = []

@@ -1,7 +1,5 @@
 """engine delete [--force] <id>"""
 
-from __future__ import annotations
-
 from engine.cli import Context
 from engine.delete import delete
 from state.store import Store
@@ -11,6 +9,6 @@ if TYPE_CHECKING:
     import argparse
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: "argparse.Namespace") -> int:
     delete(Store(ctx.root), args.container_id, args.force, ctx.log, systemd_cgroup=ctx.systemd_cgroup)
     return 0

@@ -1,7 +1,5 @@
 """engine kill [--all] <id> [signal]   (runtime.md "Kill"; default SIGTERM as runc)"""
 
-from __future__ import annotations
-
 from engine.cli import Context
 from engine.container import signal_all, signal_init
 from engine.errors import InvalidState
@@ -16,7 +14,7 @@ if TYPE_CHECKING:
     from state.record import ContainerRecord
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: "argparse.Namespace") -> int:
     sig = parse_signal(args.signal)
     store = Store(ctx.root)
     if not args.all:
@@ -43,7 +41,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def signal_leftovers(record: ContainerRecord, sig: int) -> None:
+def signal_leftovers(record: "ContainerRecord", sig: int) -> None:
     """`kill --all` of a stopped container, as runc: signal what is still in its cgroup, and succeed when nothing
     is. A container without a pid namespace of its own (one that joined its pod's) leaves its init's children
     running when the init exits; containerd's runc shim kills them with `kill --all` then. Only the cgroup

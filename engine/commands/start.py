@@ -1,7 +1,5 @@
 """engine start <id>"""
 
-from __future__ import annotations
-
 from engine.cli import Context
 from engine.start import start
 from state.store import Store
@@ -11,6 +9,6 @@ if TYPE_CHECKING:
     import argparse
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: "argparse.Namespace") -> int:
     start(Store(ctx.root), args.container_id, ctx.log)
     return 0

@@ -1,7 +1,5 @@
 """engine state <id>: the runtime-spec state as JSON (runtime.md "Query State")."""
 
-from __future__ import annotations
-
 from engine.cli import Context
 from state import jsonio
 from state.store import Store
@@ -11,7 +9,7 @@ if TYPE_CHECKING:
     import argparse
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: "argparse.Namespace") -> int:
     # No lock: state.json is replaced atomically, so a plain read sees a whole record.
     record = Store(ctx.root).load(args.container_id)
     print(jsonio.dumps(record.public_state(), indent=2))

@@ -7,11 +7,11 @@ per-architecture number. Every failure raises OSError naming the bpf command.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import struct
 
+from engine.linux import ffi
 from engine.linux.libc import libc
 
 SYS_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351, "riscv64": 280}
@@ -32,33 +32,33 @@ ATTR_SIZE = 128  # big enough for every union member used here; the kernel requi
 LOG_SIZE = 64 * 1024
 
 
-def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char], what: str) -> int:
+def _bpf(cmd: int, attr: ffi.Array[ffi.c_char], what: str) -> int:
     number = SYS_BPF.get(os.uname().machine)
     if number is None:
         raise OSError(errno.ENOSYS, f"{what}: bpf(2) syscall number unknown for {os.uname().machine}")
-    libc.syscall.restype = ctypes.c_long
-    result = int(libc.syscall(ctypes.c_long(number), ctypes.c_int(cmd), attr, ctypes.c_uint(ATTR_SIZE)))
+    libc.syscall.restype = ffi.c_long
+    result = int(libc.syscall(ffi.c_long(number), ffi.c_int(cmd), attr, ffi.c_uint(ATTR_SIZE)))
     if result < 0:
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
     return result
 
 
-def _attr() -> ctypes.Array[ctypes.c_char]:
-    return ctypes.create_string_buffer(ATTR_SIZE)
+def _attr() -> ffi.Array[ffi.c_char]:
+    return ffi.create_string_buffer(ATTR_SIZE)
 
 
-def _addr(buf: ctypes.Array[ctypes.c_char]) -> int:
-    return ctypes.addressof(buf)
+def _addr(buf: ffi.Array[ffi.c_char]) -> int:
+    return ffi.addressof(buf)
 
 
 def prog_load_cgroup_device(instructions: bytes, license: str = "Apache", name: str = "engine_devices") -> int:
     """BPF_PROG_LOAD; returns the program fd (O_CLOEXEC). On a verifier rejection the verifier's last log line
     is part of the error."""
-    insns = ctypes.create_string_buffer(instructions, len(instructions))
-    lic = ctypes.create_string_buffer(license.encode())
+    insns = ffi.create_string_buffer(instructions, len(instructions))
+    lic = ffi.create_string_buffer(license.encode())
 
-    def load(log: ctypes.Array[ctypes.c_char] | None) -> int:
+    def load(log: ffi.Array[ffi.c_char] | None) -> int:
         attr = _attr()
         # union bpf_attr, BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, log_level, log_size, log_buf,
         # kern_version, prog_flags, prog_name[16]
@@ -75,7 +75,7 @@ def prog_load_cgroup_device(instructions: bytes, license: str = "Apache", name: 
     except OSError as err:
         if err.errno not in (errno.EINVAL, errno.EACCES):
             raise
-        log = ctypes.create_string_buffer(LOG_SIZE)
+        log = ffi.create_string_buffer(LOG_SIZE)
         try:
             return load(log)  # a second try only to get the verifier's explanation
         except OSError as again:
@@ -102,10 +102,10 @@ def prog_query(cgroup_fd: int, attach_type: int = BPF_CGROUP_DEVICE) -> list[int
     """Ids of the programs attached directly to this cgroup (not the inherited ones)."""
     count = 64  # the kernel's BPF_CGROUP_MAX_PROGS
     for _ in range(4):
-        ids = (ctypes.c_uint32 * count)()
+        ids = (ffi.c_uint32 * count)()
         attr = _attr()
         # target_fd, attach_type, query_flags, attach_flags, prog_ids, prog_cnt
-        struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, attach_type, 0, 0, ctypes.addressof(ids), count)
+        struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, attach_type, 0, 0, ffi.addressof(ids), count)
         try:
             _bpf(BPF_PROG_QUERY, attr, "bpf(BPF_PROG_QUERY)")
         except OSError as err:
@@ -126,7 +126,7 @@ def prog_fd_by_id(prog_id: int) -> int:
 
 def prog_id(prog_fd: int) -> int:
     """The kernel-wide id of a loaded program (struct bpf_prog_info: type, id, ...)."""
-    info = ctypes.create_string_buffer(16)
+    info = ffi.create_string_buffer(16)
     attr = _attr()
     struct.pack_into("<IIQ", attr, 0, prog_fd, len(info), _addr(info))
     _bpf(BPF_OBJ_GET_INFO_BY_FD, attr, "bpf(BPF_OBJ_GET_INFO_BY_FD)")

@@ -20,10 +20,10 @@ are both permitted and inheritable.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 
+from engine.linux import ffi
 from engine.linux.capability_names import CAP_SETS as CAP_SETS  # re-exported
 from engine.linux.capability_names import CAPABILITIES as CAPABILITIES  # re-exported
 from engine.linux.libc import check, libc
@@ -62,23 +62,23 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(ffi.Structure):
+    _fields_ = [("version", ffi.c_uint32), ("pid", ffi.c_int)]
 
 
-class _CapData(ctypes.Structure):
+class _CapData(ffi.Structure):
     _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
+        ("effective", ffi.c_uint32),
+        ("permitted", ffi.c_uint32),
+        ("inheritable", ffi.c_uint32),
     ]
 
 
 _CapDataPair = _CapData * 2
 
-libc.capget.argtypes = [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)]
-libc.capset.argtypes = [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)]
-libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.capget.argtypes = [ffi.POINTER(_CapHeader), ffi.POINTER(_CapData)]
+libc.capset.argtypes = [ffi.POINTER(_CapHeader), ffi.POINTER(_CapData)]
+libc.prctl.argtypes = [ffi.c_int, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong]
 
 
 class UnknownCapability(ValueError):
@@ -143,7 +143,7 @@ def current_sets(
     knows it (drop_bounding_set's result), saves reading it back."""
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = _CapDataPair()
-    check(libc.capget(ctypes.byref(header), data), "capget")
+    check(libc.capget(ffi.byref(header), data), "capget")
     top = last_cap() if kernel_last_cap is None else kernel_last_cap
     if bounding is None:
         bounding = 0
@@ -250,7 +250,7 @@ def drop_bounding_set(keep: int, *, kernel_last_cap: int | None = None) -> int:
             continue
         if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
             continue
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 0:
             continue  # already gone: a drop without CAP_SETPCAP fails even then
         raise OSError(err, f"prctl(PR_CAPBSET_DROP, {cap_name(cap)}): {os.strerror(err)}")
@@ -266,13 +266,13 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = effective >> shift & 0xFFFFFFFF
         data[i].permitted = permitted >> shift & 0xFFFFFFFF
         data[i].inheritable = inheritable >> shift & 0xFFFFFFFF
-    check(libc.capset(ctypes.byref(header), data), "capset")
+    check(libc.capset(ffi.byref(header), data), "capset")
 
 
 def set_ambient(mask: int, *, warn: Warn | None = None) -> None:
     """Clear the ambient set, then raise each capability in `mask`."""
     if libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1:
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         if err == errno.EINVAL and mask == 0:  # kernel < 4.3 has no ambient set, and none was asked for
             return
         if err == errno.EINVAL:
@@ -390,8 +390,8 @@ def apply_user_and_capabilities(
     warn = warn or _default_warn
     top = last_cap()
     masks = resolve(caps, warn=warn, unknown=unknown, kernel_last_cap=top)
-    pdeath = ctypes.c_int(0)
-    check(libc.prctl(PR_GET_PDEATHSIG, ctypes.addressof(pdeath), 0, 0, 0), "prctl(PR_GET_PDEATHSIG)")
+    pdeath = ffi.c_int(0)
+    check(libc.prctl(PR_GET_PDEATHSIG, ffi.addressof(pdeath), 0, 0, 0), "prctl(PR_GET_PDEATHSIG)")
     bounding = drop_bounding_set(masks["bounding"], kernel_last_cap=top)
     _set_keepcaps(True)
     try:

@@ -7,9 +7,9 @@ MOUNT_ATTR_IDMAP is the only way to idmap a mount. glibc 2.36 does not wrap it, 
 
 from __future__ import annotations
 
-import ctypes
 import os
 
+from engine.linux import ffi
 from engine.linux.libc import check, libc
 
 # struct mount_attr attr_set / attr_clr bits (linux/mount.h).
@@ -29,14 +29,14 @@ MOUNT_ATTR_NOSYMFOLLOW = 0x00200000
 SYS_MOUNT_SETATTR = 442
 
 
-class MountAttr(ctypes.Structure):
+class MountAttr(ffi.Structure):
     """struct mount_attr (MOUNT_ATTR_SIZE_VER0, 32 bytes)."""
 
     _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),  # MS_SHARED / MS_SLAVE / MS_PRIVATE / MS_UNBINDABLE, or 0
-        ("userns_fd", ctypes.c_uint64),  # with MOUNT_ATTR_IDMAP: an fd of the user namespace to map through
+        ("attr_set", ffi.c_uint64),
+        ("attr_clr", ffi.c_uint64),
+        ("propagation", ffi.c_uint64),  # MS_SHARED / MS_SLAVE / MS_PRIVATE / MS_UNBINDABLE, or 0
+        ("userns_fd", ffi.c_uint64),  # with MOUNT_ATTR_IDMAP: an fd of the user namespace to map through
     ]
 
 
@@ -57,13 +57,13 @@ def mount_setattr(
     attr_set otherwise); mount_options.MountPlan already arranges that.
     """
     attr = MountAttr(attr_set, attr_clr, propagation, userns_fd)
-    libc.syscall.restype = ctypes.c_long
+    libc.syscall.restype = ffi.c_long
     result = libc.syscall(
-        ctypes.c_long(SYS_MOUNT_SETATTR),
-        ctypes.c_int(dirfd),
+        ffi.c_long(SYS_MOUNT_SETATTR),
+        ffi.c_int(dirfd),
         os.fsencode(path),
-        ctypes.c_uint(flags),
-        ctypes.byref(attr),
-        ctypes.c_size_t(ctypes.sizeof(attr)),
+        ffi.c_uint(flags),
+        ffi.byref(attr),
+        ffi.c_size_t(ffi.sizeof(attr)),
     )
     check(int(result), "mount_setattr", path or f"fd {dirfd}")

@@ -14,9 +14,9 @@ under it), so propagation changes act on it too.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
+from engine.linux import ffi
 from engine.linux.libc import check, libc
 from engine.linux.mount_attr import (
     MOUNT_ATTR__ATIME,
@@ -91,8 +91,8 @@ ATIME_FLAGS = MS_NOATIME | MS_RELATIME | MS_STRICTATIME
 
 
 def _syscall(number: int, *args: object) -> int:
-    libc.syscall.restype = ctypes.c_long
-    return int(libc.syscall(ctypes.c_long(number), *args))
+    libc.syscall.restype = ffi.c_long
+    return int(libc.syscall(ffi.c_long(number), *args))
 
 
 def attrs_from_flags(flags: int) -> tuple[int, int]:
@@ -124,7 +124,7 @@ def attrs_cleared_by(cleared_flags: int) -> int:
 
 
 def fsopen(fstype: str) -> int:
-    return check(_syscall(SYS_FSOPEN, os.fsencode(fstype), ctypes.c_uint(FSOPEN_CLOEXEC)), f"fsopen {fstype}")
+    return check(_syscall(SYS_FSOPEN, os.fsencode(fstype), ffi.c_uint(FSOPEN_CLOEXEC)), f"fsopen {fstype}")
 
 
 def _fs_error(fs_fd: int) -> str:
@@ -140,31 +140,29 @@ def _fs_error(fs_fd: int) -> str:
 def fsconfig(fs_fd: int, key: str, value: str | None = None) -> None:
     """One option: key=value (a string) or a bare flag (value None)."""
     if value is None:
-        result = _syscall(
-            SYS_FSCONFIG, ctypes.c_int(fs_fd), ctypes.c_uint(FSCONFIG_SET_FLAG), os.fsencode(key), None, 0
-        )
+        result = _syscall(SYS_FSCONFIG, ffi.c_int(fs_fd), ffi.c_uint(FSCONFIG_SET_FLAG), os.fsencode(key), None, 0)
     else:
         result = _syscall(
             SYS_FSCONFIG,
-            ctypes.c_int(fs_fd),
-            ctypes.c_uint(FSCONFIG_SET_STRING),
+            ffi.c_int(fs_fd),
+            ffi.c_uint(FSCONFIG_SET_STRING),
             os.fsencode(key),
             os.fsencode(value),
             0,
         )
     if result == -1:
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         detail = _fs_error(fs_fd) or os.strerror(err)
         raise OSError(err, f"option {key}{'' if value is None else '=' + value}: {detail}")
 
 
 def fsmount(fs_fd: int, attr_flags: int = 0) -> int:
     """Create the superblock configured on fs_fd and return a detached mount of it (close-on-exec)."""
-    if _syscall(SYS_FSCONFIG, ctypes.c_int(fs_fd), ctypes.c_uint(FSCONFIG_CMD_CREATE), None, None, 0) == -1:
-        err = ctypes.get_errno()
+    if _syscall(SYS_FSCONFIG, ffi.c_int(fs_fd), ffi.c_uint(FSCONFIG_CMD_CREATE), None, None, 0) == -1:
+        err = ffi.get_errno()
         raise OSError(err, _fs_error(fs_fd) or os.strerror(err))
     return check(
-        _syscall(SYS_FSMOUNT, ctypes.c_int(fs_fd), ctypes.c_uint(FSMOUNT_CLOEXEC), ctypes.c_uint(attr_flags)),
+        _syscall(SYS_FSMOUNT, ffi.c_int(fs_fd), ffi.c_uint(FSMOUNT_CLOEXEC), ffi.c_uint(attr_flags)),
         "fsmount",
     )
 
@@ -185,14 +183,14 @@ def new_filesystem(fstype: str, source: str | None, options: list[tuple[str, str
 def clone_tree(fd: int, recursive: bool) -> int:
     """A detached copy (a bind mount not yet attached) of the mount tree at fd (any fd, O_PATH included)."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    return check(_syscall(SYS_OPEN_TREE, ctypes.c_int(fd), b"", ctypes.c_uint(flags)), "open_tree")
+    return check(_syscall(SYS_OPEN_TREE, ffi.c_int(fd), b"", ffi.c_uint(flags)), "open_tree")
 
 
 def clone_path(path: str, recursive: bool) -> int:
     """A detached copy of the mount tree at a host path (bind sources: config.json names them on the host)."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
     return check(
-        _syscall(SYS_OPEN_TREE, ctypes.c_int(AT_FDCWD), os.fsencode(path), ctypes.c_uint(flags)),
+        _syscall(SYS_OPEN_TREE, ffi.c_int(AT_FDCWD), os.fsencode(path), ffi.c_uint(flags)),
         f"open_tree {path}",
         path,
     )
@@ -211,7 +209,7 @@ def attach(mount_fd: int, target_fd: int) -> None:
     """move_mount the detached mount onto the file or directory target_fd refers to."""
     flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
     check(
-        _syscall(SYS_MOVE_MOUNT, ctypes.c_int(mount_fd), b"", ctypes.c_int(target_fd), b"", ctypes.c_uint(flags)),
+        _syscall(SYS_MOVE_MOUNT, ffi.c_int(mount_fd), b"", ffi.c_int(target_fd), b"", ffi.c_uint(flags)),
         "move_mount",
     )
 

@@ -7,10 +7,10 @@ We open the target with openat2(RESOLVE_IN_ROOT) and then act on the returned O_
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 
+from engine.linux import ffi
 from engine.linux.libc import check, libc
 
 SYS_OPENAT2 = 437
@@ -22,8 +22,8 @@ RESOLVE_IN_ROOT = 0x10
 O_PATH = 0o10000000
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+class _OpenHow(ffi.Structure):
+    _fields_ = [("flags", ffi.c_uint64), ("mode", ffi.c_uint64), ("resolve", ffi.c_uint64)]
 
 
 # RESOLVE_IN_ROOT/RESOLVE_BENEATH fail with EAGAIN when a rename or a mount anywhere on the host raced a ".."
@@ -36,10 +36,8 @@ def openat2(dir_fd: int, path: str, flags: int, mode: int = 0, resolve: int = 0)
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
     encoded = os.fsencode(path)
     for _ in range(_EAGAIN_RETRIES):
-        ret = libc.syscall(
-            SYS_OPENAT2, ctypes.c_int(dir_fd), encoded, ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))
-        )
-        if ret >= 0 or ctypes.get_errno() != errno.EAGAIN:
+        ret = libc.syscall(SYS_OPENAT2, ffi.c_int(dir_fd), encoded, ffi.byref(how), ffi.c_size_t(ffi.sizeof(how)))
+        if ret >= 0 or ffi.get_errno() != errno.EAGAIN:
             break
     return check(ret, f"open {path} in rootfs", path)
 

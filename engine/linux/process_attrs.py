@@ -7,11 +7,10 @@ All of these act on the calling process (and are inherited across fork and exec)
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import resource
 
+from engine.linux import ffi
 from engine.linux.libc import check, libc
 from engine.linux.syscalls import PR_GET_PDEATHSIG, PR_SET_PDEATHSIG
 
@@ -28,9 +27,9 @@ if TYPE_CHECKING:
 
 
 RLIM_INFINITY = (1 << 64) - 1
-# getrlimit(2)'s names with asm-generic numbers (x86_64, aarch64, riscv64, ppc64le, s390x). The resource
-# module's value wins where it has one (it is right for every architecture), but Python 3.11 lacks
-# RLIMIT_LOCKS, which the spec's "valid values are defined in the getrlimit(2) man page" includes.
+# getrlimit(2)'s names with asm-generic numbers (x86_64, aarch64, riscv64, ppc64le, s390x). Elsewhere the resource
+# module's value wins where it has one, but Python 3.11 lacks RLIMIT_LOCKS, which the spec's "valid values are
+# defined in the getrlimit(2) man page" includes.
 _GENERIC_RLIMITS = {
     "RLIMIT_CPU": 0,
     "RLIMIT_FSIZE": 1,
@@ -49,7 +48,12 @@ _GENERIC_RLIMITS = {
     "RLIMIT_RTPRIO": 14,
     "RLIMIT_RTTIME": 15,
 }
-RLIMITS: dict[str, int] = {name: getattr(resource, name, number) for name, number in _GENERIC_RLIMITS.items()}
+if os.uname().machine in ("x86_64", "aarch64", "ppc64le", "s390x", "riscv64"):  # the architectures engine knows
+    RLIMITS = dict(_GENERIC_RLIMITS)  # without the resource module: a shared library to load in every create's child
+else:  # alpha, mips, sparc number some differently
+    import resource
+
+    RLIMITS = {name: getattr(resource, name, number) for name, number in _GENERIC_RLIMITS.items()}
 
 PER_LINUX = 0x0000
 PER_LINUX32 = 0x0008
@@ -87,32 +91,32 @@ _SYSCALLS = {
 }
 
 
-class _RLimit(ctypes.Structure):
-    _fields_ = [("rlim_cur", ctypes.c_uint64), ("rlim_max", ctypes.c_uint64)]
+class _RLimit(ffi.Structure):
+    _fields_ = [("rlim_cur", ffi.c_uint64), ("rlim_max", ffi.c_uint64)]
 
 
-class SchedAttr(ctypes.Structure):
+class SchedAttr(ffi.Structure):
     """struct sched_attr, SCHED_ATTR_SIZE_VER1 (56 bytes, with the utilization clamps)."""
 
     _fields_ = [
-        ("size", ctypes.c_uint32),
-        ("sched_policy", ctypes.c_uint32),
-        ("sched_flags", ctypes.c_uint64),
-        ("sched_nice", ctypes.c_int32),
-        ("sched_priority", ctypes.c_uint32),
-        ("sched_runtime", ctypes.c_uint64),
-        ("sched_deadline", ctypes.c_uint64),
-        ("sched_period", ctypes.c_uint64),
-        ("sched_util_min", ctypes.c_uint32),
-        ("sched_util_max", ctypes.c_uint32),
+        ("size", ffi.c_uint32),
+        ("sched_policy", ffi.c_uint32),
+        ("sched_flags", ffi.c_uint64),
+        ("sched_nice", ffi.c_int32),
+        ("sched_priority", ffi.c_uint32),
+        ("sched_runtime", ffi.c_uint64),
+        ("sched_deadline", ffi.c_uint64),
+        ("sched_period", ffi.c_uint64),
+        ("sched_util_min", ffi.c_uint32),
+        ("sched_util_max", ffi.c_uint32),
     ]
 
 
-libc.prlimit64.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_RLimit), ctypes.POINTER(_RLimit)]
-libc.personality.argtypes = [ctypes.c_ulong]
-libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.prlimit64.argtypes = [ffi.c_int, ffi.c_int, ffi.POINTER(_RLimit), ffi.POINTER(_RLimit)]
+libc.personality.argtypes = [ffi.c_ulong]
+libc.sethostname.argtypes = [ffi.c_char_p, ffi.c_size_t]
+libc.setdomainname.argtypes = [ffi.c_char_p, ffi.c_size_t]
+libc.prctl.argtypes = [ffi.c_int, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong]
 
 
 def _default_warn(message: str) -> None:
@@ -127,8 +131,8 @@ def _syscall(name: str, *args: Any) -> int:
         number = _SYSCALLS[machine][name]
     except KeyError:
         raise OSError(errno.ENOSYS, f"{name}: syscall number unknown for {machine}") from None
-    libc.syscall.restype = ctypes.c_long
-    return int(libc.syscall(ctypes.c_long(number), *args))
+    libc.syscall.restype = ffi.c_long
+    return int(libc.syscall(ffi.c_long(number), *args))
 
 
 def _int(value: Any, where: str, lo: int | None = None, hi: int | None = None) -> int:
@@ -145,7 +149,7 @@ def _int(value: Any, where: str, lo: int | None = None, hi: int | None = None) -
 def get_rlimit(name: str) -> tuple[int, int]:
     """(soft, hard) of an RLIMIT_* name, as unsigned 64-bit values (RLIM_INFINITY = 2**64-1)."""
     old = _RLimit()
-    check(libc.prlimit64(0, rlimit_number(name), None, ctypes.byref(old)), f"getrlimit {name}")
+    check(libc.prlimit64(0, rlimit_number(name), None, ffi.byref(old)), f"getrlimit {name}")
     return old.rlim_cur, old.rlim_max
 
 
@@ -181,9 +185,9 @@ def apply_rlimits(rlimits: Sequence[Rlimit] | None) -> None:
     for name, number, soft, hard in parsed:
         new = _RLimit(soft, hard)
         old = _RLimit()
-        if libc.prlimit64(0, number, ctypes.byref(new), ctypes.byref(old)) == 0:
+        if libc.prlimit64(0, number, ffi.byref(new), ffi.byref(old)) == 0:
             continue
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         if err == errno.EPERM:
             _, current_hard = get_rlimit(name)
             hint = "needs CAP_SYS_RESOURCE, which this runtime does not have"
@@ -271,7 +275,7 @@ def sched_attr_from_spec(scheduler: Scheduler) -> SchedAttr:
             raise ValueError(f"{where}.flags: unknown flag {flag!r} (expected one of {sorted(SCHED_FLAGS)})")
         flags |= SCHED_FLAGS[flag]
     return SchedAttr(
-        size=ctypes.sizeof(SchedAttr),
+        size=ffi.sizeof(SchedAttr),
         sched_policy=SCHED_POLICIES[policy_name],
         sched_flags=flags,
         sched_nice=nice,
@@ -289,9 +293,9 @@ def sched_attr_from_spec(scheduler: Scheduler) -> SchedAttr:
 def apply_scheduler(scheduler: Scheduler) -> None:
     """config.md `process.scheduler` via sched_setattr(2) on this process."""
     attr = sched_attr_from_spec(scheduler)
-    if _syscall("sched_setattr", ctypes.c_int(0), ctypes.byref(attr), ctypes.c_uint(0)) == 0:
+    if _syscall("sched_setattr", ffi.c_int(0), ffi.byref(attr), ffi.c_uint(0)) == 0:
         return
-    err = ctypes.get_errno()
+    err = ffi.get_errno()
     policy = scheduler.get("policy")
     hints = {
         errno.EPERM: "needs CAP_SYS_NICE; SCHED_DEADLINE also needs the CPU affinity to span all CPUs",
@@ -307,7 +311,7 @@ def apply_scheduler(scheduler: Scheduler) -> None:
 def get_scheduler() -> SchedAttr:
     """sched_getattr(2) for this process."""
     attr = SchedAttr()
-    result = _syscall("sched_getattr", ctypes.c_int(0), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)), 0)
+    result = _syscall("sched_getattr", ffi.c_int(0), ffi.byref(attr), ffi.c_uint(ffi.sizeof(attr)), 0)
     check(result, "sched_getattr")
     return attr
 
@@ -325,16 +329,16 @@ def apply_io_priority(io_priority: IOPriority) -> None:
         raise ValueError(f"process.ioPriority.class: unknown class {cls!r} (expected one of {sorted(IOPRIO_CLASSES)})")
     level = _int(io_priority.get("priority", 0), "process.ioPriority.priority", 0, 7)
     value = IOPRIO_CLASSES[cls] << _IOPRIO_CLASS_SHIFT | level
-    result = _syscall("ioprio_set", ctypes.c_int(_IOPRIO_WHO_PROCESS), ctypes.c_int(0), ctypes.c_int(value))
+    result = _syscall("ioprio_set", ffi.c_int(_IOPRIO_WHO_PROCESS), ffi.c_int(0), ffi.c_int(value))
     if result == -1:
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         hint = " (IOPRIO_CLASS_RT needs CAP_SYS_NICE or CAP_SYS_ADMIN)" if err == errno.EPERM else ""
         raise OSError(err, f"process.ioPriority: ioprio_set({cls}, {level}): {os.strerror(err)}{hint}")
 
 
 def get_io_priority() -> tuple[str | None, int]:
     """(class name, level) of this process; class None means 'none' (derived from the nice value)."""
-    value = check(_syscall("ioprio_get", ctypes.c_int(_IOPRIO_WHO_PROCESS), ctypes.c_int(0)), "ioprio_get")
+    value = check(_syscall("ioprio_get", ffi.c_int(_IOPRIO_WHO_PROCESS), ffi.c_int(0)), "ioprio_get")
     cls = value >> _IOPRIO_CLASS_SHIFT
     names = {number: name for name, number in IOPRIO_CLASSES.items()}
     return names.get(cls), value & ((1 << _IOPRIO_CLASS_SHIFT) - 1)
@@ -420,8 +424,8 @@ def set_parent_death_signal(sig: int | str) -> None:
 
 
 def get_parent_death_signal() -> int:
-    value = ctypes.c_int(0)
-    check(libc.prctl(PR_GET_PDEATHSIG, ctypes.addressof(value), 0, 0, 0), "prctl(PR_GET_PDEATHSIG)")
+    value = ffi.c_int(0)
+    check(libc.prctl(PR_GET_PDEATHSIG, ffi.addressof(value), 0, 0, 0), "prctl(PR_GET_PDEATHSIG)")
     return value.value
 
 

@@ -16,8 +16,7 @@ shows as `runc init`; ours becomes `engine init <id>`.
 
 from __future__ import annotations
 
-import ctypes
-
+from engine.linux import ffi
 from engine.linux import syscalls as sc
 
 TASK_COMM_LEN = 16  # including the terminating NUL
@@ -29,15 +28,15 @@ _FIRST_FIELD_AFTER_COMM = 3
 def set_title(args: list[str]) -> bool:
     """Make the process show as `args` (joined by spaces in ps). False if the command line could not be
     rewritten (no /proc): the process works the same, only its name is wrong."""
-    name = ctypes.create_string_buffer(" ".join(args).encode()[: TASK_COMM_LEN - 1])
-    sc.prctl(sc.PR_SET_NAME, ctypes.addressof(name))
+    name = ffi.create_string_buffer(" ".join(args).encode()[: TASK_COMM_LEN - 1])
+    sc.prctl(sc.PR_SET_NAME, ffi.addressof(name))
     area = argv_area()
     if area is None:
         return False
     start, end = area
     size = end - start
     title = b"\0".join(arg.encode() for arg in args)[: size - 1]
-    ctypes.memmove(start, title.ljust(size, b"\0"), size)
+    (ffi.c_char * size).from_address(start).raw = title.ljust(size, b"\0")  # our own argv strings, in place
     return True
 
 

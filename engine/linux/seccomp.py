@@ -24,11 +24,10 @@ Semantics follow runc (libcontainer/seccomp and specconv), which is what config.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 
-from engine.linux import seccomp_enosys
+from engine.linux import ffi, seccomp_enosys
 from engine.linux.libc import libc
 from engine.record import field, record
 
@@ -137,92 +136,92 @@ _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "ppc64le": 358, "s390x": 348, "ri
 SECCOMP_FD_NAME = "seccompFd"  # config-linux.md "listenerPath": the name of the fd in `fds`
 
 
-class _ArgCmp(ctypes.Structure):
+class _ArgCmp(ffi.Structure):
     """struct scmp_arg_cmp."""
 
     _fields_ = [
-        ("arg", ctypes.c_uint),
-        ("op", ctypes.c_int),
-        ("datum_a", ctypes.c_uint64),
-        ("datum_b", ctypes.c_uint64),
+        ("arg", ffi.c_uint),
+        ("op", ffi.c_int),
+        ("datum_a", ffi.c_uint64),
+        ("datum_b", ffi.c_uint64),
     ]
 
 
-class _Version(ctypes.Structure):
-    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+class _Version(ffi.Structure):
+    _fields_ = [("major", ffi.c_uint), ("minor", ffi.c_uint), ("micro", ffi.c_uint)]
 
 
-class _SeccompData(ctypes.Structure):
+class _SeccompData(ffi.Structure):
     _fields_ = [
-        ("nr", ctypes.c_int),
-        ("arch", ctypes.c_uint32),
-        ("instruction_pointer", ctypes.c_uint64),
-        ("args", ctypes.c_uint64 * 6),
+        ("nr", ffi.c_int),
+        ("arch", ffi.c_uint32),
+        ("instruction_pointer", ffi.c_uint64),
+        ("args", ffi.c_uint64 * 6),
     ]
 
 
-class _Notif(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_uint64), ("pid", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("data", _SeccompData)]
+class _Notif(ffi.Structure):
+    _fields_ = [("id", ffi.c_uint64), ("pid", ffi.c_uint32), ("flags", ffi.c_uint32), ("data", _SeccompData)]
 
 
-class _NotifResp(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_uint64), ("val", ctypes.c_int64), ("error", ctypes.c_int32), ("flags", ctypes.c_uint32)]
+class _NotifResp(ffi.Structure):
+    _fields_ = [("id", ffi.c_uint64), ("val", ffi.c_int64), ("error", ffi.c_int32), ("flags", ffi.c_uint32)]
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+class _SockFprog(ffi.Structure):
+    _fields_ = [("len", ffi.c_ushort), ("filter", ffi.c_void_p)]
 
 
 class SeccompError(OSError):
     """libseccomp or the kernel refused something; the message names the call and the profile entry."""
 
 
-_LIB: list[ctypes.CDLL] = []  # the one library, once loaded (not functools.lru_cache: ~0.5 ms of import)
+_LIB: list[ffi.CDLL] = []  # the one library, once loaded (not functools.lru_cache: ~0.5 ms of import)
 
 
-def _lib() -> ctypes.CDLL:
+def _lib() -> ffi.CDLL:
     """Open libseccomp.so.2 once, on first use, and declare the prototypes used here."""
     if _LIB:
         return _LIB[0]
     try:
-        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+        lib = ffi.CDLL("libseccomp.so.2", use_errno=True)
     except OSError as err:
         raise SeccompError(
             errno.ENOENT, f"linux.seccomp is set but libseccomp.so.2 cannot be loaded ({err}): install libseccomp2"
         ) from None
-    ctx = ctypes.c_void_p
-    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    ctx = ffi.c_void_p
+    lib.seccomp_init.argtypes = [ffi.c_uint32]
     lib.seccomp_init.restype = ctx
     lib.seccomp_release.argtypes = [ctx]
     lib.seccomp_release.restype = None
-    lib.seccomp_arch_add.argtypes = [ctx, ctypes.c_uint32]
-    lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
-    lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
+    lib.seccomp_arch_add.argtypes = [ctx, ffi.c_uint32]
+    lib.seccomp_arch_resolve_name.argtypes = [ffi.c_char_p]
+    lib.seccomp_arch_resolve_name.restype = ffi.c_uint32
     lib.seccomp_arch_native.argtypes = []
-    lib.seccomp_arch_native.restype = ctypes.c_uint32
-    lib.seccomp_attr_set.argtypes = [ctx, ctypes.c_int, ctypes.c_uint32]
-    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    lib.seccomp_syscall_resolve_name.restype = ctypes.c_int
-    lib.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
-    lib.seccomp_syscall_resolve_name_arch.restype = ctypes.c_int
-    lib.seccomp_rule_add_array.argtypes = [ctx, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
+    lib.seccomp_arch_native.restype = ffi.c_uint32
+    lib.seccomp_attr_set.argtypes = [ctx, ffi.c_int, ffi.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ffi.c_char_p]
+    lib.seccomp_syscall_resolve_name.restype = ffi.c_int
+    lib.seccomp_syscall_resolve_name_arch.argtypes = [ffi.c_uint32, ffi.c_char_p]
+    lib.seccomp_syscall_resolve_name_arch.restype = ffi.c_int
+    lib.seccomp_rule_add_array.argtypes = [ctx, ffi.c_uint32, ffi.c_int, ffi.c_uint, ffi.POINTER(_ArgCmp)]
     lib.seccomp_load.argtypes = [ctx]
-    lib.seccomp_export_bpf.argtypes = [ctx, ctypes.c_int]
+    lib.seccomp_export_bpf.argtypes = [ctx, ffi.c_int]
     lib.seccomp_api_get.argtypes = []
-    lib.seccomp_api_get.restype = ctypes.c_uint
+    lib.seccomp_api_get.restype = ffi.c_uint
     lib.seccomp_version.argtypes = []
-    lib.seccomp_version.restype = ctypes.POINTER(_Version)
+    lib.seccomp_version.restype = ffi.POINTER(_Version)
     if hasattr(lib, "seccomp_notify_fd"):  # libseccomp >= 2.5
         lib.seccomp_notify_fd.argtypes = [ctx]
         lib.seccomp_notify_alloc.argtypes = [
-            ctypes.POINTER(ctypes.POINTER(_Notif)),
-            ctypes.POINTER(ctypes.POINTER(_NotifResp)),
+            ffi.POINTER(ffi.POINTER(_Notif)),
+            ffi.POINTER(ffi.POINTER(_NotifResp)),
         ]
-        lib.seccomp_notify_free.argtypes = [ctypes.POINTER(_Notif), ctypes.POINTER(_NotifResp)]
+        lib.seccomp_notify_free.argtypes = [ffi.POINTER(_Notif), ffi.POINTER(_NotifResp)]
         lib.seccomp_notify_free.restype = None
-        lib.seccomp_notify_receive.argtypes = [ctypes.c_int, ctypes.POINTER(_Notif)]
-        lib.seccomp_notify_respond.argtypes = [ctypes.c_int, ctypes.POINTER(_NotifResp)]
-        lib.seccomp_notify_id_valid.argtypes = [ctypes.c_int, ctypes.c_uint64]
+        lib.seccomp_notify_receive.argtypes = [ffi.c_int, ffi.POINTER(_Notif)]
+        lib.seccomp_notify_respond.argtypes = [ffi.c_int, ffi.POINTER(_NotifResp)]
+        lib.seccomp_notify_id_valid.argtypes = [ffi.c_int, ffi.c_uint64]
     _LIB.append(lib)
     return lib
 
@@ -443,19 +442,19 @@ def _load_by_hand(ctx: int, flags: int, stub: list[tuple[int, int, int, int]]) -
             program = seccomp_enosys.prepend(stub, program)
         except ValueError as err:
             raise SeccompError(errno.E2BIG, str(err)) from None
-    buf = ctypes.create_string_buffer(program, len(program))
-    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    buf = ffi.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ffi.addressof(buf))  # buf outlives the syscall below
     if flags & SECCOMP_FILTER_FLAG_TSYNC and flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
         flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH  # TSYNC's thread-id return would collide with the fd
-    libc.syscall.restype = ctypes.c_long
+    libc.syscall.restype = ffi.c_long
     result = libc.syscall(
-        ctypes.c_long(_SYS_SECCOMP[machine]),
-        ctypes.c_uint(_SECCOMP_SET_MODE_FILTER),
-        ctypes.c_uint(flags),
-        ctypes.byref(prog),
+        ffi.c_long(_SYS_SECCOMP[machine]),
+        ffi.c_uint(_SECCOMP_SET_MODE_FILTER),
+        ffi.c_uint(flags),
+        ffi.byref(prog),
     )
     if result == -1:
-        code = ctypes.get_errno()
+        code = ffi.get_errno()
         raise SeccompError(code, f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}): {_load_hint(code)}")
     return int(result) if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER else None
 
@@ -617,8 +616,8 @@ class NotifyRequest:
 def notify_receive(fd: int) -> NotifyRequest:
     """Block until a process hits an SCMP_ACT_NOTIFY rule on the filter behind `fd` (an agent's side)."""
     lib = _lib()
-    req = ctypes.POINTER(_Notif)()
-    _rc(lib.seccomp_notify_alloc(ctypes.byref(req), None), "seccomp_notify_alloc")
+    req = ffi.POINTER(_Notif)()
+    _rc(lib.seccomp_notify_alloc(ffi.byref(req), None), "seccomp_notify_alloc")
     try:
         _rc(lib.seccomp_notify_receive(fd, req), "seccomp_notify_receive")
         r = req.contents
@@ -635,8 +634,8 @@ def notify_respond(fd: int, request_id: int, *, val: int = 0, error: int = 0, fl
     flags=1 (SECCOMP_USER_NOTIF_FLAG_CONTINUE) lets the kernel run the syscall instead.
     """
     lib = _lib()
-    resp = ctypes.POINTER(_NotifResp)()
-    _rc(lib.seccomp_notify_alloc(None, ctypes.byref(resp)), "seccomp_notify_alloc")
+    resp = ffi.POINTER(_NotifResp)()
+    _rc(lib.seccomp_notify_alloc(None, ffi.byref(resp)), "seccomp_notify_alloc")
     try:
         r = resp.contents
         r.id = request_id

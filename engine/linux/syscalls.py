@@ -5,9 +5,9 @@ Each wrapper raises OSError with the call (and path) named, so a failing setup s
 
 from __future__ import annotations
 
-import ctypes
 import os
 
+from engine.linux import ffi
 from engine.linux.libc import check, libc
 
 # The namespace flags, from the ctypes-free module `engine create`'s own process reads (re-exported: sc.CLONE_*).
@@ -83,12 +83,12 @@ PROC_SUPER_MAGIC = 0x9FA0
 SYSFS_MAGIC = 0x62656572
 DEVPTS_SUPER_MAGIC = 0x1CD1
 
-libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-libc.unshare.argtypes = [ctypes.c_int]
-libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-libc.syscall.restype = ctypes.c_long
-libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.mount.argtypes = [ffi.c_char_p, ffi.c_char_p, ffi.c_char_p, ffi.c_ulong, ffi.c_char_p]
+libc.umount2.argtypes = [ffi.c_char_p, ffi.c_int]
+libc.unshare.argtypes = [ffi.c_int]
+libc.setns.argtypes = [ffi.c_int, ffi.c_int]
+libc.syscall.restype = ffi.c_long
+libc.prctl.argtypes = [ffi.c_int, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong]
 
 
 def _b(value: str | None) -> bytes | None:
@@ -116,12 +116,12 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
 
 def pidfd_open(pid: int) -> int:
-    return check(libc.syscall(SYS_PIDFD_OPEN, ctypes.c_int(pid), ctypes.c_uint(0)), f"pidfd_open {pid}")
+    return check(libc.syscall(SYS_PIDFD_OPEN, ffi.c_int(pid), ffi.c_uint(0)), f"pidfd_open {pid}")
 
 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
     check(
-        libc.syscall(SYS_PIDFD_SEND_SIGNAL, ctypes.c_int(pidfd), ctypes.c_int(sig), None, ctypes.c_uint(0)),
+        libc.syscall(SYS_PIDFD_SEND_SIGNAL, ffi.c_int(pidfd), ffi.c_int(sig), None, ffi.c_uint(0)),
         "pidfd_send_signal",
     )
 
@@ -139,11 +139,11 @@ def set_parent_death_signal(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
 
 
-libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fstatfs.argtypes = [ffi.c_int, ffi.c_void_p]
 
 
 def fs_type(fd: int) -> int:
     """f_type of the filesystem fd lives on (fstatfs(2)); os.statvfs does not report it."""
-    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on x86_64; f_type comes first
+    buf = ffi.create_string_buffer(256)  # struct statfs is 120 bytes on x86_64; f_type comes first
     check(libc.fstatfs(fd, buf), "fstatfs")
-    return ctypes.c_long.from_buffer(buf).value
+    return ffi.c_long.from_buffer(buf).value

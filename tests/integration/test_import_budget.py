@@ -40,7 +40,7 @@ HEAVY = {
     "watchdog",
     "orjson",
 }
-# What state and list need beyond the bare interpreter: engine's own packages and the os module.
+# What list, delete and the rest need beyond the bare interpreter: engine's own packages and the os module.
 CORE = {
     "engine",
     "state",
@@ -55,6 +55,10 @@ CORE = {
     "time",
     "_json",
 }
+# What state, kill and start need: CORE without the os module and what it brings (~1 ms: _collections_abc's ABCs,
+# os.environ; the hot path calls the kernel through posix, which os wraps: engine/paths.py), nor __future__ (a real
+# module, ~0.1 ms: the modules on their path quote the annotations that name what only type checkers import).
+LEAN = {"engine", "state", "errno", "time", "_json"}
 LOCK = {"fcntl"}  # the per-container lock: every command that changes a container
 # collections (~1.5 ms): no command on a container's life needs it (engine/cgroups/layout.py's records are
 # engine.record's, not namedtuples); update's contextlib brings it.
@@ -71,14 +75,19 @@ SETUP = {
     "socket", "struct", "tempfile", "termios", "textwrap", "threading", "token", "tokenize", "traceback", "tty",
     "typing", "warnings", "weakref", "zlib",
 }  # fmt: skip
-# What create's own process needs: _socket for the channels to its children, the console's checks (termios, fcntl,
-# struct, select), pwd for the id maps. The container's set-up code (ctypes for the syscalls, the mounts, seccomp,
-# the hooks' runner...) is imported by the forked child, while create waits on the kernel to put it in the cgroups
+# What create's own process needs: _socket for the channels to its children, fcntl for the state lock, select (the
+# exit monitor's spawn); the console (termios, struct) only with process.terminal, the id maps (pwd) only with a
+# user namespace. The
+# container's set-up code (engine.linux.ffi's _ctypes for the syscalls, the mounts, seccomp, the hooks' runner...) is
+# imported by the forked child, while create waits on the kernel to put it in the cgroups
 # (engine.create._intermediate); the init imports it all before pivot_root (test_late_imports.py).
 # gc (built in): engine.cli turns the cyclic collector off for create and run.
-CREATE_PARENT = {"_socket", "_struct", "struct", "fcntl", "select", "termios", "pwd", "gc"}
-# `engine run` makes itself the child subreaper (a prctl: ctypes) before create forks, to wait for its init.
-RUN_SUBREAPER = {"_ctypes", "ctypes", "types"}
+CREATE_PARENT = {"_socket", "fcntl", "select", "gc"}
+# `engine run` checks the console (termios, struct) for every container: it reads process.terminal before create.
+RUN_CONSOLE = {"_struct", "struct", "termios"}
+# `engine run` makes itself the child subreaper (a prctl: engine.linux.ffi, _ctypes) before create forks, to wait
+# for its init.
+RUN_SUBREAPER = {"_ctypes"}
 # What create and run no longer import (each named here cost ~1-10 ms of every create; bench/README.md, phase 2):
 # dataclasses and collections (engine.record instead), typing (TYPE_CHECKING only), socket (_socket), json and re
 # (state.jsonio), traceback, shutil, tempfile, threading and tty (run's terminal relay imports those when it runs),
@@ -91,18 +100,21 @@ CREATE_FORBIDDEN = {
 }  # fmt: skip
 # Not for create either: ctypes (the syscalls are the children's; the console's checks and the cgroups need none).
 FORBIDDEN = {"create": CREATE_FORBIDDEN | RUN_SUBREAPER, "run": CREATE_FORBIDDEN}
+# The usual delete, of a stopped container: its empty cgroups removed straight from state.json (remove.py). (A
+# --force of a running one loads the cgroup manager, to kill, and select, to wait: delete's budget.)
+STOPPED_DELETE = LEAN | LOCK
 BUDGETS = {
-    "state": CORE,
+    "state": LEAN,
     "list": CORE | {"pwd"},  # OWNER's name, as runc's (pwd is built into the interpreter: no file to load)
-    "start": CORE | LOCK | {"select"},  # no _socket: start asks whether the monitor runs by its lock
-    "kill": CORE,  # no lock to signal the init (kill --all takes one)
+    "start": LEAN | LOCK | {"select"},  # no _socket, no os: start probes the monitor's lock (Store.monitor_running)
+    "kill": LEAN,  # no lock to signal the init (kill --all takes one)
     "delete": CORE | LOCK | {"select"},
     "pause": CORE | LOCK,
     "resume": CORE | LOCK,
     "ps": CORE,
     "update": CORE | LOCK | CONTEXTLIB,
     "create": CORE | LOCK | {"math"} | CREATE_PARENT,  # math: cgroups' cpu quota conversion
-    "run": CORE | LOCK | {"math"} | CREATE_PARENT | RUN_SUBREAPER,
+    "run": CORE | LOCK | {"math"} | CREATE_PARENT | RUN_CONSOLE | RUN_SUBREAPER,
     "exec": CORE | LOCK | CONTEXTLIB | SETUP,
 }
 
@@ -295,18 +307,23 @@ def test_state_and_list_of_records(tmp_path: Path) -> None:
 
 
 def test_delete_of_a_stopped_container_loads_no_cgroup_manager(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    # Its empty cgroups are removed at once (engine/cgroups/remove.py): no manager, no freezer, no kill.py.
+    # Its empty cgroups are removed at once (engine/cgroups/remove.py): no manager, no freezer, no kill.py, nor the
+    # cgroupfs helpers (fs.py) or engine.container (nothing to signal).
     from tests.integration.test_lifecycle import wait_for
 
     container_id = engine.new_id()
     engine("run", "--detach", "--bundle", str(engine.bundle(["true"])), container_id, check=True)
-    assert wait_for(lambda: engine.state(container_id)["status"] == "stopped")
+    # Recorded as stopped (by the monitor), not only seen so: delete would record the stop itself (state.machine).
+    state_file = engine.root / container_id / "state.json"
+    assert wait_for(lambda: json.loads(state_file.read_text())["status"] == "stopped")
     code, modules, errors = modules_of(tmp_path, "--root", str(engine.root), "delete", container_id)
     assert code == 0, errors
     assert "engine.cgroups.remove" in modules
     managers = {"engine.cgroups.manager", "engine.cgroups.v1", "engine.cgroups.v2", "engine.cgroups.freezer"}
+    managers |= {"engine.cgroups.fs", "engine.container"}
     assert not managers & modules, sorted(managers & modules)
     within_budget("delete", {name.split(".")[0] for name in modules} - BARE)
+    assert {name.split(".")[0] for name in modules} - BARE <= STOPPED_DELETE
 
 
 def test_kill_of_a_dead_init_and_delete_of_a_stopped_record(tmp_path: Path) -> None:
@@ -319,6 +336,7 @@ def test_kill_of_a_dead_init_and_delete_of_a_stopped_record(tmp_path: Path) -> N
     code, modules, _ = imports_of(tmp_path, "--root", str(root), "delete", "c2")
     assert code == 0 and not directory.exists()
     within_budget("delete", modules)
+    assert modules <= STOPPED_DELETE, sorted(modules - STOPPED_DELETE)
 
 
 # ---- the split between create's own process and the child it forks --------------------------------------------
@@ -332,15 +350,18 @@ def modules_after(*imports: str) -> set[str]:
 
 
 def test_create_leaves_the_set_up_code_to_its_child() -> None:
-    # engine.create's own process makes no syscall through ctypes; its forked child imports engine.init (while
+    # engine.create's own process makes no C call; its forked child imports engine.init (while
     # create waits on the cgroups), which loads seccomp only for a config with a filter, the pty (with the console
     # and termios) only for process.terminal, the hook runner only for hooks the init runs (init's
     # _import_what_the_config_needs).
     parent = modules_after("engine.commands.create")
-    assert not {"ctypes", "engine.init", "engine.pty", "engine.linux.kernel", "engine.setup.rootfs"} & parent
+    assert not {"_ctypes", "engine.init", "engine.pty", "engine.linux.kernel", "engine.setup.rootfs"} & parent
     child = modules_after("engine.init")
-    assert {"ctypes", "engine.linux.kernel", "engine.setup.rootfs"} <= child
+    assert {"_ctypes", "engine.linux.kernel", "engine.setup.rootfs"} <= child
     assert not {"engine.linux.seccomp", "collections", "array"} & child
+    # The C calls go through engine.linux.ffi, made from _ctypes: ctypes' own package (its forty types, the types
+    # module, its byte-order classes: ~2-3 ms of CPU) is not loaded, nor resource (a shared library) for the rlimits.
+    assert not {"ctypes", "types", "resource"} & child, sorted({"ctypes", "types", "resource"} & child)
     assert not {"engine.pty", "engine.console", "termios", "hooks.runner"} & child
 
 
@@ -363,3 +384,44 @@ def test_the_monitor_starts_without_socket_and_contextlib(tmp_path: Path) -> Non
     modules = set(ast.literal_eval(result.stdout))
     assert "state.store" in modules  # it did run
     assert not {"socket", "contextlib", "enum", "selectors", "collections"} & modules
+
+
+# `engine create` the way the `engine` command runs it, writing down the modules its own process had loaded when it
+# forked its child (the audit event os.fork) and when it was done.
+FORK_HARNESS = """
+import os, sys
+sys.path += [{repo!r}, {site!r}]
+out, argv, at_fork = sys.argv[1], sys.argv[2:], []
+sys.addaudithook(lambda event, args: event == "os.fork" and not at_fork and at_fork.append(sorted(sys.modules)))
+from engine.cli import main
+code = main(argv)
+with open(out, "w") as f:
+    f.write(repr((code, at_fork[0] if at_fork else [], sorted(sys.modules))))
+"""
+
+
+def test_create_plans_its_cgroups_before_it_forks(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # What create imports for the cgroups (the managers, the controllers of the config's linux.resources, the device
+    # rules) and to poke the exit monitor at its end is loaded before the fork: after it, every page create writes
+    # that its child still shares is copied first (~3 us a page on this machine), and imports write many.
+    out = tmp_path / "at-fork.txt"
+    argv = ["--root", str(engine.root), "create", "--bundle", str(engine.bundle(["sleep", "60"])), engine.new_id()]
+    harness = FORK_HARNESS.format(repo=str(REPO), site=SITE_PACKAGES)
+    with tempfile.TemporaryFile("w+") as stderr:  # files, not pipes: the init inherits stdio
+        subprocess.run(
+            [sys.executable, "-S", "-I", "-c", harness, str(out), *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            timeout=60,
+            check=False,
+        )
+        stderr.seek(0)
+        errors = stderr.read()
+    assert out.exists(), f"harness failed: {errors}"
+    code, at_fork, at_end = ast.literal_eval(out.read_text())
+    assert code == 0, errors
+    watched = {m for m in at_end if m.startswith(("engine.cgroups.", "engine.rootless.cgroups", "state.monitor"))}
+    assert {"engine.cgroups.manager", "engine.cgroups.controllers.devices", "state.monitor"} <= watched
+    late = watched - set(at_fork)
+    assert not late, f"imported after the fork: {sorted(late)}"

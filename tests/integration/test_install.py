@@ -105,3 +105,24 @@ def test_setup_sh_engine_starts_without_site() -> None:
     assert first.startswith("#!") and first.endswith(" -SI"), f"{engine}: {first}"
     result = subprocess.run([str(engine), "--version"], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.startswith("engine version ")
+
+
+def imported_by(python: Path, engine: Path, *args: str) -> set[str]:
+    """The modules `engine <args>` imports, started as its launcher starts it (-S -I), from -X importtime."""
+    command = [str(python), "-S", "-I", "-X", "importtime", str(engine), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    return {line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("install", ["pip", "setup.sh"])
+def test_launchers_leave_os_out_of_state(install: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    # `import os` is ~1 ms of the ~2 ms `engine state` costs above the interpreter; neither launcher may bring it
+    # (test_import_budget.py holds the commands to it, from engine.cli on).
+    if install == "pip":
+        venv = request.getfixturevalue("pip_venv")
+        python, engine = venv / "bin" / "python3", venv / "bin" / "engine"
+    else:
+        python, engine = Path(sys.executable), Path(sys.executable).with_name("engine")
+    modules = imported_by(python, engine, "--root", str(tmp_path), "state", "nosuch")
+    assert "engine.commands.state" in modules, modules
+    assert "os" not in modules

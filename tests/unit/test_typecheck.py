@@ -85,8 +85,8 @@ PLANTED = [
     ),
     (
         "engine/create.py",
-        'console.check_terminal(bool(config["process"].get("terminal")),',
-        'console.check_terminal(config["process"].get("consoleSize"),',
+        "console.check_terminal(terminal, options.console_socket,",
+        'console.check_terminal(config["process"].get("consoleSize"), options.console_socket,',
         'Argument 1 to "check_terminal" has incompatible type "ConsoleSize | None"',
     ),
     (
