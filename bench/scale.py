@@ -30,6 +30,8 @@ from bench.runtimes import (  # noqa: E402
     BenchError,
     Runtime,
     copy_rootfs,
+    execute,
+    interpreter_of,
     reap_all,
     reap_strays,
     scratch,
@@ -61,6 +63,9 @@ class ScaleResults:
     run_d: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # in creation order
     delete_force: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     concurrent_wall: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # `python -S -I -c pass`, once per container of the sequential row: what the machine's load alone did from the
+    # first containers to the last (others share the cores; the row runs for minutes).
+    floor: list[float] = field(default_factory=list)
 
 
 def pair(i: int, engine: Runtime, runc: Runtime) -> tuple[Runtime, Runtime]:
@@ -73,10 +78,12 @@ def measure_sequential(engine: Runtime, runc: Runtime, bundle: Path, counts: Cou
     Running `sleep` containers, not created ones: a created container's init is a blocked interpreter (engine)
     or runc init, megabytes each, and a thousand of them would crowd this shared machine."""
     ids = [f"scale-{n}" for n in range(counts.sequential)]
+    floor = [interpreter_of(engine.binary), "-S", "-I", "-c", "pass"]
     try:
         for n, container_id in enumerate(ids):
             for rt in pair(n, engine, runc):
                 out.run_d[rt.name].append(rt("run", "-d", "--bundle", str(bundle), rt.cid(container_id)).seconds)
+            out.floor.append(execute(floor).seconds)
         for i in range(counts.list_runs):
             for rt in pair(i, engine, runc):
                 result = rt("list", capture=True)
@@ -169,6 +176,12 @@ def table(results: ScaleResults) -> str:
                 f"| {r1 * 1000:.1f} -> {r2 * 1000:.1f} ms ({ratio(r2, r1):.2f}x) "
                 f"| {ratio(e2, r2):.2f}x (last) | no slowdown |"
             )
+        if results.floor:
+            f1, f2 = first_last(results.floor)
+            lines.append(
+                f"| the machine meanwhile: `python -S -I -c pass` beside each pair of `run -d`, first {k} -> last {k} "
+                f"| {f1 * 1000:.1f} -> {f2 * 1000:.1f} ms ({ratio(f2, f1):.2f}x) | | | (load, not containers) |"
+            )
     if results.concurrent_wall:
         e, r = (median(results.concurrent_wall[name]) for name in ("engine", "runc"))
         lines.append(
@@ -223,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             "list": results.list_seconds,
             "run_d": results.run_d,
             "delete_force": results.delete_force,
+            "floor": results.floor,
             "concurrent": results.concurrent_wall,
         }
         args.raw.write_text(json.dumps(raw, indent=1))

@@ -205,7 +205,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             raise
         undo.discard()
     if not options.reaper:
-        ensure_running(store.root)  # someone must notice when this init exits
+        ensure_running(store.root, record.id)  # someone must notice when this init exits
     return record
 
 

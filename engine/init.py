@@ -38,6 +38,7 @@ from engine.process_setup import (
 from engine.rootless import hooks as rootless_hooks
 from engine.setup import host_mount_ns
 from engine.setup import rootfs as rootfs_setup
+from engine.setup.cgroupfs import host_hierarchies
 from engine.setup.masking import mask_paths, open_dev_null, readonly_paths
 from state import jsonio
 
@@ -82,6 +83,8 @@ def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
             rootless_hooks.after_id_maps()
             become_namespace_root()
             flags &= ~sc.CLONE_NEWUSER
+        if flags & sc.CLONE_NEWCGROUP and _mounts_cgroups(plan.config):
+            plan.cgroup_hierarchies = host_hierarchies()  # the new namespace's root, seen from outside it
         if flags:
             kernel.KERNEL.unshare(flags)
         rootless_hooks.open_bind_sources_in_user_namespace(plan)
@@ -98,6 +101,10 @@ def intermediate(chan: Channel, init_chan: Channel, plan: InitPlan) -> None:
     except BaseException as err:
         chan.fail(err)
         os._exit(1)
+
+
+def _mounts_cgroups(config: Spec) -> bool:
+    return any(m.get("type") == "cgroup" for m in config.get("mounts", []))
 
 
 def _import_what_the_config_needs(plan: InitPlan) -> None:
@@ -314,6 +321,7 @@ def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dic
             linux.get("devices", []),
             plan.bind_source_fds,
             proc,
+            plan.cgroup_hierarchies,
         )
     for fd in plan.bind_source_fds.values():
         os.close(fd)

@@ -14,6 +14,7 @@ TYPE_CHECKING = False  # typing costs ~2-5 ms at import; annotations here are st
 
 if TYPE_CHECKING:
     from engine.hookpoints import Hooks
+    from engine.setup.cgroupfs import Hierarchy
     from engine.spec.typed import Spec, TimeOffsets
 
 _NO_TIME_OFFSETS: TimeOffsets = {}
@@ -37,3 +38,7 @@ class InitPlan:
     fifo_fd: int = -1  # O_PATH fd on the exec fifo, opened by `engine create` (the init may not reach the path)
     bind_source_fds: dict[int, int] = field(default_factory=dict)  # mounts[i] -> O_PATH fd on its source
     labels: lsm.Labels = field(default_factory=lsm.Labels)  # AppArmor/SELinux, as the host can apply them
+    # The intermediate's cgroup in each hierarchy (engine.setup.cgroupfs.host_hierarchies), read just before it
+    # unshares a new cgroup namespace: that namespace's root. The init binds these for a "cgroup" mount instead of
+    # mounting each v1 hierarchy fresh, which costs the kernel a walk of every cgroup on the host (setup_mounts).
+    cgroup_hierarchies: list[Hierarchy] | None = None

@@ -58,3 +58,27 @@ def test_a_connect_reaches_a_live_monitor(tmp_path: Path, monkeypatch: pytest.Mo
         assert time.monotonic() - started < monitor.SPAWN_WAIT / 2
     finally:
         os.close(lock)
+
+
+def test_a_poke_names_the_container_it_is_about(tmp_path: Path) -> None:
+    # create names its container, so that the monitor looks at that one instead of rescanning the whole root
+    # (state.monitor.Monitor.poked); the poke ends with the poker's close.
+    import socket
+
+    path = tmp_path / monitor.MONITOR_SOCKET
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen(1)
+        lock = os.open(tmp_path / monitor.MONITOR_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            monitor.ensure_running(str(tmp_path), "c-42")
+        finally:
+            os.close(lock)
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(1)
+            received = b""
+            while chunk := conn.recv(4096):
+                received += chunk
+    assert received == b"c-42"

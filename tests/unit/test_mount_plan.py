@@ -18,7 +18,7 @@ import pytest
 from engine.linux import kernel, mountfd
 from engine.linux import syscalls as sc
 from engine.linux.paths import O_PATH
-from engine.setup import devices, masking
+from engine.setup import cgroupfs, devices, masking
 from engine.setup import rootfs as rootfs_setup
 from tests.kernel_double import RecordingKernel
 
@@ -251,3 +251,46 @@ def test_an_unknown_propagation_mounts_nothing(double: RecordingKernel) -> None:
     with pytest.raises(rootfs_setup.MountError, match=r"^linux.rootfsPropagation: unknown value 'sideways'$"):
         rootfs_setup.set_root_propagation("sideways")
     assert double.calls == []
+
+
+CGROUP_MOUNT = {
+    "destination": "/sys/fs/cgroup",
+    "type": "cgroup",
+    "source": "cgroup",
+    "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
+}
+
+
+def cgroup_calls(double: RecordingKernel) -> list[tuple[object, ...]]:
+    return [c for c in double.calls if c[0] == "mount" and str(c[2]).startswith("/sys/fs/cgroup/")]
+
+
+def test_a_cgroup_mount_in_a_new_cgroup_namespace_binds_the_namespaces_root(
+    double: RecordingKernel, root: Path, tmp_path: Path
+) -> None:
+    # The intermediate read its cgroups just before it unshared the cgroup namespace (InitPlan.cgroup_hierarchies):
+    # the namespace's root, bound from the host's hierarchies instead of mounted fresh (a walk of every cgroup on
+    # the host per mount, in the kernel).
+    ns_root = [
+        cgroupfs.Hierarchy("memory", "cgroup", "memory", "/engine/c1"),
+        cgroupfs.Hierarchy("unified", "cgroup2", "", "/engine/c1"),
+    ]
+    rootfs_setup.setup_mounts(str(root), [CGROUP_MOUNT], str(tmp_path), True, [], cgroup_ns_root=ns_root)
+    flags = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RELATIME
+    assert cgroup_calls(double) == [
+        ("mount", "/sys/fs/cgroup/memory/engine/c1", "/sys/fs/cgroup/memory", None, sc.MS_BIND | sc.MS_REC, None),
+        ("mount", None, "/sys/fs/cgroup/memory", None, sc.MS_BIND | sc.MS_REMOUNT | flags, None),
+        ("mount", "/sys/fs/cgroup/unified/engine/c1", "/sys/fs/cgroup/unified", None, sc.MS_BIND | sc.MS_REC, None),
+        ("mount", None, "/sys/fs/cgroup/unified", None, sc.MS_BIND | sc.MS_REMOUNT | flags, None),
+    ]
+
+
+def test_a_cgroup_namespace_whose_root_is_unknown_mounts_each_hierarchy_fresh(
+    double: RecordingKernel, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A namespace joined by path (its root is not ours to know), or a caller that read nothing: as before.
+    host = [cgroupfs.Hierarchy("memory", "cgroup", "memory", "/")]
+    monkeypatch.setattr(rootfs_setup, "host_hierarchies", lambda: host)
+    rootfs_setup.setup_mounts(str(root), [CGROUP_MOUNT], str(tmp_path), True, [])
+    flags = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RELATIME
+    assert cgroup_calls(double) == [("mount", "cgroup", "/sys/fs/cgroup/memory", "cgroup", flags, "memory")]
