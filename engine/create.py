@@ -155,6 +155,9 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
             hookpoints.save(store.path(record.id), hooks)
             fifo = store.path(record.id, EXEC_FIFO)
             os.mkfifo(fifo, 0o600)
+            # runc's mode: the init may have become the container's user before it opens it (through its fd: the
+            # state directory is root's alone).
+            os.chmod(fifo, 0o622)
             root_uid, root_gid = _host_ids_of_root(config)
             # The init, as the container's root, opens it for writing.
             rootless_hooks.give_fifo_to_container_root(fifo, root_uid, root_gid)

@@ -162,6 +162,7 @@ def become_the_process(
     *,
     process_pid: int | None = None,
     cpu_affinity: Literal["initial", "final"] = "initial",
+    exec_gid: int | None = None,
 ) -> None:
     """The last steps before exec: process attributes, user and capabilities, no_new_privs, seccomp.
 
@@ -170,6 +171,8 @@ def become_the_process(
     process_pid:  the pid the seccomp agent is told about; the state's pid (the init itself) by default
     cpu_affinity: which execCPUAffinity list applies here: the init's "initial" one; `engine exec` applies
                   "initial" before joining the container's cgroup and "final" here, after it
+    exec_gid:     the effective gid kept until the trampoline that waits for `start` execs (the init's fast
+                  path, engine/linux/trampoline.py); None: the user's gid at once
     Warnings (capabilities that cannot be granted, personality flags) go to stderr (warn()).
     """
     linux = cfg.get("linux", {})
@@ -188,7 +191,7 @@ def become_the_process(
         load_seccomp(seccomp_plan, linux["seccomp"], state, notify_sock, process_pid)
     # config.md: a capability that "cannot be mapped to a relevant kernel interface, or cannot be granted
     # otherwise MUST be logged as a warning": an unknown name warns, as runc does.
-    kernel.KERNEL.apply_user_and_capabilities(process.get("user", {}), process.get("capabilities"), warn)
+    kernel.KERNEL.apply_user_and_capabilities(process.get("user", {}), process.get("capabilities"), warn, exec_gid)
     if no_new_privs:
         kernel.KERNEL.set_no_new_privileges()
     if seccomp_plan is not None and no_new_privs:

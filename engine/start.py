@@ -1,11 +1,14 @@
 """`engine start`: let a created container's init exec the user's program (runtime.md "Start").
 
-The init blocks opening the exec fifo for writing. We open the read end, which releases it; it writes "0",
-runs startContainer hooks and execs. Its fifo fd is close-on-exec, so EOF on our end means the exec
-happened; if anything failed first, the init writes the error text into the fifo before it exits.
+The init blocks opening the exec fifo for writing: usually as its exec trampoline, already the container's
+process (engine/linux/trampoline.py), else as Python, which then becomes the process and runs startContainer
+hooks. We open the read end, which releases it; it writes "0" and execs. Its fifo fd is close-on-exec, so EOF on
+our end means the exec happened; if anything failed first, the init writes the error text into the fifo before
+it exits.
 
-What start needs only once the init is released (the lifecycle machine's table, select, the monitor check) is
-imported while the init works towards its exec (~1.5 ms, on another core), not before releasing it.
+What start needs only once the init is released (the lifecycle machine's table, the monitor check) is imported
+while the init works towards its exec, not before releasing it. No select either, as a rule: a blocking read
+waits for the init's end to close, once the init has opened it (the poll on its pidfd is for when it has not).
 """
 
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
@@ -37,15 +40,16 @@ def start(store: Store, container_id: str, log: Log) -> None:
             posix.close(pidfd)
             raise EngineError(f"cannot start container {container_id!r}: it was started already") from None
         try:
-            # The init is released: while it works towards its exec, get ready to record the outcome.
+            # The init is released: while it works towards its exec, get ready to record the outcome. The name
+            # can go at once: the init opens its end through its own fd (an O_PATH one), never by name.
+            with suppress(FileNotFoundError):
+                posix.unlink(EXEC_FIFO, dir_fd=dir_fd)
             life = _lifecycle(record, store, log)
             _ensure_monitor(record, store)
             reply = _read_until_exec(fifo, pidfd)
         finally:
             posix.close(fifo)
             posix.close(pidfd)
-        with suppress(FileNotFoundError):
-            posix.unlink(EXEC_FIFO, dir_fd=dir_fd)
         log.debug(f"start {container_id}: released the init (pid {record.pid}) through the exec fifo")
         if reply != b"0":
             life.fire("stop")
@@ -85,8 +89,21 @@ def _ensure_monitor(record: "ContainerRecord", store: Store) -> None:
 
 
 def _read_until_exec(fifo: int, pidfd: int) -> bytes:
-    """Everything the init writes before its fifo end closes (exec) or it dies."""
-    import select  # a shared library to load: after the init is released, like the rest
+    """Everything the init writes before its fifo end closes (exec) or it dies. A blocking read returns at once
+    with nothing while no writer has come yet: only then is the init's pidfd polled too."""
+    posix.set_blocking(fifo, True)
+    data = b""
+    while chunk := posix.read(fifo, 65536):
+        data += chunk
+    if data:
+        return data
+    posix.set_blocking(fifo, False)
+    return _poll_until_exec(fifo, pidfd)
+
+
+def _poll_until_exec(fifo: int, pidfd: int) -> bytes:
+    """_read_until_exec when the init had not opened its end yet (or dies before it does)."""
+    import select  # a shared library to load
 
     data = b""
     poller = select.poll()

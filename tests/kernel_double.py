@@ -152,9 +152,16 @@ class RecordingKernel(Kernel):
         self._record("apply_cpu_affinity", dict(affinity), initial)
 
     def apply_user_and_capabilities(
-        self, user: Mapping[str, Any], caps: Mapping[str, Any] | None, warn: Callable[[str], None]
+        self,
+        user: Mapping[str, Any],
+        caps: Mapping[str, Any] | None,
+        warn: Callable[[str], None],
+        exec_gid: int | None = None,
     ) -> None:
-        self._record("apply_user_and_capabilities", dict(user), caps)
+        if exec_gid is None:
+            self._record("apply_user_and_capabilities", dict(user), caps)
+        else:
+            self._record("apply_user_and_capabilities", dict(user), caps, exec_gid)
 
     def set_no_new_privileges(self) -> None:
         self._record("set_no_new_privileges")

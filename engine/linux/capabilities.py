@@ -337,11 +337,13 @@ def _setgroups_allowed() -> bool:
     return True
 
 
-def switch_user(user: User) -> None:
+def switch_user(user: User, exec_gid: int | None = None) -> None:
     """setgroups(additionalGids), setresgid(gid), setresuid(uid), umask: config.md "User" (POSIX).
 
     Supplementary groups are always set, to an empty list when none are configured, so none of the
     runtime's own groups leak into the container. Must run while CAP_SETGID/CAP_SETUID are effective.
+    exec_gid: the effective and saved gid until the exec trampoline sets all three to gid itself (the
+    kernel then execs the trampoline non-dumpable, engine/linux/trampoline.py).
     """
     try:
         uid = int(user.get("uid", 0))
@@ -359,7 +361,8 @@ def switch_user(user: User) -> None:
         message = f"process.user.additionalGids {groups}: setgroups is denied in this user namespace"
         raise OSError(errno.EPERM, message)
     try:
-        os.setresgid(gid, gid, gid)
+        effective = gid if exec_gid is None else exec_gid
+        os.setresgid(gid, effective, effective)
     except OSError as err:
         raise OSError(err.errno, f"process.user.gid {gid}: setresgid: {err.strerror}") from None
     try:
@@ -377,8 +380,10 @@ def apply_user_and_capabilities(
     *,
     warn: Warn | None = None,
     unknown: Literal["error", "warn"] = "error",
+    exec_gid: int | None = None,
 ) -> None:
-    """Switch to config.json `process.user` and set `process.capabilities`, in the order that works.
+    """Switch to config.json `process.user` and set `process.capabilities`, in the order that works (exec_gid:
+    switch_user's).
 
     1. validate the capability names (nothing has changed yet if this raises);
     2. drop the bounding set, while CAP_SETPCAP is still effective;
@@ -395,7 +400,7 @@ def apply_user_and_capabilities(
     bounding = drop_bounding_set(masks["bounding"], kernel_last_cap=top)
     _set_keepcaps(True)
     try:
-        switch_user(user or {})
+        switch_user(user or {}, exec_gid)
     finally:
         _set_keepcaps(False)
     _apply_sets(masks, warn, top, bounding)  # a user switch leaves the bounding set as it is

@@ -126,9 +126,12 @@ class Kernel:
     def apply_cpu_affinity(self, affinity: ExecCPUAffinity, initial: bool) -> None:
         process_attrs.apply_exec_cpu_affinity(affinity, initial=initial)
 
-    def apply_user_and_capabilities(self, user: User, caps: Capabilities | None, warn: Callable[[str], None]) -> None:
-        """process.user and process.capabilities (unknown capability names: a warning, config.md)."""
-        capabilities.apply_user_and_capabilities(user, caps, warn=warn, unknown="warn")
+    def apply_user_and_capabilities(
+        self, user: User, caps: Capabilities | None, warn: Callable[[str], None], exec_gid: int | None = None
+    ) -> None:
+        """process.user and process.capabilities (unknown capability names: a warning, config.md); exec_gid:
+        capabilities.switch_user's."""
+        capabilities.apply_user_and_capabilities(user, caps, warn=warn, unknown="warn", exec_gid=exec_gid)
 
     def set_no_new_privileges(self) -> None:
         capabilities.set_no_new_privileges()

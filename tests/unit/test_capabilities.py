@@ -247,6 +247,21 @@ def test_setgroups_denied_with_groups_is_a_clear_error(monkeypatch: pytest.Monke
 
 
 @ROOT
+def test_switch_user_can_keep_an_effective_gid_for_the_trampoline() -> None:
+    """exec_gid: real gid the user's, effective and saved exec_gid (what makes the kernel exec the trampoline that
+    waits for start non-dumpable); the trampoline, unprivileged by then, may still set all three to the real one."""
+
+    def child() -> dict[str, Any]:
+        caps.switch_user({"uid": 1000, "gid": 1000}, exec_gid=65534)
+        switched = os.getresgid()
+        os.setresgid(1000, 1000, 1000)
+        return {"switched": switched, "after": os.getresgid(), "uids": os.getresuid()}
+
+    out, _ = run_in_child(child)
+    assert out["ok"] == {"switched": [1000, 65534, 65534], "after": [1000, 1000, 1000], "uids": [1000, 1000, 1000]}
+
+
+@ROOT
 def test_no_new_privileges() -> None:
     def child() -> dict[str, Any]:
         before = caps.no_new_privileges()

@@ -172,3 +172,12 @@ def test_begin_child_in_a_fork(tmp_path: Path) -> None:
 
     result = run_in_child(child)
     assert result == {"ok": [["set_dumpable", False], ["set_parent_death_signal", signal.SIGKILL]]}
+
+
+def test_the_init_that_leaves_the_wait_to_its_trampoline_keeps_an_effective_gid_of_its_own(
+    double: RecordingKernel,
+) -> None:
+    """become_the_process passes exec_gid down to the user switch (capabilities.switch_user makes it the effective
+    and saved gid: the kernel then execs the trampoline non-dumpable)."""
+    process_setup.become_the_process({"process": {"args": ["sh"], "user": {"gid": 5}}}, {}, None, None, exec_gid=7)
+    assert double.calls == [("apply_user_and_capabilities", {"gid": 5}, None, 7)]
