@@ -57,13 +57,18 @@ class SchedRecorder:
         self.out.with_suffix(".marks").write_text(f"{os.getpid()}\n" + "\n".join(f"{w:.6f}" for w in self.windows))
 
 
-def parse(perf_data: Path) -> list[tuple[float, str, int, dict[str, str]]]:
-    text = subprocess.run(
+def perf_script(perf_data: Path) -> str:
+    return subprocess.run(
         ["perf", "script", "-i", str(perf_data), "-F", "pid,time,event,trace"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+
+
+def parse(text: str) -> list[tuple[float, str, int, dict[str, str]]]:
+    """perf script's lines -> (time, fork/exec/exit, thread id, the tracepoint's fields, with "tgid": perf's own
+    pid column, the process's)."""
     events = []
     for line in text.splitlines():
         match = LINE.match(line)
@@ -72,20 +77,25 @@ def parse(perf_data: Path) -> list[tuple[float, str, int, dict[str, str]]]:
         fields = dict(re.findall(r"(\w+)=(\S+)", match["args"]))
         # The tracepoint's own pid= is the thread's id (perf's pid column is the process's)
         tid = int(fields.get("pid", match["pid"]))
+        fields["tgid"] = match["pid"]
         events.append((float(match["time"]), match["event"].removeprefix("sched_process_"), tid, fields))
     return events
 
 
 def probes(perf_data: Path) -> list[dict[str, float]]:
-    """Per probe: event label -> seconds after the command's fork."""
-    marks = perf_data.with_suffix(".marks").read_text().split()
+    return probes_of(perf_script(perf_data), perf_data.with_suffix(".marks").read_text())
+
+
+def probes_of(script: str, marks_text: str) -> list[dict[str, float]]:
+    """Per probe (a window of the marks: the bench's pid, then start and end times): event label -> seconds after
+    the command's fork."""
+    marks = marks_text.split()
     bench_pid, times = int(marks[0]), [float(m) for m in marks[1:]]
-    events = parse(perf_data)
-    threads = {bench_pid} | {int(f["child_pid"]) for _, kind, pid, f in events if kind == "fork" and pid == bench_pid}
+    events = parse(script)
     result = []
     for start, end in zip(times[0::2], times[1::2], strict=False):
         window = [e for e in events if start <= e[0] < end]
-        roots = [e for e in window if e[1] == "fork" and int(e[3].get("pid", -1)) in threads]
+        roots = [e for e in window if e[1] == "fork" and int(e[3]["tgid"]) == bench_pid]
         if not roots:
             continue
         t0, root_pid = roots[0][0], int(roots[0][3]["child_pid"])

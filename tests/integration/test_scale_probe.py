@@ -35,7 +35,7 @@ def test_scale_probe_reports_every_phase_and_cleans_up() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "| runtime | what | empty | runc-N | engine-N |" in out
-    for row in ("| engine | run -d |", "| engine | monitor CPU per probe |", "| runc | delete --force |"):
+    for row in ("| engine | run -d |", "| engine | monitor CPU per probe |", "| runc | delete --force |", "| floor |"):
         assert row in out
     for step in ("| mount cgroup (all v1) |", "| bind cgroup (all v1) |", "| mount sysfs |", "| mkdir cgroup (all) |"):
         assert step in out
