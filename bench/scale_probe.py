@@ -1,12 +1,14 @@
 """What one more container costs with N already there (root): `.venv/bin/python bench/scale_probe.py [--n 1000]`.
 
 bench/scale.py's sequential row says whether `run -d` slows down as containers pile up; this says where. Both
-runtimes' probes (`run -d` of a `sleep` container, then `delete --force` of it), interleaved, in three phases:
+runtimes' probes (`run -d` of a `sleep` container, then `delete --force` of it), interleaved, in four phases:
 
   empty   no other container (engine's root holds one, so that its exit monitor stays up as in the other phases)
   runc-N  N runc containers running: engine's probes see the kernel's growth only (its root holds one container)
   engine-N  the runc ones deleted, N engine containers running: engine's probes see the kernel's growth (the same
           number of the same containers) plus whatever engine does per container it already has
+  after   the N engine containers deleted again: `empty` once more, later. The machine (others' load on the same
+          cores) drifts over the minutes a phase takes; a growth that `after` shares with `engine-N` is the drift's
 
 So `engine-N` against `runc-N`, for engine's probes, is engine's own per-N cost; `runc-N` against `empty` is the
 kernel's, which runc's probes pay too. Each probe also reports the CPU of `run -d` and its intermediate child
@@ -42,7 +44,7 @@ from bench.runtimes import (  # noqa: E402
 )
 from bench.stats import median  # noqa: E402
 
-PHASES = ("empty", "runc-N", "engine-N")
+PHASES = ("empty", "runc-N", "engine-N", "after")
 
 
 def timed(argv: list[str]) -> tuple[float, float]:
@@ -351,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"probe: {args.n} engine containers", file=sys.stderr)
                     probe.fill(engine, args.n - 1, "bg")
                     probe.phase("engine-N", args.rounds)
+                if "after" in phases:
+                    print("probe: after (the N containers deleted)", file=sys.stderr)
+                    probe.empty(engine, "bg")
+                    probe.empty(runc, "bg")
+                    probe.phase("after", args.rounds)
             finally:
                 for rt in (engine, runc):
                     rt.cleanup()
