@@ -47,7 +47,7 @@ def delete(store: Store, container_id: str, force: bool, log: Log, systemd_cgrou
                 raise EngineError(f"delete {container_id!r}: its init did not die within {KILL_TIMEOUT:.0f}s")
             log.debug(f"delete {container_id}: killed its processes")
         if record.status != STOPPED:
-            from state.machine import Lifecycle  # transitions: only when the stop still has to be recorded
+            from state.lifecycle import Lifecycle  # only when the stop still has to be recorded
 
             Lifecycle(record, store, warn=log.warning).fire("stop")
         hooks = None

@@ -22,7 +22,7 @@ from state.store import EXEC_FIFO, HOOKS_FILE, Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from state.machine import Lifecycle
+    from state.lifecycle import Lifecycle
     from state.record import ContainerRecord
 
 
@@ -71,7 +71,7 @@ def start(store: Store, container_id: str, log: Log) -> None:
 
 
 def _lifecycle(record: "ContainerRecord", store: Store, log: Log) -> "Lifecycle":
-    from state.machine import Lifecycle
+    from state.lifecycle import Lifecycle
 
     return Lifecycle(record, store, warn=log.warning)
 
