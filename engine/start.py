@@ -22,8 +22,17 @@ from state.store import EXEC_FIFO, HOOKS_FILE, Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse  # the annotation's only: the hot path parses argv by hand
+
+    from engine.cli import Context
     from state.lifecycle import Lifecycle
     from state.record import ContainerRecord
+
+
+def run(ctx: "Context", args: "argparse.Namespace") -> int:
+    """`engine start <id>` (engine/cli.py calls it: OPERATION_COMMANDS)."""
+    start(Store(ctx.root), args.container_id, ctx.log)
+    return 0
 
 
 def start(store: Store, container_id: str, log: Log) -> None:
