@@ -166,6 +166,7 @@ def test_a_command_that_waited_for_the_lock_finds_the_container_deleted(tmp_path
     new_container(store, "c1")
     outcome: list[object] = []
     with store.locked("c1"):
+
         def waiter() -> None:
             try:
                 with store.locked("c1") as dir_fd:
