@@ -12,7 +12,20 @@ from state.record import ContainerRecord
 from state.rules import STOPPED, require_deletable
 from state.store import CONFIG_FILE, HOOKS_FILE, STATE_FILE, Store, read_all
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse  # the annotation's only: the hot path parses argv by hand
+
+    from engine.cli import Context
+
 KILL_TIMEOUT = 10.0
+
+
+def run(ctx: "Context", args: "argparse.Namespace") -> int:
+    """`engine delete [--force] <id>` (engine/cli.py calls it: OPERATION_COMMANDS)."""
+    store = Store(ctx.root)
+    delete(store, args.container_id, args.force, ctx.log, systemd_cgroup=ctx.systemd_cgroup)
+    return 0
 
 
 def delete(store: Store, container_id: str, force: bool, log: Log, systemd_cgroup: bool = False) -> None:
@@ -47,7 +60,7 @@ def delete(store: Store, container_id: str, force: bool, log: Log, systemd_cgrou
                 raise EngineError(f"delete {container_id!r}: its init did not die within {KILL_TIMEOUT:.0f}s")
             log.debug(f"delete {container_id}: killed its processes")
         if record.status != STOPPED:
-            from state.machine import Lifecycle  # transitions: only when the stop still has to be recorded
+            from state.lifecycle import Lifecycle  # only when the stop still has to be recorded
 
             Lifecycle(record, store, warn=log.warning).fire("stop")
         hooks = None

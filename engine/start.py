@@ -17,21 +17,32 @@ from engine.container import open_pidfd
 from engine.errors import EngineError, suppress
 from engine.log import Log
 from engine.paths import exists
-from state.rules import require_startable
+from state.rules import CREATED, require_startable
 from state.store import EXEC_FIFO, HOOKS_FILE, Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from state.machine import Lifecycle
+    import argparse  # the annotation's only: the hot path parses argv by hand
+
+    from engine.cli import Context
+    from state.lifecycle import Lifecycle
     from state.record import ContainerRecord
+
+
+def run(ctx: "Context", args: "argparse.Namespace") -> int:
+    """`engine start <id>` (engine/cli.py calls it: OPERATION_COMMANDS)."""
+    start(Store(ctx.root), args.container_id, ctx.log)
+    return 0
 
 
 def start(store: Store, container_id: str, log: Log) -> None:
     with store.locked(container_id) as dir_fd:
         record = store.load(container_id, dir_fd)
-        require_startable(container_id, record.observed_status())
-        pidfd = open_pidfd(record)
+        # The pidfd first: the init's /proc stat, read once the pidfd pins it, tells both that it lives and that
+        # it is ours; observed_status() would read it once more. Without one, that says why not.
+        pidfd = open_pidfd(record) if record.status == CREATED else None
         if pidfd is None:
+            require_startable(container_id, record.observed_status())
             _lifecycle(record, store, log).fire("stop")
             raise EngineError(f"cannot start container {container_id!r}: its init has exited")
         try:
@@ -71,7 +82,7 @@ def start(store: Store, container_id: str, log: Log) -> None:
 
 
 def _lifecycle(record: "ContainerRecord", store: Store, log: Log) -> "Lifecycle":
-    from state.machine import Lifecycle
+    from state.lifecycle import Lifecycle
 
     return Lifecycle(record, store, warn=log.warning)
 

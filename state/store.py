@@ -89,22 +89,15 @@ class DirLock:
     """An flock held on a container's directory for the length of a `with` block, which gets the directory fd.
     (A class, not @contextlib.contextmanager: importing contextlib costs ~5 ms on every command.)"""
 
-    def __init__(self, dir_fd: int, shared: bool = False, must_exist: str | None = None) -> None:
+    def __init__(self, dir_fd: int, shared: bool = False) -> None:
         self.dir_fd = dir_fd
         self.shared = shared
-        self.must_exist = must_exist
 
     def __enter__(self) -> int:
         import fcntl  # here: `state` and `list` take no lock, and fcntl is a shared library to load
 
         try:
             fcntl.flock(self.dir_fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
-            if self.must_exist is not None:
-                # The holder before us may have deleted the container while we waited.
-                try:
-                    posix.stat(STATE_FILE, dir_fd=self.dir_fd)
-                except FileNotFoundError:
-                    raise ContainerNotFound(self.must_exist) from None
         except BaseException:
             posix.close(self.dir_fd)
             raise
@@ -176,7 +169,9 @@ class Store:
 
     def locked(self, container_id: str, *, shared: bool = False) -> DirLock:
         """Hold the container's lock (flock on its directory) so commands on one id serialize:
-        `with store.locked(id) as dir_fd:`. Raises ContainerNotFound if it does not exist (any more)."""
+        `with store.locked(id) as dir_fd:`, then `store.load(id, dir_fd)`. Raises ContainerNotFound if it does not
+        exist; if the holder before us deleted it while we waited, load() does (state.json is gone: no stat of it
+        here first, every caller loads the record at once)."""
         validate_id(container_id)
         try:
             # O_NOFOLLOW: a symlink in place of the directory must not lead us into the directory it names.
@@ -189,7 +184,7 @@ class Store:
             if err.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
             raise EngineError(f"container {container_id!r}: its state directory is not a directory") from None
-        return DirLock(dir_fd, shared, must_exist=container_id)
+        return DirLock(dir_fd, shared)
 
     def load(self, container_id: str, dir_fd: int | None = None) -> ContainerRecord:
         validate_id(container_id)

@@ -250,6 +250,11 @@ def test_start_and_delete_load_no_hook_code_without_hooks(engine, tmp_path: Path
         code, modules, errors = modules_of(tmp_path, "--root", str(engine.root), *argv)
         assert code == 0, errors
         assert "engine.hookpoints" not in modules, f"engine {argv[0]} imported engine.hookpoints"
+        # start and delete (which records this container's stop) fire the compiled table (state/lifecycle.py),
+        # without loading the machine's definition (state/machine.py).
+        assert "state.machine" not in modules, f"engine {argv[0]} imported state.machine"
+        if argv[0] != "kill":  # engine/cli.py's OPERATION_COMMANDS: no package and module that only forward
+            assert "engine.commands" not in modules, f"engine {argv[0]} imported engine.commands"
 
 
 def test_a_budget_can_fail(engine, created: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from engine.spec.default import default_mounts
-from tests.integration.conftest import Engine
+from tests.integration.conftest import ENGINE, Engine
 from tests.integration.test_import_budget import modules_of
 from tests.integration.test_lifecycle import marker_bundle, wait_for
 
@@ -168,3 +169,20 @@ def test_start_of_a_waiting_trampoline_loads_neither_select_nor_the_monitor(engi
     assert code == 0, errors
     assert engine.state(cid)["status"] == "running"
     assert not {"select", "state.monitor"} & modules, sorted({"select", "state.monitor"} & modules)
+
+
+def test_start_reads_the_inits_stat_once(engine: Engine, tmp_path: Path) -> None:
+    """start opens its pidfd on the init before it checks the init is alive and is ours (/proc/<pid>/stat): one
+    read of the file, once the pidfd pins the process, answers both (engine/start.py). And state.json is looked up
+    once before start releases the init, by its read (no stat of it under the lock first: state/store.py)."""
+    cid = engine.new_id()
+    engine("create", "--bundle", str(engine.bundle(["sleep", "60"])), cid, check=True)
+    pid = engine.state(cid)["pid"]
+    trace = tmp_path / "start.strace"
+    strace = ["strace", "-qq", "-e", "trace=openat,newfstatat", "-o", str(trace)]
+    subprocess.run([*strace, ENGINE, "--root", str(engine.root), "start", cid], check=True, timeout=60)
+    assert engine.state(cid)["status"] == "running"
+    opens = [line for line in trace.read_text().splitlines() if f'"/proc/{pid}/stat"' in line]
+    assert len(opens) == 1, opens
+    lookups = [line for line in trace.read_text().splitlines() if '"state.json"' in line]
+    assert len(lookups) == 1 and lookups[0].startswith("openat("), lookups

@@ -15,14 +15,15 @@ from engine import cli
 
 def _fake_command(monkeypatch: pytest.MonkeyPatch, name: str) -> list[bool]:
     seen: list[bool] = []
-    fake = types.ModuleType(f"engine.commands.{name}")
+    module = cli.command_module(name)
+    fake = types.ModuleType(module)
 
     def run(ctx: object, args: object) -> int:
         seen.append(gc.isenabled())
         return 0
 
     fake.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, f"engine.commands.{name}", fake)
+    monkeypatch.setitem(sys.modules, module, fake)
     return seen
 
 

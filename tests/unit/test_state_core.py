@@ -160,6 +160,30 @@ def test_unknown_and_removed_containers(tmp_path: Path) -> None:
         store.load("gone")
 
 
+def test_a_command_that_waited_for_the_lock_finds_the_container_deleted(tmp_path: Path) -> None:
+    # The lock takes no stat of state.json (state/store.py): the load every caller does next says it is gone.
+    store = Store(str(tmp_path))
+    new_container(store, "c1")
+    outcome: list[object] = []
+    with store.locked("c1"):
+
+        def waiter() -> None:
+            try:
+                with store.locked("c1") as dir_fd:
+                    outcome.append(store.load("c1", dir_fd))
+            except ContainerNotFound as err:
+                outcome.append(err)
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        thread.join(0.2)  # it waits on the flock
+        assert thread.is_alive() and not outcome
+        store.remove("c1")
+    thread.join(5)
+    assert len(outcome) == 1 and isinstance(outcome[0], ContainerNotFound), outcome
+    assert "c1" in str(outcome[0])
+
+
 def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
     store = Store(str(tmp_path))
     life = new_container(store)
