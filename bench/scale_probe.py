@@ -1,12 +1,14 @@
 """What one more container costs with N already there (root): `.venv/bin/python bench/scale_probe.py [--n 1000]`.
 
 bench/scale.py's sequential row says whether `run -d` slows down as containers pile up; this says where. Both
-runtimes' probes (`run -d` of a `sleep` container, then `delete --force` of it), interleaved, in three phases:
+runtimes' probes (`run -d` of a `sleep` container, then `delete --force` of it), interleaved, in four phases:
 
   empty   no other container (engine's root holds one, so that its exit monitor stays up as in the other phases)
   runc-N  N runc containers running: engine's probes see the kernel's growth only (its root holds one container)
   engine-N  the runc ones deleted, N engine containers running: engine's probes see the kernel's growth (the same
           number of the same containers) plus whatever engine does per container it already has
+  after   the N engine containers deleted again: `empty` once more, later. The machine (others' load on the same
+          cores) drifts over the minutes a phase takes; a growth that `after` shares with `engine-N` is the drift's
 
 So `engine-N` against `runc-N`, for engine's probes, is engine's own per-N cost; `runc-N` against `empty` is the
 kernel's, which runc's probes pay too. Each probe also reports the CPU of `run -d` and its intermediate child
@@ -42,7 +44,7 @@ from bench.runtimes import (  # noqa: E402
 )
 from bench.stats import median  # noqa: E402
 
-PHASES = ("empty", "runc-N", "engine-N")
+PHASES = ("empty", "runc-N", "engine-N", "after")
 
 
 def timed(argv: list[str]) -> tuple[float, float]:
@@ -122,6 +124,24 @@ class Probe:
         self.count = 0
         self.traced_probes = 1
         self.kernel_samples = 20
+        self.sched_dir: Path | None = None
+        self.sched_probes = 10
+
+    def sched_phase(self, name: str) -> None:
+        """perf's fork/exec/exit tracepoints over engine's probes (no strace: the processes run at full speed),
+        kept for sched_growth."""
+        from bench.sched_trace import SchedRecorder
+
+        assert self.sched_dir is not None
+        with SchedRecorder(self.sched_dir / f"{name}.perf") as recorder:
+            for _ in range(self.sched_probes):
+                self.count += 1
+                container_id = self.engine.cid(f"probe-{self.count}")
+                recorder.mark()
+                timed(self.engine.argv("run", "-d", "--bundle", str(self.bundle), container_id))
+                recorder.done()
+                self.engine("delete", "--force", container_id)
+                reap_strays()
 
     def fill(self, rt: Runtime, n: int, prefix: str) -> None:
         for i in range(n):
@@ -150,10 +170,15 @@ class Probe:
                 wall, _ = timed(rt.argv("delete", "--force", container_id))
                 self.samples[(name, rt.name, "delete --force")].append(wall)
                 reap_strays()
+            # The interpreter's own start beside each pair: how much of a probe's growth is the machine's
+            wall, _ = timed([sys.executable, "-S", "-I", "-c", "pass"])
+            self.samples[(name, "floor", "python -S -I -c pass")].append(wall)
         if monitors:
             self.samples[(name, "engine", "monitor CPU per probe")].append(
                 (cpu_of(monitors) - monitor_before) / max(rounds, 1)
             )
+        if self.sched_dir is not None:
+            self.sched_phase(name)
         if self.strace_dir is not None:
             for k in range(self.traced_probes):
                 for rt in (self.engine, self.runc):
@@ -166,8 +191,8 @@ class Probe:
 
     def report(self) -> str:
         lines = ["| runtime | what | " + " | ".join(PHASES) + " |", "|---|---|" + "--:|" * len(PHASES)]
-        whats = ("run -d", "run -d CPU", "delete --force", "monitor CPU per probe")
-        for rt in ("engine", "runc"):
+        whats = ("run -d", "run -d CPU", "delete --force", "monitor CPU per probe", "python -S -I -c pass")
+        for rt in ("engine", "runc", "floor"):
             for what in whats:
                 cells = [self.samples.get((phase, rt, what)) for phase in PHASES]
                 if not any(cells):
@@ -284,6 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--kernel", type=int, default=20, help="bench/kernel_ops.py samples per phase (20)")
     parser.add_argument("--traced", type=int, default=5, help="probes traced per runtime and phase with --strace (5)")
+    parser.add_argument(
+        "--sched",
+        type=Path,
+        metavar="DIR",
+        help="also record fork/exec/exit of engine's probes with perf (--sched-probes)",
+    )
+    parser.add_argument("--sched-probes", type=int, default=10, help="probes recorded per phase with --sched (10)")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"which phases, in this order ({','.join(PHASES)})")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -303,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             probe = Probe(engine, runc, bundle, args.strace)
             probe.traced_probes = args.traced
             probe.kernel_samples = args.kernel
+            if args.sched is not None:
+                args.sched.mkdir(parents=True, exist_ok=True)
+                probe.sched_dir, probe.sched_probes = args.sched, args.sched_probes
             try:
                 probe.fill(engine, 1, "keep")
                 phases = args.phases.split(",")
@@ -318,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"probe: {args.n} engine containers", file=sys.stderr)
                     probe.fill(engine, args.n - 1, "bg")
                     probe.phase("engine-N", args.rounds)
+                if "after" in phases:
+                    print("probe: after (the N containers deleted)", file=sys.stderr)
+                    probe.empty(engine, "bg")
+                    probe.empty(runc, "bg")
+                    probe.phase("after", args.rounds)
             finally:
                 for rt in (engine, runc):
                     rt.cleanup()
@@ -328,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     print(probe.report())
     if args.strace is not None:
         print(strace_growth(args.strace, args.phases.split(",")))
+    if args.sched is not None:
+        from bench.sched_trace import sched_growth
+
+        print(sched_growth(args.sched, args.phases.split(",")))
     return 0
 
 

@@ -34,10 +34,16 @@ def test_scale_probe_reports_every_phase_and_cleans_up() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "| runtime | what | empty | runc-N | engine-N |" in out
-    for row in ("| engine | run -d |", "| engine | monitor CPU per probe |", "| runc | delete --force |"):
+    assert "| runtime | what | empty | runc-N | engine-N | after |" in out
+    for row in ("| engine | run -d |", "| engine | monitor CPU per probe |", "| runc | delete --force |", "| floor |"):
         assert row in out
-    for step in ("| mount cgroup (all v1) |", "| bind cgroup (all v1) |", "| mount sysfs |", "| mkdir cgroup (all) |"):
+    for step in (
+        "| mount cgroup (all v1) |",
+        "| bind cgroup (all v1) |",
+        "| mount sysfs |",
+        "| mkdir cgroup (all) |",
+        "| write cpuset.cpus+mems |",
+    ):
         assert step in out
     assert set(kernel_ops_cgroups()) == before, "kernel_ops left cgroups behind"
     assert bench_mounts() <= mounts, "the scratch tmpfs is still mounted"
