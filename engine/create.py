@@ -22,7 +22,7 @@ from engine.record import field, record
 from engine.rootless import checks as rootless_checks
 from engine.rootless import hooks as rootless_hooks
 from state import jsonio, process
-from state.machine import Lifecycle
+from state.lifecycle import Lifecycle
 from state.record import ContainerRecord
 from state.store import CONFIG_FILE, EXEC_FIFO, Store, write_atomically
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.cli import Context
 from engine.errors import EngineError, InvalidState
-from state.machine import Lifecycle
+from state.lifecycle import Lifecycle
 from state.store import Store
 
 

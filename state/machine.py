@@ -12,11 +12,11 @@ The definition is STATES, TRANSITIONS and MACHINE_OPTIONS below, given to `trans
 compiled form instead: state/lifecycle_table.py, the machine's answer for every (state, trigger) pair, written
 by state/lifecycle_codegen.py (`python -m engine.generate`). tests/unit/test_lifecycle_table.py checks that the
 table and the machine agree on every pair and fails while the table is stale. Lifecycle, which fires through the
-table, lives in state/lifecycle.py (re-exported here): start and delete load only that, not this definition.
-MachineLifecycle fires through the machine itself.
+table, lives in state/lifecycle.py, which every command loads instead of this definition; MachineLifecycle,
+here, fires through the machine itself.
 """
 
-from state.lifecycle import NEW, Event, Lifecycle
+from state.lifecycle import NEW, Lifecycle
 from state.record import ContainerRecord
 from state.rules import CREATED, CREATING, PAUSED, RUNNING, STOPPED
 from state.store import Store
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from state.lifecycle import Warn
 
-__all__ = ["MACHINE_OPTIONS", "NEW", "STATES", "TRANSITIONS", "Event", "Lifecycle", "MachineLifecycle"]
+__all__ = ["MACHINE_OPTIONS", "STATES", "TRANSITIONS", "MachineLifecycle", "definition_machine"]
 
 STATES = [NEW, CREATING, CREATED, RUNNING, PAUSED, STOPPED]
 TRANSITIONS: "list[dict[str, Any]]" = [

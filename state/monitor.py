@@ -341,7 +341,7 @@ class Monitor:
 
     def _mark_stopped(self, container_id: str) -> None:
         from engine.errors import EngineError
-        from state.machine import Lifecycle
+        from state.lifecycle import Lifecycle
         from state.rules import ALIVE, STOPPED
 
         try:

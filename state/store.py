@@ -208,7 +208,7 @@ class Store:
         return record
 
     def save(self, record: ContainerRecord) -> None:
-        """Write state.json. Only state transitions call this (state/machine.py).
+        """Write state.json. Only state transitions call this (state/lifecycle.py).
 
         The record is appended to events.jsonl first: state.json keeps only the latest status, so a follower
         that reads it after a change can find a short-lived status already overwritten (running, between

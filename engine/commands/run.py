@@ -16,7 +16,7 @@ from engine.errors import EngineError, suppress  # not contextlib's (~2 ms of im
 from engine.linux.syscalls import set_child_subreaper
 from engine.signals import FORWARDED
 from engine.start import start
-from state.machine import Lifecycle
+from state.lifecycle import Lifecycle
 from state.store import Store
 
 TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand

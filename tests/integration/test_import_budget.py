@@ -318,7 +318,7 @@ def test_delete_of_a_stopped_container_loads_no_cgroup_manager(engine, tmp_path:
 
     container_id = engine.new_id()
     engine("run", "--detach", "--bundle", str(engine.bundle(["true"])), container_id, check=True)
-    # Recorded as stopped (by the monitor), not only seen so: delete would record the stop itself (state.machine).
+    # Recorded as stopped (by the monitor), not only seen so: delete would record the stop itself (state.lifecycle).
     state_file = engine.root / container_id / "state.json"
     assert wait_for(lambda: json.loads(state_file.read_text())["status"] == "stopped")
     code, modules, errors = modules_of(tmp_path, "--root", str(engine.root), "delete", container_id)

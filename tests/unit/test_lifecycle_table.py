@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from state import lifecycle_codegen, lifecycle_table, machine
-from state.machine import STATES, Lifecycle, MachineLifecycle
+from state.lifecycle import Lifecycle
+from state.machine import STATES, MachineLifecycle
 from state.record import ContainerRecord
 from state.store import Store
 

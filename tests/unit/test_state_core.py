@@ -16,7 +16,7 @@ from engine.errors import ContainerNotFound, EngineError, InvalidState
 from engine.signals import parse_signal
 from state import process
 from state.ids import MAX_ID_LENGTH, InvalidId, validate_id
-from state.machine import Lifecycle
+from state.lifecycle import Lifecycle
 from state.record import ContainerRecord
 from state.rules import require_deletable, require_killable, require_startable
 from state.store import ContainerExists, Store
