@@ -99,8 +99,6 @@ def _claim(root: str, path: str) -> tuple[int, int] | None:
     (connections wait in its backlog) from the moment the spawn starts, not once a new interpreter has started,
     and a command right after this one (`engine start` after `engine create`) finds it instead of spawning a
     second monitor. None if a monitor holds the lock."""
-    import _socket
-
     lock_fd = os.open(os.path.join(root, MONITOR_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -110,18 +108,26 @@ def _claim(root: str, path: str) -> tuple[int, int] | None:
     try:
         with suppress(FileNotFoundError):
             os.unlink(path)  # a dead monitor's socket
-        server = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-        try:
-            server.bind(path)
-            os.chmod(path, 0o600)
-            server.listen(64)
-        except BaseException:
-            server.close()
-            raise
+        server = _listening_socket(path)
     except BaseException:
         os.close(lock_fd)
         raise
     return lock_fd, server.detach()
+
+
+def _listening_socket(path: str) -> _socket.socket:
+    """The monitor's socket at `path`: the root's owner's only (0600), with room for a burst of pokes."""
+    import _socket
+
+    server = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        server.bind(path)
+        os.chmod(path, 0o600)
+        server.listen(64)
+    except BaseException:
+        server.close()
+        raise
+    return server
 
 
 def _spawn(root: str, lock_fd: int, server_fd: int) -> None:
@@ -177,11 +183,7 @@ def main(root: str, lock_fd: int = 3, server_fd: int = 4) -> None:
         monitor.rescan()
         if not monitor.by_id:
             return
-        server = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-        server.bind(sock_path)
-        os.chmod(sock_path, 0o600)
-        server.listen(64)
-        monitor.listen_on(server)
+        monitor.listen_on(_listening_socket(sock_path))
 
 
 MAX_POKE = 4096  # longer than any id (state/ids.py: 1024): a poke that says more names nothing we know
