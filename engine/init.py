@@ -26,7 +26,6 @@ from engine.process_setup import (
     WAIT_SIGNALS,
     SetupError,
     become_namespace_root,
-    become_the_process,
     begin_child,
     close_fds,
     connect_seccomp_listener,
@@ -290,15 +289,17 @@ def _exec_a_trampoline_that_waits(
     )
     trampoline = Trampoline(executable, fifo_fd, release=release)
     gid = int(cfg["process"].get("user", {}).get("gid", 0))
-    become_the_process(cfg, {}, None, None, exec_gid=EXEC_GID if gid != EXEC_GID else EXEC_GID - 1)
-    with suppress(OSError):  # a user switch resets it
-        kernel.KERNEL.set_dumpable(False)
-    # Blocked across the execve (a signal sent meanwhile stays pending for the trampoline's handlers, where pid 1
-    # would drop it at the default action); Python's ignored ones made default again (an execve keeps them).
-    _signal.pthread_sigmask(_signal.SIG_BLOCK, WAIT_SIGNALS)
-    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
-    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
-    trampoline.execve(cfg["process"]["args"], env)
+    # WAIT_SIGNALS blocked across the execve: one sent meanwhile stays pending for the trampoline's handlers.
+    exec_as_the_process(
+        cfg,
+        {},
+        None,
+        None,
+        trampoline,
+        env,
+        exec_gid=EXEC_GID if gid != EXEC_GID else EXEC_GID - 1,
+        blocked_signals=WAIT_SIGNALS,
+    )
 
 
 def _set_up_filesystem(chan: Channel, plan: InitPlan, proc: ProcFS) -> tuple[dict[str, Any], int, list[int]]:

@@ -141,16 +141,21 @@ def exec_as_the_process(
     process_pid: int | None = None,
     cpu_affinity: Literal["initial", "final"] = "initial",
     before_exec: Callable[[], None] | None = None,
+    exec_gid: int | None = None,
+    blocked_signals: tuple[int, ...] = (),
 ) -> None:
     """Become the process (become_the_process), run before_exec (the init's startContainer hooks: runc's order,
     as the container's process, with its user, capabilities and seccomp filter), exec cfg's process.args through
-    the trampoline. Returns only by raising."""
-    become_the_process(cfg, state, seccomp_plan, notify_sock, process_pid=process_pid, cpu_affinity=cpu_affinity)
+    the trampoline. Returns only by raising. exec_gid and blocked_signals: for the trampoline that waits for
+    `start` (engine/init.py), see become_the_process and restore_signals."""
+    become_the_process(
+        cfg, state, seccomp_plan, notify_sock, process_pid=process_pid, cpu_affinity=cpu_affinity, exec_gid=exec_gid
+    )
     with suppress(OSError):  # a user switch resets it; a seccomp filter may forbid prctl by now
         kernel.KERNEL.set_dumpable(False)
     if before_exec is not None:
         before_exec()
-    restore_signals()
+    restore_signals(blocked_signals)
     trampoline.execve(cfg["process"]["args"], env)
 
 
@@ -336,8 +341,12 @@ def close_fds(keep_below: int, keep: set[int]) -> None:
 WAIT_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
 
 
-def restore_signals() -> None:
-    """exec keeps ignored signals ignored: undo Python's SIGPIPE/SIGXFSZ ignores and our handlers."""
+def restore_signals(blocked: tuple[int, ...] = ()) -> None:
+    """exec keeps ignored signals ignored: undo Python's SIGPIPE/SIGXFSZ ignores and our handlers. `blocked` stay
+    blocked across the execve, and are blocked before their handler goes: pid 1 of a pid namespace drops a signal
+    left at its default action, but keeps a blocked one pending (for the handlers of the trampoline that waits)."""
+    if blocked:
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, blocked)
     for sig in (*WAIT_SIGNALS, _signal.SIGPIPE, _signal.SIGXFSZ):
         _signal.signal(sig, _signal.SIG_DFL)
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, set())
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, set(blocked))

@@ -76,7 +76,7 @@ def test_the_last_steps_before_execve(double: RecordingKernel, monkeypatch: pyte
     """become the process, non-dumpable again (a user switch reset it), the startContainer hooks, signal
     dispositions undone, then the execve through the trampoline with the environment prepare_exec made."""
     events: list[Any] = []
-    monkeypatch.setattr(process_setup, "restore_signals", lambda: events.append("restore_signals"))
+    monkeypatch.setattr(process_setup, "restore_signals", lambda blocked=(): events.append("restore_signals"))
 
     class Trampoline:
         def execve(self, args: list[str], env: dict[str, str]) -> None:
@@ -181,3 +181,24 @@ def test_the_init_that_leaves_the_wait_to_its_trampoline_keeps_an_effective_gid_
     and saved gid: the kernel then execs the trampoline non-dumpable)."""
     process_setup.become_the_process({"process": {"args": ["sh"], "user": {"gid": 5}}}, {}, None, None, exec_gid=7)
     assert double.calls == [("apply_user_and_capabilities", {"gid": 5}, None, 7)]
+
+
+def test_restore_signals_keeps_the_waiting_signals_blocked() -> None:
+    """The trampoline that waits for start gets WAIT_SIGNALS blocked (pending, not dropped by pid 1) and every other
+    signal unblocked, with Python's ignores and handlers undone; by default nothing stays blocked. In a forked child:
+    the test process keeps its own dispositions."""
+
+    def child() -> dict[str, Any]:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # blocked before: unblocked by the call
+        process_setup.restore_signals(process_setup.WAIT_SIGNALS)
+        blocked = sorted(signal.pthread_sigmask(signal.SIG_BLOCK, set()))
+        dispositions = [signal.getsignal(sig) == signal.SIG_DFL for sig in (signal.SIGPIPE, signal.SIGXFSZ)]
+        process_setup.restore_signals()
+        return {
+            "blocked": blocked,
+            "defaults": dispositions,
+            "after": sorted(signal.pthread_sigmask(signal.SIG_BLOCK, set())),
+        }
+
+    result = run_in_child(child)
+    assert result == {"ok": {"blocked": sorted(process_setup.WAIT_SIGNALS), "defaults": [True, True], "after": []}}
