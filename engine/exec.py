@@ -54,7 +54,7 @@ from engine.process_setup import (
     prepare_exec,
 )
 from engine.record import field, record
-from engine.signals import FORWARDED
+from engine.signals import Forwarder
 from state import process as proc
 from state.record import ContainerRecord
 from state.rules import CREATED, PAUSED, RUNNING
@@ -174,19 +174,25 @@ def exec_process(store: Store, options: ExecOptions, log: Log) -> int:
         plan.labels = lsm.check(process, log.warning, where="exec: ")
     except ConfigError as err:
         raise ExecError(str(err)) from None
+    # Waiting for the process: its signals are ours to pass on from before it runs (engine/signals.py).
+    forwarder = None if options.detach else Forwarder().install()
     try:
-        launched = _launch(plan, record, options, log)
+        try:
+            launched = _launch(plan, record, options, log)
+        finally:
+            _close_sockets(plan)
+        try:
+            if options.pid_file:
+                write_pid_file(options.pid_file, launched.pid, error=ExecError)
+            if forwarder is None:
+                return 0
+            return _wait(launched, forwarder)
+        finally:
+            if launched.relay_socket is not None:
+                launched.relay_socket.close()
     finally:
-        _close_sockets(plan)
-    try:
-        if options.pid_file:
-            write_pid_file(options.pid_file, launched.pid, error=ExecError)
-        if options.detach:
-            return 0
-        return _wait(launched)
-    finally:
-        if launched.relay_socket is not None:
-            launched.relay_socket.close()
+        if forwarder is not None:
+            forwarder.restore()
 
 
 def _load_process_file(options: ExecOptions, log: Log) -> Process:
@@ -448,15 +454,9 @@ def _join_cgroup(record: ContainerRecord, pid: int, sub_cgroups: list[str], log:
     load_manager(record.cgroups, warn=log.warning).join_exec(pid, sub_cgroups, init_pid=record.pid)
 
 
-def _wait(launched: Launched) -> int:
+def _wait(launched: Launched, forwarder: Forwarder) -> int:
     """Forward signals to the process and wait for it: its exit status, 128+n if signal n killed it."""
-    pid = launched.pid
-
-    def forward(number: int, frame: Any) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, number)  # our unreaped child: the pid cannot have been reused
-
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    forwarder.forward_to(launched.pid)
     relay = None
     try:
         if launched.relay_socket is not None:
@@ -464,12 +464,10 @@ def _wait(launched: Launched) -> int:
 
             master = launched.relay_socket.receive_master(timeout=10)
             relay = ConsoleRelay(master).start()  # takes SIGWINCH over: resize rather than forward
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(launched.pid, 0)
     finally:
         if relay is not None:
             relay.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 

@@ -1,8 +1,13 @@
 """Signal names as runc takes them: KILL, SIGKILL, 9, RTMIN+2, SIGRTMIN+2, and 0 (is it alive?)."""
 
 import _signal as signal  # the C module: signal.py builds enums (~7 ms) that kill does not need
+import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 
-from engine.errors import EngineError
+from engine.errors import EngineError, suppress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # What `engine run` and `engine exec` pass on to the process they wait for.
 FORWARDED = (
@@ -36,3 +41,40 @@ def parse_signal(text: str) -> int:
     if not isinstance(number, int):
         raise EngineError(f"invalid signal {text!r}")
     return number
+
+
+class Forwarder:
+    """Passes FORWARDED signals on to the process a foreground `engine run` or `engine exec` waits for.
+
+    Installed before that process is let run: a signal that comes before its pid is known is kept, and passed on
+    once it is (runc sets its signal handler up before its process starts, for the same reason). Installed only
+    once the process ran, a SIGTERM sent as soon as it showed up killed the waiting command at the default action
+    and left the process running (tests/integration/test_exec.py::test_signals_are_forwarded, now and then)."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.pending: list[int] = []
+        self.previous: dict[int, Any] = {}
+
+    def install(self) -> "Forwarder":
+        self.previous = {sig: signal.signal(sig, self._received) for sig in FORWARDED}
+        return self
+
+    def forward_to(self, pid: int) -> None:
+        """From now on to `pid` (a child of ours, not yet reaped: the pid cannot have been reused), with what came
+        before."""
+        self.pid = pid
+        pending, self.pending = self.pending, []
+        for number in pending:
+            self._received(number, None)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _received(self, number: int, frame: object) -> None:
+        if not self.pid:
+            self.pending.append(number)
+            return
+        with suppress(ProcessLookupError):
+            posix.kill(self.pid, number)

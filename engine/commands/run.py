@@ -3,7 +3,6 @@ status (128+n when killed by signal n), deleting it afterwards as runc does."""
 
 from __future__ import annotations
 
-import _signal  # not signal (its enums: ~1.5 ms of every run)
 import gc
 import os
 
@@ -14,7 +13,7 @@ from engine.create import create
 from engine.delete import delete
 from engine.errors import EngineError, suppress  # not contextlib's (~2 ms of import)
 from engine.linux.syscalls import set_child_subreaper
-from engine.signals import FORWARDED
+from engine.signals import Forwarder
 from engine.start import start
 from state.lifecycle import Lifecycle
 from state.store import Store
@@ -48,32 +47,36 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     # given on the command line has been used or made absolute by now (state root, bundle, --log, pid file).
     os.chdir(record.bundle)
     relay = None
+    # Waiting for the container: its signals are ours to pass on from before start lets it run (engine/signals.py).
+    forwarder = None if args.detach else Forwarder().install()
     try:
-        if receiver is not None:
-            with receiver:  # the init sent the pty master during create: it waits in the socket
-                relay = console.ConsoleRelay(receiver.receive_master(timeout=10)).start()
-        start(store, record.id, ctx.log)
-    except EngineError:
-        if relay is not None:
-            relay.close(timeout=0)
-        with suppress(EngineError):
-            delete(store, record.id, True, ctx.log)
-        raise
-    if args.detach:
-        return 0
-    # Waiting for as long as the container runs (relaying its terminal): collect again (engine.cli disabled it).
-    gc.enable()
-    try:
-        for sig in FORWARDED:
-            if sig == _signal.SIGWINCH and relay is not None:
-                continue  # the relay resizes the container's terminal instead
-            _signal.signal(sig, lambda number, frame: _forward(record.pid, number))
-        _, wait_status = os.waitpid(record.pid, 0)
-        if relay is not None:
-            relay.close()  # the container's last output, then the caller's terminal restored
+        try:
+            if receiver is not None:
+                with receiver:  # the init sent the pty master during create: it waits in the socket
+                    # The relay takes SIGWINCH over: it resizes the container's terminal instead of forwarding.
+                    relay = console.ConsoleRelay(receiver.receive_master(timeout=10)).start()
+            start(store, record.id, ctx.log)
+        except EngineError:
+            if relay is not None:
+                relay.close(timeout=0)
+            with suppress(EngineError):
+                delete(store, record.id, True, ctx.log)
+            raise
+        if forwarder is None:
+            return 0
+        # Waiting for as long as the container runs (relaying its terminal): collect again (engine.cli disabled it).
+        gc.enable()
+        try:
+            forwarder.forward_to(record.pid)
+            _, wait_status = os.waitpid(record.pid, 0)
+            if relay is not None:
+                relay.close()  # the container's last output, then the caller's terminal restored
+        finally:
+            if relay is not None:
+                relay.close()
     finally:
-        if relay is not None:
-            relay.close()
+        if forwarder is not None:
+            forwarder.restore()
     code = os.waitstatus_to_exitcode(wait_status)
     exit_code = 128 - code if code < 0 else code
     with store.locked(record.id) as dir_fd:
@@ -83,8 +86,3 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if not args.keep:
         delete(store, record.id, False, ctx.log)
     return exit_code
-
-
-def _forward(pid: int, sig: int) -> None:
-    with suppress(ProcessLookupError):
-        os.kill(pid, sig)
