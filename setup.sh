@@ -15,7 +15,14 @@ apt-get update -qq
 apt-get install -y -qq busybox-static runc libseccomp2 iproute2 python3-venv podman conmon containerd procps \
     containernetworking-plugins gcc libc6-dev uidmap >/dev/null
 
-python3 -m venv .venv
+# The venv is built on Debian's own interpreter, not whichever python3 comes first on PATH (here a pyenv build):
+# Debian links libpython into /usr/bin/python3.11 and builds it with PGO and LTO, so it starts ~15% faster than a
+# --enable-shared build and runs engine's own code faster too; every command pays both (README, performance).
+python=/usr/bin/python3
+if [ "$(readlink -f .venv/bin/python3 2>/dev/null)" != "$(readlink -f "$python")" ]; then
+    rm -rf .venv
+fi
+"$python" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat  # a .pth: no import hook at start-up
 
