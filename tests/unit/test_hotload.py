@@ -129,14 +129,60 @@ def test_a_module_that_asserts_is_refused(tree: Path) -> None:
     assert b"asserts or reads __doc__" in failed.value.stderr
 
 
-def test_the_launcher_serves_the_hot_commands_from_the_bundle() -> None:
-    # setup.sh's .venv/bin/engine, as written, with the repo's bundle (fails while either is stale: run setup.sh).
+def test_the_launcher_serves_the_hot_commands_from_the_bundle(tmp_path: Path) -> None:
+    # setup.sh's .venv/bin/engine as written, with the repo's bundle (fails while either is stale: run setup.sh or
+    # python -m engine.hotload_codegen): every engine module `engine list` imports comes from the bundle, and none
+    # through importlib's round (engine/cli.py preloads the command's module, boot() what the launcher imports).
     launcher = Path(sys.executable).with_name("engine").read_text()
     assert launcher.rstrip().endswith("exit_quickly(main())")
     code = launcher.rstrip().removesuffix("exit_quickly(main())") + (
-        "import engine.cli_table, engine.commands.state\n"
-        "print(sorted(n for n, m in sys.modules.items() if n.split('.')[0] in ('engine', 'state')\n"
-        "    and type(m.__loader__).__name__ != 'HotFinder'))\n"
+        "asked = []\n"
+        "finder = sys.meta_path[0]\n"
+        "find_spec = finder.find_spec\n"
+        "finder.find_spec = lambda name, *rest: asked.append(name) or find_spec(name, *rest)\n"
+        f"assert main(['--root', {str(tmp_path)!r}, 'list']) == 0\n"
+        "print(repr((asked, sorted(n for n, m in sys.modules.items() if n.split('.')[0] in ('engine', 'state')\n"
+        "    and type(m.__loader__).__name__ != 'HotFinder'))))\n"
     )
     result = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, check=True)
-    assert ast.literal_eval(result.stdout) == [], "not from the bundle: stale? (python -m engine.hotload_codegen)"
+    asked, elsewhere = ast.literal_eval(result.stdout.splitlines()[-1])
+    assert elsewhere == [], "not from the bundle: stale? (python -m engine.hotload_codegen)"
+    assert [name for name in asked if name.split(".")[0] in ("engine", "state")] == []
+
+
+def test_preload_runs_a_module_and_its_imports_without_importlib(tree: Path) -> None:
+    code = PROBE.format(tree=str(tree), site=SITE_PACKAGES, bundle=bundle_of(tree), imports=["engine.cli"])
+    code += (
+        "asked = []\n"
+        "find_spec = finder.find_spec\n"
+        "finder.find_spec = lambda name, *rest: asked.append(name) or find_spec(name, *rest)\n"
+        "finder.preload('engine.commands.state')\n"
+        "import engine.commands.state, state.store\n"
+        "assert engine.commands.state.__loader__ is finder and engine.commands.__path__\n"
+        "assert state.store.Store and engine.commands.state.run\n"
+        "print([name for name in asked if name.split('.')[0] in ('engine', 'state')])\n"
+    )
+    result = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, check=True)
+    assert ast.literal_eval(result.stdout.splitlines()[-1]) == []
+
+
+def test_main_preloads_the_command_through_the_finder(tmp_path: Path) -> None:
+    from engine import cli
+
+    class Finder:
+        asked: list[str] = []
+
+        @classmethod
+        def preload(cls, name: str) -> None:
+            cls.asked.append(name)
+
+        @staticmethod
+        def find_spec(name: str, path: object = None, target: object = None) -> None:
+            return None
+
+    sys.meta_path.insert(0, Finder)  # type: ignore[arg-type]
+    try:
+        assert cli.main(["--root", str(tmp_path), "list", "--quiet"]) == 0
+    finally:
+        sys.meta_path.remove(Finder)  # type: ignore[arg-type]
+    assert Finder.asked == ["engine.commands.list"]
