@@ -16,6 +16,8 @@ report, a large document, or once _json is loaded anyway: accelerate()) goes to 
 gives what json gives, or steps aside: tests/unit/test_jsonio.py compares the two on generated documents.
 """
 
+import sys
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -61,10 +63,16 @@ def accelerate() -> "tuple[Any, Any, Any]":
     return _accelerated
 
 
+def _plain_first() -> bool:
+    """Whether to try the plain path: only while _json is not loaded (by us, or by another module: create's
+    engine/spec/messages.py uses it), since once it is, it is faster for every document."""
+    return _accelerated is None and "_json" not in sys.modules
+
+
 def loads(data: str | bytes) -> "Any":
     """The value of a JSON document; JSONError (a ValueError) if it is not one. Bytes must be UTF-8."""
     text = data.decode() if isinstance(data, bytes) else data
-    if _accelerated is None and len(text) <= SMALL:
+    if _plain_first() and len(text) <= SMALL:
         value = _plain_loads(text)
         if value is not _NOT_PLAIN:
             return value
@@ -120,7 +128,7 @@ def dumps(value: "Any", indent: int | None = None) -> str:
 
 
 def _compact(value: "Any") -> str:
-    if _accelerated is None:
+    if _plain_first():
         out: list[str] = []
         try:
             _plain_dump(value, out)
@@ -131,7 +139,7 @@ def _compact(value: "Any") -> str:
 
 
 def _string(text: str) -> str:
-    if _accelerated is None and text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+    if _plain_first() and text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
         return f'"{text}"'
     return str(accelerate()[2](text))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -55,12 +56,14 @@ jsonish = st.lists(st.sampled_from(JSONISH), max_size=30).map("".join)
 @contextlib.contextmanager
 def without_json() -> Iterator[None]:
     """The process as a hot command starts: _json not loaded (another test, or an example before, may have)."""
-    saved = jsonio._accelerated
+    saved, module = jsonio._accelerated, sys.modules.pop("_json", None)
     jsonio._accelerated = None
     try:
         yield
     finally:
         jsonio._accelerated = saved
+        if module is not None:
+            sys.modules["_json"] = module
 
 
 @pytest.fixture
@@ -129,3 +132,12 @@ def test_strings_json_escapes_are_escaped_on_the_plain_path(plain: None, text: s
         assert jsonio.dumps(value) == json.dumps(value, separators=(",", ":"))
         assert jsonio.dumps(value, indent=2) == json.dumps(value, indent=2)
         assert jsonio.loads(json.dumps(value)) == value
+
+
+def test_once_another_module_loaded_json_it_reads_everything() -> None:
+    # create's engine/spec/messages.py imports _json: its config.json is then read by _json, not by Python first.
+    with without_json():
+        import _json  # noqa: F401  # as another module would
+
+        assert jsonio.loads('{"a": [1, "b"]}') == {"a": [1, "b"]}
+        assert jsonio._accelerated is not None
