@@ -328,19 +328,22 @@ def _plan_cgroups(
     that create reads and parses each once."""
     from engine.cgroups import CgroupError, layout, manager_for
     from engine.rootless import cgroups as rootless_cgroups
+    from engine.rootless import rootless
 
     if options.systemd_cgroup:
         return None
     linux = config.get("linux", {})
-    if not rootless_cgroups.use_cgroups(linux, container_id):
+    without_root = rootless()  # asked once: each asking reads /proc/self/uid_map
+    if not rootless_cgroups.use_cgroups(linux, container_id, rootless_engine=without_root):
         log.debug(f"create {container_id}: rootless without a delegated cgroup: the container stays in ours")
         return None
-    resources = rootless_cgroups.without_devices(linux.get("resources"))
+    resources = rootless_cgroups.without_devices(linux.get("resources"), rootless_engine=without_root)
     devices = linux.get("devices") if resources is linux.get("resources") else None
     host = layout.detect_from(*host_files) if host_files is not None else None
     cgroups = manager_for(linux.get("cgroupsPath"), container_id, warn=log.warning, layout=host)
     try:
-        return cgroups, cgroups.plan(resources, linux_devices=devices, device_rules=rootless_cgroups.device_rules())
+        rules = rootless_cgroups.device_rules(rootless_engine=without_root)
+        return cgroups, cgroups.plan(resources, linux_devices=devices, device_rules=rules)
     except CgroupError as err:
         raise EngineError(f"config.json: {err}") from None
 
