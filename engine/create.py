@@ -50,14 +50,18 @@ class CreateOptions:
     hooks_dirs: list[str] = field(default_factory=list)
     reaper: bool = False  # the caller (`engine run`) waits for the init and records its exit status
     systemd_cgroup: bool = False  # --systemd-cgroup: the cgroup is a systemd scope (engine/cgroups/systemd.py)
+    # config.json's bytes as the caller read them (`engine run`, for process.terminal): validated here as they are,
+    # so that both see one document; None: create reads the bundle's.
+    config_data: bytes | None = None
 
 
-def load_bundle(bundle: str) -> tuple[Spec, str]:
+def load_bundle(bundle: str, config_data: bytes | None = None) -> tuple[Spec, str]:
     """Validate config.json (the spec models, compiled: no pydantic) and return it in JSON shape, with the
-    absolute rootfs path."""
-    from engine.spec.document import load_config
+    absolute rootfs path. config_data: the file's bytes as the caller read them (None: read them here)."""
+    from engine.spec.document import load_config, parse_config
 
-    config = load_config(os.path.join(bundle, "config.json"))
+    path = os.path.join(bundle, "config.json")
+    config = load_config(path) if config_data is None else parse_config(config_data)
     if not config.get("root") or not config["root"].get("path"):
         raise ConfigError("config.json: root.path: required to create a container")
     if not config.get("process"):
@@ -106,7 +110,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     # while we validate and fork (engine/cgroups/attach_warmup.py).
     host_files = attach_warmup.start()
     bundle = os.path.realpath(options.bundle)
-    config, rootfs = load_bundle(bundle)
+    config, rootfs = load_bundle(bundle, options.config_data)
     _drop_unknown_capabilities(config["process"], log)
     _check_unsupported(config, log)
     labels = lsm.check(config["process"], log.warning)

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     store = Store(ctx.root)
-    terminal = console.terminal_requested(args.bundle)
+    config_data = console.read_bundle_config(args.bundle)  # read once: for the terminal here, then for create
+    terminal = console.terminal_in(config_data)
     console.check_terminal(terminal, args.console_socket, args.detach)
     if not args.detach:
         # The init's parent (the intermediate child) exits during create; as subreaper we inherit the init
@@ -37,6 +38,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         set_child_subreaper()
     options = options_from(ctx, args)
     options.reaper = not args.detach
+    options.config_data = config_data
     # In the foreground with a terminal we receive the console ourselves, through a socket of our own.
     receiver = console.ConsoleSocket.temporary() if terminal and not args.detach else None
     if receiver is not None:
