@@ -40,6 +40,7 @@ from bench.runtimes import (  # noqa: E402
     ensure_rootfs,
     execute,
     filesystem_of,
+    interpreter,
     interpreter_of,
     machine,
     pip_install_engine,
@@ -270,8 +271,9 @@ def readme_body(
     if scale_table:
         lines += [scale_table, ""]
     lines += [
-        f"{date}, {machine()}, Python {platform.python_version()}, {engine}, {runc}; {runs} rounds (after one "
-        "warm-up), the runtimes interleaved command by command; p10-p90 is the spread of the rounds; 1-minute load "
+        f"{date}, {machine()}, Python {platform.python_version()} ({interpreter()}), {engine}, {runc}; {runs} "
+        "rounds (after one warm-up), the runtimes interleaved command by command; p10-p90 is the spread of the "
+        "rounds; 1-minute load "
         f"average {load.median:.1f} (median of the rounds, p10-p90 {load.p10:.1f}-{load.p90:.1f}: the machine is "
         "shared). engine is setup.sh's (`#!python -SI`); the pip-installed engine is `pip install .` into a new "
         "venv (bin/engine, a /bin/sh launcher that starts `python3 -S -I`). One bundle for all: `engine spec`'s "

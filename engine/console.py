@@ -88,11 +88,27 @@ def terminal_requested(bundle: str) -> bool:
 
     An unreadable or invalid config says False: `create` reports the real problem right after.
     """
+    return terminal_in(read_bundle_config(bundle))
+
+
+def read_bundle_config(bundle: str) -> bytes | None:
+    """The bundle's config.json as it is now, None if it cannot be read (`create` then reads it and says why):
+    `engine run` reads it once, for process.terminal here and for create (CreateOptions.config_data)."""
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            config = jsonio.loads(f.read())
+            return f.read()
+    except OSError:
+        return None
+
+
+def terminal_in(config_data: bytes | None) -> bool:
+    """process.terminal of config.json's bytes, unvalidated; False for anything but a JSON object that says so."""
+    if config_data is None:
+        return False
+    try:
+        config = jsonio.loads(config_data)
         return bool(config.get("process", {}).get("terminal", False))
-    except (OSError, ValueError, AttributeError):
+    except (ValueError, AttributeError):
         return False
 
 

@@ -50,14 +50,18 @@ class CreateOptions:
     hooks_dirs: list[str] = field(default_factory=list)
     reaper: bool = False  # the caller (`engine run`) waits for the init and records its exit status
     systemd_cgroup: bool = False  # --systemd-cgroup: the cgroup is a systemd scope (engine/cgroups/systemd.py)
+    # config.json's bytes as the caller read them (`engine run`, for process.terminal): validated here as they are,
+    # so that both see one document; None: create reads the bundle's.
+    config_data: bytes | None = None
 
 
-def load_bundle(bundle: str) -> tuple[Spec, str]:
+def load_bundle(bundle: str, config_data: bytes | None = None) -> tuple[Spec, str]:
     """Validate config.json (the spec models, compiled: no pydantic) and return it in JSON shape, with the
-    absolute rootfs path."""
-    from engine.spec.document import load_config
+    absolute rootfs path. config_data: the file's bytes as the caller read them (None: read them here)."""
+    from engine.spec.document import load_config, parse_config
 
-    config = load_config(os.path.join(bundle, "config.json"))
+    path = os.path.join(bundle, "config.json")
+    config = load_config(path) if config_data is None else parse_config(config_data)
     if not config.get("root") or not config["root"].get("path"):
         raise ConfigError("config.json: root.path: required to create a container")
     if not config.get("process"):
@@ -106,7 +110,7 @@ def create(store: Store, options: CreateOptions, log: Log) -> ContainerRecord:
     # while we validate and fork (engine/cgroups/attach_warmup.py).
     host_files = attach_warmup.start()
     bundle = os.path.realpath(options.bundle)
-    config, rootfs = load_bundle(bundle)
+    config, rootfs = load_bundle(bundle, options.config_data)
     _drop_unknown_capabilities(config["process"], log)
     _check_unsupported(config, log)
     labels = lsm.check(config["process"], log.warning)
@@ -328,19 +332,22 @@ def _plan_cgroups(
     that create reads and parses each once."""
     from engine.cgroups import CgroupError, layout, manager_for
     from engine.rootless import cgroups as rootless_cgroups
+    from engine.rootless import rootless
 
     if options.systemd_cgroup:
         return None
     linux = config.get("linux", {})
-    if not rootless_cgroups.use_cgroups(linux, container_id):
+    without_root = rootless()  # asked once: each asking reads /proc/self/uid_map
+    if not rootless_cgroups.use_cgroups(linux, container_id, rootless_engine=without_root):
         log.debug(f"create {container_id}: rootless without a delegated cgroup: the container stays in ours")
         return None
-    resources = rootless_cgroups.without_devices(linux.get("resources"))
+    resources = rootless_cgroups.without_devices(linux.get("resources"), rootless_engine=without_root)
     devices = linux.get("devices") if resources is linux.get("resources") else None
     host = layout.detect_from(*host_files) if host_files is not None else None
     cgroups = manager_for(linux.get("cgroupsPath"), container_id, warn=log.warning, layout=host)
     try:
-        return cgroups, cgroups.plan(resources, linux_devices=devices, device_rules=rootless_cgroups.device_rules())
+        rules = rootless_cgroups.device_rules(rootless_engine=without_root)
+        return cgroups, cgroups.plan(resources, linux_devices=devices, device_rules=rules)
     except CgroupError as err:
         raise EngineError(f"config.json: {err}") from None
 

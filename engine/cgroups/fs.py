@@ -96,8 +96,19 @@ class WriteError(CgroupError):
 
 
 def read(directory: str, name: str) -> str:
-    with open(_in(directory, name)) as f:
-        return f.read()
+    """The whole file, as text (UTF-8). Through posix, not open(): a text file object costs ~10 us more per file,
+    and create reads ten of them."""
+    fd = posix.open(_in(directory, name), posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := posix.read(fd, _READ_SIZE):
+            chunks.append(chunk)
+    finally:
+        posix.close(fd)
+    return b"".join(chunks).decode()
+
+
+_READ_SIZE = 1 << 16  # most control files are a line; cgroup.procs of a big cgroup takes a few reads
 
 
 def read_or(directory: str, name: str, default: str | None = None) -> str | None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from engine.cli import Context
-from engine.create import CreateOptions, create
-from state.store import Store
+from engine import pycache_finder
+
+pycache_finder.install()  # first: create and its child load ~70 of engine's modules (engine/pycache_finder.py)
+
+from engine.cli import Context  # noqa: E402
+from engine.create import CreateOptions, create  # noqa: E402
+from state.store import Store  # noqa: E402
 
 TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
 if TYPE_CHECKING:

@@ -6,17 +6,21 @@ from __future__ import annotations
 import gc
 import os
 
-from engine import console
-from engine.cli import Context
-from engine.commands.create import options_from
-from engine.create import create
-from engine.delete import delete
-from engine.errors import EngineError, suppress  # not contextlib's (~2 ms of import)
-from engine.linux.syscalls import set_child_subreaper
-from engine.signals import Forwarder
-from engine.start import start
-from state.lifecycle import Lifecycle
-from state.store import Store
+from engine import pycache_finder
+
+pycache_finder.install()  # first: run, its create and its child load ~80 of engine's modules (engine/pycache_finder.py)
+
+from engine import console  # noqa: E402
+from engine.cli import Context  # noqa: E402
+from engine.commands.create import options_from  # noqa: E402
+from engine.create import create  # noqa: E402
+from engine.delete import delete  # noqa: E402
+from engine.errors import EngineError, suppress  # not contextlib's (~2 ms of import)  # noqa: E402
+from engine.linux.syscalls import set_child_subreaper  # noqa: E402
+from engine.signals import Forwarder  # noqa: E402
+from engine.start import start  # noqa: E402
+from state.lifecycle import Lifecycle  # noqa: E402
+from state.store import Store  # noqa: E402
 
 TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
 if TYPE_CHECKING:
@@ -25,7 +29,8 @@ if TYPE_CHECKING:
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     store = Store(ctx.root)
-    terminal = console.terminal_requested(args.bundle)
+    config_data = console.read_bundle_config(args.bundle)  # read once: for the terminal here, then for create
+    terminal = console.terminal_in(config_data)
     console.check_terminal(terminal, args.console_socket, args.detach)
     if not args.detach:
         # The init's parent (the intermediate child) exits during create; as subreaper we inherit the init
@@ -33,6 +38,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         set_child_subreaper()
     options = options_from(ctx, args)
     options.reaper = not args.detach
+    options.config_data = config_data
     # In the foreground with a terminal we receive the console ourselves, through a socket of our own.
     receiver = console.ConsoleSocket.temporary() if terminal and not args.detach else None
     if receiver is not None:

@@ -55,9 +55,10 @@ def delegation_problem(cgroups_path: str | None, container_id: str) -> str | Non
     return None
 
 
-def use_cgroups(linux: Linux, container_id: str) -> bool:
-    """Whether create makes the container's cgroups; ConfigError when the config needs one it cannot get."""
-    if not rootless():
+def use_cgroups(linux: Linux, container_id: str, *, rootless_engine: bool | None = None) -> bool:
+    """Whether create makes the container's cgroups; ConfigError when the config needs one it cannot get.
+    rootless_engine: rootless() if the caller asked already (each asking reads /proc/self/uid_map)."""
+    if not (rootless() if rootless_engine is None else rootless_engine):
         return True
     problem = delegation_problem(linux.get("cgroupsPath"), container_id)
     if problem is None:
@@ -71,16 +72,16 @@ def use_cgroups(linux: Linux, container_id: str) -> bool:
     return False
 
 
-def without_devices(resources: Resources | None) -> Resources | None:
+def without_devices(resources: Resources | None, *, rootless_engine: bool | None = None) -> Resources | None:
     """linux.resources minus the device rules, which a rootless engine leaves alone (see the module doc)."""
-    if not resources or not rootless():
+    if not resources or not (rootless() if rootless_engine is None else rootless_engine):
         return resources
     rest = resources.copy()
     rest.pop("devices", None)
     return rest
 
 
-def device_rules() -> str:
+def device_rules(*, rootless_engine: bool | None = None) -> str:
     """The cgroup managers' device_rules: "if given" rootless (no device program: loading one needs
     CAP_SYS_ADMIN in the host's user namespace), "always" otherwise."""
-    return "if given" if rootless() else "always"
+    return "if given" if (rootless() if rootless_engine is None else rootless_engine) else "always"

@@ -37,6 +37,7 @@ def host_hierarchies() -> list[Hierarchy]:
             _, controllers, path = line.rstrip("\n").split(":", 2)
             own[controllers] = path
     found = []
+    known: set[str] | None = None  # /proc/cgroups, read once, at the first v1 hierarchy (~40 us each time)
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
@@ -50,8 +51,10 @@ def host_hierarchies() -> list[Hierarchy]:
             if fstype == "cgroup2":
                 key, options = "", ""
             else:
+                if known is None:
+                    known = _known_controllers()
                 names = [o for o in super_opts if o.startswith("name=")]
-                ctrls = [o for o in super_opts if "=" not in o and o in _known_controllers()]
+                ctrls = [o for o in super_opts if "=" not in o and o in known]
                 key = ",".join(ctrls + names)
                 options = ",".join(ctrls) if ctrls else "none," + ",".join(names)
             found.append(Hierarchy(os.path.basename(mount_point), fstype, options, own.get(key, "/")))

@@ -107,6 +107,21 @@ def test_setup_sh_engine_starts_without_site() -> None:
     assert result.stdout.startswith("engine version ")
 
 
+def test_setup_sh_venv_runs_on_the_distributions_interpreter() -> None:
+    """setup.sh builds the venv on /usr/bin/python3, not on whatever python3 PATH finds first (a pyenv build here,
+    ~15% slower to start: README, Performance). The interpreter the `engine` command names is the venv's, whose base
+    must be the distribution's."""
+    engine = Path(sys.executable).with_name("engine")
+    shebang = engine.read_text().splitlines()[0][2:].split()[0]
+    base = subprocess.run(
+        [shebang, "-S", "-I", "-c", "import sys; print(sys._base_executable)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(base).resolve() == Path("/usr/bin/python3").resolve(), f"{engine} runs on {base}"
+
+
 def imported_by(python: Path, engine: Path, *args: str) -> tuple[set[str], str]:
     """The modules `engine <args>` imports through importlib, started as its launcher starts it (-S -I), from -X
     importtime, and the rest of its stderr. (Those engine/hotload.py's bundle runs ahead are not listed.)"""

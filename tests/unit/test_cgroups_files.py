@@ -405,3 +405,17 @@ def test_manager_at_and_the_driver_in_the_state(tmp_path: Path) -> None:
             load_manager({**state, "driver": "systemd"})
     with pytest.raises(CgroupError, match="unknown driver 'x'"):
         load_manager({**state, "driver": "x"})
+
+
+def test_read_gives_the_whole_file_as_text(tmp_path: Path) -> None:
+    # fs.read reads through posix, in chunks: a cgroup.procs of a big cgroup is longer than one chunk.
+    pids = "".join(f"{pid}\n" for pid in range(100000, 130000))
+    (tmp_path / "cgroup.procs").write_text(pids)
+    (tmp_path / "memory.max").write_text("max\n")
+    assert fs.read(str(tmp_path), "cgroup.procs") == pids
+    assert fs.pids_in(str(tmp_path)) == list(range(100000, 130000))
+    assert fs.read(str(tmp_path) + "/", "memory.max") == "max\n"
+    assert fs.read_or(str(tmp_path), "nothing", "default") == "default"
+    with pytest.raises(FileNotFoundError):
+        fs.read(str(tmp_path), "nothing")
+    assert fs.pids_in(str(tmp_path / "gone")) == []

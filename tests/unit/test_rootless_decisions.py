@@ -207,3 +207,29 @@ def test_root_keeps_devices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rootless, "running_in_user_namespace", lambda: False)
     resources = {"devices": [{"allow": False, "access": "rwm"}]}
     assert rootless_cgroups.without_devices(resources) is resources
+
+
+def test_create_asks_once_whether_it_is_rootless(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each asking reads /proc/self/uid_map: create's cgroup plan asks once and passes the answer on.
+    import engine.cgroups
+    from engine import create
+    from engine.log import Log
+
+    asked: list[int] = []
+    planned: list[tuple[Any, Any, str]] = []
+
+    class Manager:
+        def plan(self, resources: Any, *, linux_devices: Any, device_rules: str) -> str:
+            planned.append((resources, linux_devices, device_rules))
+            return "plan"
+
+    monkeypatch.setattr(rootless, "_CALLER_EUID", 0)  # root, but in a user namespace: rootless all the same
+    monkeypatch.setattr(rootless, "running_in_user_namespace", lambda: asked.append(1) or True)
+    monkeypatch.setattr(rootless_cgroups, "delegation_problem", lambda path, cid: None)  # a delegated cgroup
+    monkeypatch.setattr(engine.cgroups, "manager_for", lambda *args, **kwargs: Manager())
+    options = create.CreateOptions(container_id="c1", bundle="/b")
+    linux: dict[str, Any] = {"resources": {"devices": [{"allow": False, "access": "rwm"}], "pids": {"limit": 5}}}
+    result = create._plan_cgroups({"linux": linux}, "c1", options, Log(None), None)  # type: ignore[typeddict-item]
+    assert result is not None and result[1] == "plan"
+    assert planned == [({"pids": {"limit": 5}}, None, "if given")]  # the rootless answers, all three
+    assert len(asked) == 1
