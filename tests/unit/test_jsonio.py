@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from state import jsonio
+
+REPO = Path(__file__).resolve().parents[2]
 
 values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
@@ -99,8 +103,7 @@ def test_the_plain_path_never_accepts_what_json_refuses(text: str) -> None:
     got = jsonio._plain_loads(text)
     if got is jsonio._NOT_PLAIN:
         return
-    assert got == json.loads(text), text  # json accepts it too (raises otherwise), with the same value
-    assert "NaN" not in text
+    assert got == json.loads(text), text  # json accepts it too (raises otherwise), with the same value (NaN != NaN)
 
 
 @given(values)
@@ -141,3 +144,13 @@ def test_once_another_module_loaded_json_it_reads_everything() -> None:
 
         assert jsonio.loads('{"a": [1, "b"]}') == {"a": [1, "b"]}
         assert jsonio._accelerated is not None
+
+
+def test_create_reads_its_config_with_json() -> None:
+    # create needs _json anyway (engine/spec/version.py): its config.json goes to it, not through Python first.
+    code = (
+        f"import sys; sys.path[:0] = [{str(REPO)!r}]; import engine.commands.create; from state import jsonio; "
+        "print(jsonio._accelerated is not None)"
+    )
+    result = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "True"
