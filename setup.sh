@@ -35,6 +35,14 @@ cat > .venv/bin/engine <<WRAPPER
 import sys
 
 sys.path += ["$PWD", "$site_packages"]
+try:  # the hot commands' modules from one file, if this interpreter built it: engine/hotload.py (its loader in it)
+    with open(f"$PWD/engine/__pycache__/hot.{sys.implementation.cache_tag}.bundle", "rb") as bundle:
+        hot = bundle.read()
+    if hot[:4] == sys.modules["_frozen_importlib_external"].MAGIC_NUMBER:
+        header = sys.modules["marshal"].loads(memoryview(hot)[8:])
+        exec(header[0], {"__name__": "engine.hotload", "BUNDLE": (hot, header)})
+except OSError:
+    pass
 from engine.cli import exit_quickly, main
 
 exit_quickly(main())
@@ -44,6 +52,8 @@ chmod 0755 .venv/bin/engine
 # Every command pays Python's start-up: compile the sources once, so that even with PYTHONDONTWRITEBYTECODE
 # set (as on this machine) no import recompiles them.
 .venv/bin/python -m compileall -q engine state hooks >/dev/null
+# ...and the hot commands' modules into one file, which the launcher above reads (engine/hotload.py says why).
+.venv/bin/python -m engine.hotload_codegen >/dev/null
 
 tests/make-rootfs.sh .cache/rootfs >/dev/null
 

@@ -105,8 +105,10 @@ def interpreter_of(script: str) -> str:
 
 def compile_engine(python: str) -> None:
     """PYTHONDONTWRITEBYTECODE=1 is set here, so nothing would ever write engine's .pyc files and every
-    command would compile engine from source. Installed packages ship compiled; so must the engine we time."""
+    command would compile engine from source. Installed packages ship compiled; so must the engine we time. The
+    hot commands' bundle too (engine/hotload.py), as setup.sh builds it: a module edited since is served from source."""
     subprocess.run([python, "-m", "compileall", "-q", "engine", "state", "hooks"], cwd=REPO, check=True)
+    subprocess.run([python, "-m", "engine.hotload_codegen"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
 
 
 def pip_install_engine(directory: Path, python: str) -> str:

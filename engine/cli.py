@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             paused = gc
     try:
         name = command_module(args.command)
+        _preload(name)
         __import__(name)  # importlib would import warnings too
         return sys.modules[name].run(ctx, args)
     except EngineError as err:
@@ -197,6 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if paused is not None:  # main() called by a process that goes on (a test)
             paused.enable()
+
+
+def _preload(name: str) -> None:
+    """Have engine/hotload.py's finder, when the `engine` launcher installed one, import the command's module and what
+    it imports without importlib's round per module (a few hundredths of a ms each, on every command)."""
+    preload = getattr(sys.meta_path[0], "preload", None) if sys.meta_path else None
+    if preload is not None:
+        preload(name)
 
 
 def exit_quickly(code: int) -> "NoReturn":

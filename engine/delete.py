@@ -4,6 +4,10 @@ steps 12 and 13)."""
 import _signal  # not signal: its enums cost ~7 ms
 import posix  # not os: its import costs every command ~1 ms (engine/paths.py)
 
+# At module level, though a delete without cgroups does not use it: as a module-level import engine/hotload.py's
+# bundle runs it along with this module, where an import in the function cost importlib's round for it and its
+# package (~0.1 ms of every usual delete).
+from engine.cgroups.remove import remove_if_empty
 from engine.errors import ContainerNotFound, EngineError
 from engine.log import Log
 from engine.paths import exists
@@ -81,8 +85,6 @@ def delete(store: Store, container_id: str, force: bool, log: Log, systemd_cgrou
 def _remove_empty_cgroups(record: ContainerRecord, log: Log) -> bool:
     """A stopped container's cgroups removed at once when they are empty (the usual delete): nothing to find
     and kill in them first. False when one is busy (what the init left behind): the caller kills and removes."""
-    from engine.cgroups.remove import remove_if_empty
-
     removed = remove_if_empty(record.cgroups)
     if removed:
         log.debug(f"delete {record.id}: removed its empty cgroups")

@@ -58,7 +58,9 @@ CORE = {
 # What state, kill and start need: CORE without the os module and what it brings (~1 ms: _collections_abc's ABCs,
 # os.environ; the hot path calls the kernel through posix, which os wraps: engine/paths.py), nor __future__ (a real
 # module, ~0.1 ms: the modules on their path quote the annotations that name what only type checkers import).
-LEAN = {"engine", "state", "errno", "time", "_json"}
+# Nor _json (a shared library, ~0.25 ms): the plain state.json these read and write is parsed and written in Python
+# (state/jsonio.py); list (many records) and create (a whole config) load it.
+LEAN = {"engine", "state", "errno", "time"}
 LOCK = {"fcntl"}  # the per-container lock: every command that changes a container
 # collections (~1.5 ms): no command on a container's life needs it (engine/cgroups/layout.py's records are
 # engine.record's, not namedtuples); update's contextlib brings it.
