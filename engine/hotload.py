@@ -83,6 +83,7 @@ COLD_ROOTS = (
     "engine.cgroups.layout",
     "engine.cgroups.controllers.cpuset",
     "engine.cgroups.controllers.devices",
+    "engine.cgroups.devices",
     "engine.rootless.cgroups",
     "engine.rootless.idmap",
     "engine.undo",
