@@ -74,6 +74,9 @@ PACKAGES = ("engine", "state", "hooks")  # what the bundle may hold: engine's ow
 COLD_ROOTS = (
     "engine.commands.create",
     "engine.commands.run",
+    "engine.commands.exec",
+    "engine.exec",
+    "engine.cgroups.exec_join",
     "engine.init",
     "engine.spec.document",
     "engine.cgroups.manager",
