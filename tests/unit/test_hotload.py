@@ -330,12 +330,13 @@ def test_a_module_reloaded_after_its_pyc_was_used_runs_its_source(tmp_path: Path
     assert module.X == 22
 
 
-def test_create_and_its_child_load_engines_modules_through_it() -> None:
-    # Without the launcher (`python -m engine`, a test): the command's module installs the finder before it imports
-    # the rest, which then come from their .pyc.
+@pytest.mark.parametrize("command, child", [("create", "engine.init"), ("exec", "engine.exec")])
+def test_create_exec_and_their_children_load_engines_modules_through_it(command: str, child: str) -> None:
+    # Without the launcher (`python -m engine`, a test, a pip install without a bundle): the command's module
+    # installs the finder before it imports the rest, which then come from their .pyc.
     probe = (
         f"import sys; sys.path += [{str(REPO)!r}]\n"
-        "import engine.commands.create, engine.init\n"
+        f"import engine.commands.{command}, {child}\n"
         "ours = [n for n in sys.modules if n.split('.')[0] in ('engine', 'state', 'hooks')]\n"
         "print(sorted(n for n in ours if type(sys.modules[n].__loader__).__name__ != 'HotFinder'))\n"
     )
@@ -344,5 +345,5 @@ def test_create_and_its_child_load_engines_modules_through_it() -> None:
     out = subprocess.run([sys.executable, "-S", "-I", "-c", probe], capture_output=True, text=True, check=True)
     # Before the finder is installed: the packages on sys.path, and the modules that install it.
     assert out.stdout.split("\n")[0] == repr(
-        ["engine", "engine.commands", "engine.commands.create", "engine.hotload", "state"]
+        ["engine", "engine.commands", f"engine.commands.{command}", "engine.hotload", "state"]
     )
