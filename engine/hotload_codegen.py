@@ -10,7 +10,7 @@ import posix
 import sys
 
 from engine import hotload
-from engine.hotload import PACKAGES, ROOTS, bundle_path, magic, read_header
+from engine.hotload import COLD_ROOTS, PACKAGES, ROOTS, bundle_path, magic, read_header
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,8 +89,8 @@ def _closure(roots: "tuple[str, ...]") -> "dict[str, tuple[str, bool]]":
 
 def _order(name: str, graph: "dict[str, list[str]]", done: "set[str]", out: list[str]) -> None:
     """Post-order: a module after its parent package and what it imports (a cycle's back edge is skipped: that
-    module is then left to the import system, as its own import would be)."""
-    if name in done:
+    module is then left to the import system, as its own import would be; so is one of another bundle)."""
+    if name in done or name not in graph:
         return
     done.add(name)
     parent = name.rpartition(".")[0]
@@ -101,23 +101,25 @@ def _order(name: str, graph: "dict[str, list[str]]", done: "set[str]", out: list
     out.append(name)
 
 
-def _compile(name: str, origin: str) -> "Any":
-    """The module's code without docstrings (optimize=2), refused where that would change what it does."""
+def _compile(name: str, origin: str, optimize: int = 2) -> "Any":
+    """The module's code; without docstrings (optimize=2) for the hot bundle, refused where that would change what it
+    does. The cold bundle's is as the .pyc's (optimize=0): create's modules may assert."""
     import ast
 
     with open(origin, "rb") as f:
         source = f.read()
+    if optimize == 0:
+        return compile(source, origin, "exec", dont_inherit=True, optimize=0)
     for node in ast.walk(ast.parse(source, origin)):
         if isinstance(node, ast.Assert) or (isinstance(node, ast.Name) and node.id in ("__doc__", "__debug__")):
             raise ValueError(f"hotload: {name} ({origin}:{node.lineno}) asserts or reads __doc__: keep it out of ROOTS")
     return compile(source, origin, "exec", dont_inherit=True, optimize=2)
 
 
-def render(roots: "tuple[str, ...]" = ROOTS) -> bytes:
-    """The bundle's bytes, from the sources as they are now."""
-    import posixpath
-
-    modules = _closure(roots)
+def _pack(
+    modules: "dict[str, tuple[str, bool]]", optimize: int, head: "tuple[Any, str, int, int]", cold: "Any"
+) -> bytes:
+    """A bundle's bytes: the magic, the header's length, the header (`head`, the entries, `cold`), the codes."""
     known = set(modules)
     graph = {name: _module_imports(name, origin, pkg, known.__contains__) for name, (origin, pkg) in modules.items()}
     codes: list[bytes] = []
@@ -129,44 +131,58 @@ def render(roots: "tuple[str, ...]" = ROOTS) -> bytes:
         _order(name, graph, set(), order)
         # Its parent packages are imported by importlib before it is asked for: not among what it runs first.
         deps = tuple(dep for dep in order[:-1] if not name.startswith(dep + "."))
-        code = marshal.dumps(_compile(name, origin))
+        code = marshal.dumps(_compile(name, origin, optimize))
         entries[name] = (origin, is_package, st.st_mtime_ns, st.st_size, offset, len(code), deps)
         codes.append(code)
         offset += len(code)
-    # This module's own code goes in the header: the launcher runs it to install the finder (it cannot import it:
-    # finding and loading it is what the bundle saves).
-    own = posixpath.abspath(hotload.__file__)
-    st = posix.stat(own)
-    own_code = _compile("engine.hotload", own)
-    header = marshal.dumps((own_code, own, st.st_mtime_ns, st.st_size, entries))
+    header = marshal.dumps((*head, entries, cold))
     start = 8 + len(header)
     # The offsets in the header are from the start of the codes: make them from the start of the file.
     entries = {name: (*e[:4], e[4] + start, *e[5:]) for name, e in entries.items()}  # type: ignore[misc]
-    header2 = marshal.dumps((own_code, own, st.st_mtime_ns, st.st_size, entries))
+    header2 = marshal.dumps((*head, entries, cold))
     if len(header2) != len(header):
         raise ValueError("hotload: the header's length changed with its offsets")  # marshal's ints: fixed width
     return magic() + len(header2).to_bytes(4, "little") + header2 + b"".join(codes)
 
 
-def build(path: str, roots: "tuple[str, ...]" = ROOTS) -> int:
-    """Write the bundle (atomically: a command reading it meanwhile sees the old one or the new); its module count."""
+def render(
+    roots: "tuple[str, ...]" = ROOTS, cold_roots: "tuple[str, ...]" = COLD_ROOTS, cold_path: str = ""
+) -> tuple[bytes, bytes]:
+    """The hot bundle's bytes and the cold one's (at `cold_path`, which the hot one names), from the sources now."""
+    import posixpath
+
+    hot = _closure(roots)
+    cold = {name: found for name, found in _closure(cold_roots).items() if name not in hot}
+    cold_data = _pack(cold, 0, (None, "", 0, 0), ("", frozenset()))
+    # This module's own code goes in the hot header: the launcher runs it to install the finder (it cannot import
+    # it: finding and loading it is what the bundle saves).
+    own = posixpath.abspath(hotload.__file__)
+    st = posix.stat(own)
+    head = (_compile("engine.hotload", own), own, st.st_mtime_ns, st.st_size)
+    return _pack(hot, 2, head, (cold_path, frozenset(cold))), cold_data
+
+
+def build(path: str, roots: "tuple[str, ...]" = ROOTS, cold_roots: "tuple[str, ...]" = COLD_ROOTS) -> int:
+    """Write the bundles (atomically: a command reading one meanwhile sees the old one or the new; the cold one
+    first, which the new hot one names); their module count."""
     import os
 
     from state.store import write_file_atomically
 
-    data = render(roots)
+    cold_path = path.replace("/hot.", "/cold.")
+    hot, cold = render(roots, cold_roots, cold_path)
     os.makedirs(path.rpartition("/")[0], exist_ok=True)
-    write_file_atomically(path, data)
-    os.chmod(path, 0o644)  # as a .pyc: whoever may run engine may read its code
-    header = read_header(data)
-    return len(header[4]) if header else 0
+    for target, data in ((cold_path, cold), (path, hot)):
+        write_file_atomically(target, data)
+        os.chmod(target, 0o644)  # as a .pyc: whoever may run engine may read its code
+    return sum(len(header[4]) for header in (read_header(hot), read_header(cold)) if header)
 
 
 def main() -> int:
     import posixpath
 
     path = bundle_path(posixpath.abspath(hotload.__file__).rpartition("/")[0])
-    print(f"hotload: {build(path)} modules in {path}")
+    print(f"hotload: {build(path)} modules in {path} and its cold twin")
     return 0
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from engine import pycache_finder
+from engine import hotload
 
-pycache_finder.install()  # first: create and its child load ~70 of engine's modules (engine/pycache_finder.py)
+# First: create and its child load ~70 of engine's modules (the launcher's finder, or one for their .pyc files).
+hotload.install()
 
 from engine.cli import Context  # noqa: E402
 from engine.create import CreateOptions, create  # noqa: E402

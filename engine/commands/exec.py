@@ -6,9 +6,14 @@ docs/exec.md). Any failure of the engine's own exits 255, as runc's exec does.
 
 from __future__ import annotations
 
-from engine.cli import Context
-from engine.errors import EngineError
-from state.store import Store
+from engine import hotload
+
+# First: exec and its child load ~40 of engine's modules (the launcher's finder, or one for their .pyc files).
+hotload.install()
+
+from engine.cli import Context  # noqa: E402
+from engine.errors import EngineError  # noqa: E402
+from state.store import Store  # noqa: E402
 
 TYPE_CHECKING = False  # argparse only for the annotation: hot commands are parsed by hand
 if TYPE_CHECKING:

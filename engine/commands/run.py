@@ -6,9 +6,10 @@ from __future__ import annotations
 import gc
 import os
 
-from engine import pycache_finder
+from engine import hotload
 
-pycache_finder.install()  # first: run, its create and its child load ~80 of engine's modules (engine/pycache_finder.py)
+# First: run, its create and its child load ~80 of engine's modules (the launcher's finder, or their .pyc files).
+hotload.install()
 
 from engine import console  # noqa: E402
 from engine.cli import Context  # noqa: E402

@@ -144,3 +144,23 @@ def test_launchers_leave_os_out_of_state(install: str, tmp_path: Path, request: 
     modules, errors = imported_by(python, engine, "--root", str(tmp_path), "state", "nosuch")
     assert "container 'nosuch' does not exist" in errors, errors  # the command ran
     assert "os" not in modules
+
+
+def test_pip_launcher_serves_engine_from_the_bundle_once_built(pip_venv: Path, tmp_path: Path) -> None:
+    # pip builds no bundle (bin/engine then leaves the hot commands to the path finder, and create and run install
+    # engine/hotload.py's finder for the .pyc files); once `python -m engine.hotload_codegen` built one in the
+    # install, bin/engine serves engine's modules from it, as setup.sh's launcher does.
+    python, engine = pip_venv / "bin" / "python3", pip_venv / "bin" / "engine"
+    before, _ = imported_by(python, engine, "--root", str(tmp_path), "state", "nosuch")
+    assert {"engine.cli", "engine.commands.state", "state.store"} <= before
+    # (cwd: not this checkout, which -m would put first on sys.path)
+    subprocess.run([str(python), "-m", "engine.hotload_codegen"], cwd=tmp_path, check=True, capture_output=True)
+    bundles = list(pip_venv.glob("lib/python*/site-packages/engine/__pycache__/*.bundle"))
+    try:
+        assert len(bundles) == 2
+        after, errors = imported_by(python, engine, "--root", str(tmp_path), "state", "nosuch")
+        assert "container 'nosuch' does not exist" in errors, errors
+        assert not {"engine.cli", "engine.commands.state", "state.store"} & after, after
+    finally:
+        for bundle in bundles:
+            bundle.unlink()

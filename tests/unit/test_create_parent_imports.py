@@ -1,5 +1,5 @@
 """What `engine create`'s own process leaves unloaded on a good config: each module costs every create ~0.1 ms
-(engine/pycache_finder.py), and these serve only a config that fails."""
+(engine/hotload.py), and these serve only a config that fails."""
 
 from __future__ import annotations
 
