@@ -404,6 +404,50 @@ FAULTS: list[Fault] = [
         ],
         [SEC + "test_masked_paths.py::test_cve_2025_31133_masked_path_cannot_alias_a_host_file[engine]"],
     ),
+    # --- 11: the fast paths must stay correct (and fast) -------------------------------------------------------
+    fault(
+        "hot-bundle-serves-stale-code",
+        "11",
+        "the hot bundle serves a module whose source was edited since the bundle was built (stale code runs)",
+        "engine/hotload.py",
+        [("        if st is None or st.st_mtime_ns != entry[2] or st.st_size != entry[3]:", "        if st is None:")],
+        ["tests/unit/test_hotload.py::test_an_edited_module_is_imported_from_its_source"],
+    ),
+    fault(
+        "pyc-fallback-ignores-mtime",
+        "11",
+        "the .pyc fallback loads a .pyc older than its source (CPython's timestamp check skipped)",
+        "engine/hotload.py",
+        [
+            (
+                '        or int.from_bytes(data[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF\n',
+                "",
+            )
+        ],
+        ["tests/unit/test_hotload.py::test_a_stale_pyc_is_left_to_the_usual_finders"],
+    ),
+    fault(
+        "plain-json-accepts-control-characters",
+        "11",
+        "jsonio's plain path accepts a string with a raw control character, which JSON (and _json) refuses",
+        "state/jsonio.py",
+        [
+            (
+                '    if "\\\\" in value or not (value.isascii() and value.isprintable()):',
+                '    if "\\\\" in value:',
+            )
+        ],
+        ["tests/unit/test_jsonio.py::test_invalid_json_is_a_value_error_on_the_plain_path_too"],
+    ),
+    fault(
+        "hot-commands-load-json",
+        "11",
+        "every state document goes to _json again (a shared library, ~0.25 ms each hot command): the import "
+        "budget, not a timing, must catch the regression",
+        "state/jsonio.py",
+        [('    return _accelerated is None and "_json" not in sys.modules', "    return False")],
+        [IT + "test_import_budget.py::test_lifecycle_commands"],
+    ),
     # --- the lifecycle -----------------------------------------------------------------------------------------
     fault(
         "exited-container-still-running",
