@@ -190,14 +190,9 @@ class HotFinder:
         or another interpreter wrote it; then its modules come from their .pyc."""
         if self.cold is None and self.cold_path:
             cold_path, self.cold_path = self.cold_path, ""  # read at most once
-            try:
-                with open(cold_path, "rb") as f:
-                    data = f.read()
-            except OSError:
-                return None
-            header = read_header(data)
-            if header is not None:
-                self.cold = HotFinder(data, header[4])
+            found = read_bundle(cold_path)
+            if found is not None:
+                self.cold = HotFinder(found[0], found[1][4])
         return self.cold
 
     def _pyc_spec(self, name: str, path: "Any") -> "Any":
@@ -328,15 +323,21 @@ def read_header(data: bytes) -> "Header | None":
     return header
 
 
-def load_bundle(path: str) -> "HotFinder | None":
-    """What the `engine` launcher does, for tests and tools: install the bundle at `path` if there is one."""
+def read_bundle(path: str) -> "tuple[bytes, Header] | None":
+    """A bundle's bytes and header, or None if there is none at `path` or this interpreter did not write it."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError:
         return None
     header = read_header(data)
-    return None if header is None else boot(data, header)
+    return None if header is None else (data, header)
+
+
+def load_bundle(path: str) -> "HotFinder | None":
+    """What the `engine` launcher does, for tests and tools: install the bundle at `path` if there is one."""
+    found = read_bundle(path)
+    return None if found is None else boot(*found)
 
 
 if "BUNDLE" in globals():  # run by the launcher, from the bundle: (its bytes, its header)
