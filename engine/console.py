@@ -83,14 +83,6 @@ def check_terminal(terminal: bool, console_socket: str | None, detach: bool) -> 
         raise ConsoleError(CONSOLE_SOCKET_UNUSED)
 
 
-def terminal_requested(bundle: str) -> bool:
-    """process.terminal of the bundle's config.json, read cheaply (no pydantic) for `engine run`'s checks.
-
-    An unreadable or invalid config says False: `create` reports the real problem right after.
-    """
-    return terminal_in(read_bundle_config(bundle))
-
-
 def read_bundle_config(bundle: str) -> bytes | None:
     """The bundle's config.json as it is now, None if it cannot be read (`create` then reads it and says why):
     `engine run` reads it once, for process.terminal here and for create (CreateOptions.config_data)."""
@@ -102,7 +94,8 @@ def read_bundle_config(bundle: str) -> bytes | None:
 
 
 def terminal_in(config_data: bytes | None) -> bool:
-    """process.terminal of config.json's bytes, unvalidated; False for anything but a JSON object that says so."""
+    """process.terminal of config.json's bytes, read cheaply (no pydantic, unvalidated) for `engine run`'s checks;
+    False for anything but a JSON object that says so: `create` reports an unreadable or invalid config right after."""
     if config_data is None:
         return False
     try:

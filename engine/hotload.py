@@ -140,10 +140,16 @@ class HotFinder:
         return entry
 
     def _spec(self, name: str, entry: "Entry") -> "Any":
-        spec = ModuleSpec(name, self, origin=entry[0], is_package=entry[1])
-        if entry[1]:
-            spec.submodule_search_locations = [entry[0].rpartition("/")[0]]
+        return self._new_spec(name, entry[0], [entry[0].rpartition("/")[0]] if entry[1] else None)
+
+    def _new_spec(self, name: str, origin: str, search: "list[str] | None", cached: "str | None" = None) -> "Any":
+        """The spec of a module this finder loads from `origin` (a package's: `search`, its submodules' place)."""
+        spec = ModuleSpec(name, self, origin=origin, is_package=search is not None)
+        if search is not None:
+            spec.submodule_search_locations = search
         spec.has_location = True
+        if cached is not None:
+            spec.cached = cached
         return spec
 
     def _code(self, entry: "Entry") -> "Any":
@@ -209,12 +215,7 @@ class HotFinder:
                 return None
         source, cached, code = found
         self.pyc[name] = code
-        spec = ModuleSpec(name, self, origin=source, is_package=search is not None)
-        if search is not None:
-            spec.submodule_search_locations = search
-        spec.has_location = True
-        spec.cached = cached
-        return spec
+        return self._new_spec(name, source, search, cached)
 
     def create_module(self, spec: object) -> None:
         return None  # the default module object

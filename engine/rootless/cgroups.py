@@ -55,10 +55,15 @@ def delegation_problem(cgroups_path: str | None, container_id: str) -> str | Non
     return None
 
 
+def _rootless(rootless_engine: bool | None) -> bool:
+    """The caller's answer when it asked already (create asks once: each rootless() reads /proc/self/uid_map)."""
+    return rootless() if rootless_engine is None else rootless_engine
+
+
 def use_cgroups(linux: Linux, container_id: str, *, rootless_engine: bool | None = None) -> bool:
     """Whether create makes the container's cgroups; ConfigError when the config needs one it cannot get.
     rootless_engine: rootless() if the caller asked already (each asking reads /proc/self/uid_map)."""
-    if not (rootless() if rootless_engine is None else rootless_engine):
+    if not _rootless(rootless_engine):
         return True
     problem = delegation_problem(linux.get("cgroupsPath"), container_id)
     if problem is None:
@@ -74,7 +79,7 @@ def use_cgroups(linux: Linux, container_id: str, *, rootless_engine: bool | None
 
 def without_devices(resources: Resources | None, *, rootless_engine: bool | None = None) -> Resources | None:
     """linux.resources minus the device rules, which a rootless engine leaves alone (see the module doc)."""
-    if not resources or not (rootless() if rootless_engine is None else rootless_engine):
+    if not resources or not _rootless(rootless_engine):
         return resources
     rest = resources.copy()
     rest.pop("devices", None)
@@ -84,4 +89,4 @@ def without_devices(resources: Resources | None, *, rootless_engine: bool | None
 def device_rules(*, rootless_engine: bool | None = None) -> str:
     """The cgroup managers' device_rules: "if given" rootless (no device program: loading one needs
     CAP_SYS_ADMIN in the host's user namespace), "always" otherwise."""
-    return "if given" if (rootless() if rootless_engine is None else rootless_engine) else "always"
+    return "if given" if _rootless(rootless_engine) else "always"

@@ -190,13 +190,17 @@ def test_messages_are_runcs_with_our_name() -> None:
 
 
 def test_terminal_requested(tmp_path: Path) -> None:
-    assert console.terminal_requested(str(tmp_path)) is False  # no config.json: create will say so
+    def requested() -> bool:  # as `engine run` asks: the bytes it reads once, then process.terminal of them
+        return console.terminal_in(console.read_bundle_config(str(tmp_path)))
+
+    assert console.read_bundle_config(str(tmp_path)) is None
+    assert requested() is False  # no config.json: create will say so
     (tmp_path / "config.json").write_text(json.dumps({"process": {"terminal": True}}))
-    assert console.terminal_requested(str(tmp_path)) is True
+    assert requested() is True
     (tmp_path / "config.json").write_text(json.dumps({"process": {"args": ["sh"]}}))
-    assert console.terminal_requested(str(tmp_path)) is False
+    assert requested() is False
     (tmp_path / "config.json").write_text("{not json")
-    assert console.terminal_requested(str(tmp_path)) is False
+    assert requested() is False
 
 
 # --- Window size, pty allocation ------------------------------------------------------------------------
